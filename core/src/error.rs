@@ -1,0 +1,160 @@
+//! Typed errors of the pure core. Each variant carries the SQLSTATE the extension reports for it, so
+//! the boundary never has to interpret English messages.
+
+use thiserror::Error;
+
+/// SQLSTATE codes used by pg_trickle (a subset of PostgreSQL's `errcodes.txt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlState {
+    /// 22023
+    InvalidParameterValue,
+    /// 22004
+    NullValueNotAllowed,
+    /// 42601
+    SyntaxError,
+    /// 42602
+    InvalidName,
+    /// 42P01
+    UndefinedTable,
+    /// 42P07
+    DuplicateTable,
+    /// 42809
+    WrongObjectType,
+    /// 0A000
+    FeatureNotSupported,
+    /// 2BP01
+    DependentObjectsStillExist,
+    /// 3F000
+    InvalidSchemaName,
+    /// 42P17 (invalid_object_definition)
+    InvalidObjectDefinition,
+    /// XX000
+    InternalError,
+}
+
+impl SqlState {
+    /// The five-character SQLSTATE.
+    pub fn code(self) -> &'static str {
+        match self {
+            SqlState::InvalidParameterValue => "22023",
+            SqlState::NullValueNotAllowed => "22004",
+            SqlState::SyntaxError => "42601",
+            SqlState::InvalidName => "42602",
+            SqlState::UndefinedTable => "42P01",
+            SqlState::DuplicateTable => "42P07",
+            SqlState::WrongObjectType => "42809",
+            SqlState::FeatureNotSupported => "0A000",
+            SqlState::DependentObjectsStillExist => "2BP01",
+            SqlState::InvalidSchemaName => "3F000",
+            SqlState::InvalidObjectDefinition => "42P17",
+            SqlState::InternalError => "XX000",
+        }
+    }
+}
+
+/// Every error pg_trickle raises on purpose. The extension turns each into an `ereport(ERROR)` with
+/// `sqlstate()`, the message from `Display`, and `hint()` when there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PgtError {
+    #[error("invalid schedule \"{input}\": {reason}")]
+    InvalidSchedule { input: String, reason: String },
+    #[error("{0} must not be NULL")]
+    NullArgument(&'static str),
+    #[error("schedule must not be NULL")]
+    NullSchedule,
+    #[error("invalid refresh mode \"{0}\"")]
+    InvalidRefreshMode(String),
+    #[error("refresh mode {0} is not supported yet")]
+    RefreshModeNotSupported(&'static str),
+    #[error("invalid stream table name \"{input}\": {reason}")]
+    InvalidName { input: String, reason: String },
+    #[error("schema \"{0}\" does not exist")]
+    SchemaNotFound(String),
+    #[error("stream table \"{0}\" does not exist")]
+    StreamTableNotFound(String),
+    #[error("\"{0}\" is not a stream table")]
+    NotAStreamTable(String),
+    #[error("relation \"{0}\" already exists")]
+    RelationExists(String),
+    #[error("stream table \"{0}\" already exists")]
+    StreamTableExists(String),
+    #[error("the defining query must be a single SELECT statement: {0}")]
+    NotASelect(String),
+    #[error("the defining query reads temporary table \"{0}\"")]
+    TempSource(String),
+    #[error(
+        "the defining query reads {kind} \"{name}\", which pg_trickle cannot capture changes from"
+    )]
+    UnsupportedSource { name: String, kind: String },
+    #[error("the defining query's output column \"{0}\" appears more than once")]
+    DuplicateColumn(String),
+    #[error("the defining query's output column \"{0}\" uses a name reserved by pg_trickle")]
+    ReservedColumn(String),
+    #[error("the defining query's output column \"{column}\" has type {type_name}, which a table cannot store")]
+    UnstorableColumnType { column: String, type_name: String },
+    #[error("stream table \"{name}\" is still read by stream table(s) {dependents}")]
+    HasDependents { name: String, dependents: String },
+    #[error("the stream table dependency graph would contain a cycle: {0}")]
+    Cycle(String),
+}
+
+impl PgtError {
+    pub fn sqlstate(&self) -> SqlState {
+        use PgtError::*;
+        match self {
+            InvalidSchedule { .. } | InvalidRefreshMode(_) => SqlState::InvalidParameterValue,
+            NullSchedule | NullArgument(_) => SqlState::NullValueNotAllowed,
+            RefreshModeNotSupported(_) | UnsupportedSource { .. } => SqlState::FeatureNotSupported,
+            TempSource(_) => SqlState::FeatureNotSupported,
+            InvalidName { .. } => SqlState::InvalidName,
+            StreamTableNotFound(_) => SqlState::UndefinedTable,
+            SchemaNotFound(_) => SqlState::InvalidSchemaName,
+            NotAStreamTable(_) => SqlState::WrongObjectType,
+            RelationExists(_) | StreamTableExists(_) => SqlState::DuplicateTable,
+            NotASelect(_) => SqlState::WrongObjectType,
+            DuplicateColumn(_) | ReservedColumn(_) | UnstorableColumnType { .. } => {
+                SqlState::InvalidObjectDefinition
+            }
+            HasDependents { .. } => SqlState::DependentObjectsStillExist,
+            Cycle(_) => SqlState::InvalidObjectDefinition,
+        }
+    }
+
+    /// A hint for the user, where one helps.
+    pub fn hint(&self) -> Option<String> {
+        use PgtError::*;
+        match self {
+            InvalidSchedule { .. } => Some(
+                "Use a duration such as '30s', '5m', '1h30m', '1d' or '1w', a cron expression \
+                 such as '*/5 * * * *' or '@hourly', or 'calculated'."
+                    .into(),
+            ),
+            NullSchedule => Some(
+                "Pass schedule => 'calculated' to inherit the tightest schedule of downstream \
+                 stream tables."
+                    .into(),
+            ),
+            InvalidRefreshMode(_) => Some("Use 'AUTO', 'FULL' or 'DIFFERENTIAL'.".into()),
+            RefreshModeNotSupported(_) => Some(
+                "Use refresh_mode => 'FULL', or 'AUTO' (which currently refreshes FULL).".into(),
+            ),
+            NotAStreamTable(_) => Some("Use pgtrickle.pgt_status() to list stream tables.".into()),
+            StreamTableNotFound(_) => {
+                Some("Use pgtrickle.pgt_status() to list stream tables.".into())
+            }
+            TempSource(_) => Some(
+                "Stream tables outlive sessions; read a permanent or unlogged table instead."
+                    .into(),
+            ),
+            DuplicateColumn(_) => Some("Give each output column a distinct alias.".into()),
+            ReservedColumn(_) => Some("Column names starting with __pgt_ are reserved.".into()),
+            UnstorableColumnType { .. } => {
+                Some("Cast the expression to a concrete type, or expand the record.".into())
+            }
+            HasDependents { .. } => Some("Drop the dependent stream tables first.".into()),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, PgtError>;

@@ -1,0 +1,18 @@
+//! pg_trickle's pure core: no PostgreSQL dependency, tested with plain `cargo test`.
+//!
+//! - [`schedule`] / [`cron`]: parsing and validating refresh schedules.
+//! - [`mode`]: refresh modes and the strategy a refresh actually runs.
+//! - [`ident`]: user-supplied names, identifier and literal quoting.
+//! - [`dag`]: the stream-table dependency graph (cycles refused, topological order).
+//! - [`render`]: the SQL pg_trickle generates for storage, capture and full refresh.
+//! - [`error`]: typed errors, each with its SQLSTATE.
+
+pub mod cron;
+pub mod dag;
+pub mod error;
+pub mod ident;
+pub mod mode;
+pub mod render;
+pub mod schedule;
+
+pub use error::{PgtError, Result, SqlState};

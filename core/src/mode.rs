@@ -1,0 +1,111 @@
+//! Refresh modes: what the user asks for, and what a refresh actually runs.
+
+use crate::error::{PgtError, Result};
+use std::fmt;
+
+/// The refresh mode a stream table was created with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshMode {
+    /// DIFFERENTIAL where the query allows it, FULL (with a NOTICE saying why) otherwise.
+    Auto,
+    /// Recompute the whole query on every refresh.
+    Full,
+    /// Apply only the delta; an error if the query cannot be differentiated.
+    Differential,
+    /// Maintain synchronously in the writing transaction.
+    Immediate,
+}
+
+impl RefreshMode {
+    /// Parses a mode name, case-insensitively, ignoring surrounding white space.
+    pub fn parse(input: &str) -> Result<Self> {
+        match input.trim().to_ascii_uppercase().as_str() {
+            "AUTO" => Ok(RefreshMode::Auto),
+            "FULL" => Ok(RefreshMode::Full),
+            "DIFFERENTIAL" => Ok(RefreshMode::Differential),
+            "IMMEDIATE" => Ok(RefreshMode::Immediate),
+            _ => Err(PgtError::InvalidRefreshMode(input.to_string())),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefreshMode::Auto => "AUTO",
+            RefreshMode::Full => "FULL",
+            RefreshMode::Differential => "DIFFERENTIAL",
+            RefreshMode::Immediate => "IMMEDIATE",
+        }
+    }
+
+    /// The strategy refreshes of a stream table in this mode run, given what is built.
+    ///
+    /// The differential engine is not built yet: AUTO runs FULL (the caller raises a NOTICE saying
+    /// why), DIFFERENTIAL and IMMEDIATE are refused with `feature_not_supported`.
+    pub fn effective(self) -> Result<EffectiveMode> {
+        match self {
+            RefreshMode::Auto | RefreshMode::Full => Ok(EffectiveMode::Full),
+            RefreshMode::Differential => Err(PgtError::RefreshModeNotSupported("DIFFERENTIAL")),
+            RefreshMode::Immediate => Err(PgtError::RefreshModeNotSupported("IMMEDIATE")),
+        }
+    }
+}
+
+impl fmt::Display for RefreshMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The strategy a refresh runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EffectiveMode {
+    Full,
+}
+
+impl EffectiveMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EffectiveMode::Full => "FULL",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::SqlState;
+
+    #[test]
+    fn parses_case_insensitively() {
+        assert_eq!(RefreshMode::parse("auto").unwrap(), RefreshMode::Auto);
+        assert_eq!(RefreshMode::parse(" Full ").unwrap(), RefreshMode::Full);
+        assert_eq!(
+            RefreshMode::parse("DIFFERENTIAL").unwrap(),
+            RefreshMode::Differential
+        );
+        assert_eq!(
+            RefreshMode::parse("immediate").unwrap(),
+            RefreshMode::Immediate
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_modes() {
+        for bad in ["", "fast", "INCREMENTAL", "full refresh"] {
+            let err = RefreshMode::parse(bad).unwrap_err();
+            assert_eq!(err.sqlstate(), SqlState::InvalidParameterValue, "{bad}");
+        }
+    }
+
+    #[test]
+    fn effective_modes_until_the_differential_engine_lands() {
+        assert_eq!(RefreshMode::Auto.effective().unwrap(), EffectiveMode::Full);
+        assert_eq!(RefreshMode::Full.effective().unwrap(), EffectiveMode::Full);
+        for m in [RefreshMode::Differential, RefreshMode::Immediate] {
+            assert_eq!(
+                m.effective().unwrap_err().sqlstate(),
+                SqlState::FeatureNotSupported
+            );
+        }
+    }
+}

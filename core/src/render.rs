@@ -1,0 +1,340 @@
+//! SQL that pg_trickle generates for a stream table's storage, for change capture on a source, and
+//! for a FULL refresh. Every identifier is quoted; no user value is spliced in except the defining
+//! query itself, which PostgreSQL has already parsed and analysed.
+
+use crate::ident::{quote_ident, quote_qualified};
+
+/// Name of the row-identity column of every storage table.
+pub const ROW_ID: &str = "__pgt_row_id";
+/// Prefix reserved for pg_trickle's hidden columns and aliases.
+pub const RESERVED_PREFIX: &str = "__pgt_";
+/// Schema of the change buffers and capture functions.
+pub const CHANGES_SCHEMA: &str = "pgtrickle_changes";
+/// Names of the capture triggers installed on a source table.
+pub const ROW_TRIGGER: &str = "pgtrickle_capture";
+pub const TRUNCATE_TRIGGER: &str = "pgtrickle_capture_truncate";
+
+/// One output column of a defining query, as PostgreSQL describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputColumn {
+    pub name: String,
+    /// `format_type(typid, typmod)`, e.g. `numeric(10,2)`.
+    pub type_sql: String,
+    /// A quoted, qualified collation when it differs from the type's default.
+    pub collation: Option<String>,
+}
+
+/// One column of a source table, captured into its change buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceColumn {
+    pub attnum: i16,
+    pub name: String,
+    /// The exact stored type with its typmod (domains resolved to their base type, so that a
+    /// buffer row with only a new or only an old image never violates a domain constraint).
+    pub type_sql: String,
+}
+
+/// Change-buffer table name for a source table OID.
+pub fn buffer_table(source_oid: u32) -> String {
+    format!("changes_{source_oid}")
+}
+
+/// Capture trigger function name for a source table OID.
+pub fn capture_function(source_oid: u32) -> String {
+    format!("capture_{source_oid}")
+}
+
+fn old_col(c: &SourceColumn) -> String {
+    quote_ident(&format!("old_{}", c.attnum))
+}
+
+fn new_col(c: &SourceColumn) -> String {
+    quote_ident(&format!("new_{}", c.attnum))
+}
+
+/// `CREATE TABLE` for a stream table's storage plus its unique row-identity index.
+pub fn storage_ddl(schema: &str, name: &str, cols: &[OutputColumn]) -> Vec<String> {
+    let table = quote_qualified(schema, name);
+    let mut defs: Vec<String> = cols.iter().map(column_def).collect();
+    defs.push(format!("{} bigint NOT NULL", quote_ident(ROW_ID)));
+    vec![
+        format!("CREATE TABLE {table} ({})", defs.join(", ")),
+        format!("CREATE UNIQUE INDEX ON {table} ({})", quote_ident(ROW_ID)),
+    ]
+}
+
+fn column_def(c: &OutputColumn) -> String {
+    let mut s = format!("{} {}", quote_ident(&c.name), c.type_sql);
+    if let Some(coll) = &c.collation {
+        s.push_str(" COLLATE ");
+        s.push_str(coll);
+    }
+    s
+}
+
+/// `ALTER TABLE` statements that turn storage with `old` user columns into storage with `new`
+/// ones, keeping the table (its OID, grants and user indexes on kept columns). The table must be
+/// empty (the caller deletes its rows first, since row identities hash whole rows). Empty when
+/// the columns are equal.
+pub fn migrate_storage_ddl(
+    schema: &str,
+    name: &str,
+    old: &[OutputColumn],
+    new: &[OutputColumn],
+) -> Vec<String> {
+    if old == new {
+        return Vec::new();
+    }
+    let table = quote_qualified(schema, name);
+    // Columns kept as they are: the longest common prefix, so the stored order always matches
+    // the query's. Everything after it is rebuilt, with the row identity last again.
+    let keep = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    let mut actions: Vec<String> = old[keep..]
+        .iter()
+        .map(|c| format!("DROP COLUMN {}", quote_ident(&c.name)))
+        .collect();
+    actions.push(format!("DROP COLUMN {}", quote_ident(ROW_ID)));
+    actions.extend(
+        new[keep..]
+            .iter()
+            .map(|c| format!("ADD COLUMN {}", column_def(c))),
+    );
+    actions.push(format!(
+        "ADD COLUMN {} bigint NOT NULL",
+        quote_ident(ROW_ID)
+    ));
+    vec![
+        format!("ALTER TABLE {table} {}", actions.join(", ")),
+        format!("CREATE UNIQUE INDEX ON {table} ({})", quote_ident(ROW_ID)),
+    ]
+}
+
+/// The change buffer of a source: one row per captured change, in the writer's transaction.
+/// `action` is `I`, `U`, `D` or `T` (TRUNCATE: everything before it is void).
+pub fn buffer_ddl(source_oid: u32, cols: &[SourceColumn]) -> Vec<String> {
+    let table = quote_qualified(CHANGES_SCHEMA, &buffer_table(source_oid));
+    let mut defs = vec![
+        "change_id bigint GENERATED ALWAYS AS IDENTITY (CACHE 64) PRIMARY KEY".to_string(),
+        "xid xid8 NOT NULL DEFAULT pg_current_xact_id()".to_string(),
+        "action \"char\" NOT NULL".to_string(),
+    ];
+    for c in cols {
+        defs.push(format!("{} {}", old_col(c), c.type_sql));
+    }
+    for c in cols {
+        defs.push(format!("{} {}", new_col(c), c.type_sql));
+    }
+    vec![
+        format!("CREATE TABLE {table} ({})", defs.join(", ")),
+        format!("CREATE INDEX ON {table} (xid)"),
+    ]
+}
+
+/// The capture function and its triggers on the source table `source` (already quoted).
+pub fn capture_ddl(source_oid: u32, source: &str, cols: &[SourceColumn]) -> Vec<String> {
+    let buffer = quote_qualified(CHANGES_SCHEMA, &buffer_table(source_oid));
+    let func = quote_qualified(CHANGES_SCHEMA, &capture_function(source_oid));
+    let list = |f: fn(&SourceColumn) -> String| cols.iter().map(f).collect::<Vec<_>>().join(", ");
+    let vals = |rec: &str| {
+        cols.iter()
+            .map(|c| format!("{rec}.{}", quote_ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (olds, news) = (list(old_col), list(new_col));
+    let sep = if cols.is_empty() { "" } else { ", " };
+    let body = format!(
+        "BEGIN\n\
+         IF TG_OP = 'INSERT' THEN\n  INSERT INTO {buffer} (action{sep}{news}) VALUES ('I'{sep}{nv});\n\
+         ELSIF TG_OP = 'UPDATE' THEN\n  INSERT INTO {buffer} (action{sep}{olds}{sep}{news}) VALUES ('U'{sep}{ov}{sep}{nv});\n\
+         ELSIF TG_OP = 'DELETE' THEN\n  INSERT INTO {buffer} (action{sep}{olds}) VALUES ('D'{sep}{ov});\n\
+         ELSE\n  INSERT INTO {buffer} (action) VALUES ('T');\n\
+         END IF;\n\
+         RETURN NULL;\n\
+         END",
+        nv = vals("NEW"),
+        ov = vals("OLD"),
+    );
+    vec![
+        format!(
+            "CREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS {}",
+            dollar_quote(&body)
+        ),
+        format!(
+            "CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {source} FOR EACH ROW EXECUTE FUNCTION {func}()",
+            quote_ident(ROW_TRIGGER)
+        ),
+        format!(
+            "CREATE TRIGGER {} AFTER TRUNCATE ON {source} FOR EACH STATEMENT EXECUTE FUNCTION {func}()",
+            quote_ident(TRUNCATE_TRIGGER)
+        ),
+    ]
+}
+
+/// Removes capture from a source: its triggers, function and buffer.
+pub fn drop_capture_ddl(source_oid: u32, source: Option<&str>) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(source) = source {
+        v.push(format!(
+            "DROP TRIGGER IF EXISTS {} ON {source}",
+            quote_ident(ROW_TRIGGER)
+        ));
+        v.push(format!(
+            "DROP TRIGGER IF EXISTS {} ON {source}",
+            quote_ident(TRUNCATE_TRIGGER)
+        ));
+    }
+    v.push(format!(
+        "DROP FUNCTION IF EXISTS {}() CASCADE",
+        quote_qualified(CHANGES_SCHEMA, &capture_function(source_oid))
+    ));
+    v.push(format!(
+        "DROP TABLE IF EXISTS {}",
+        quote_qualified(CHANGES_SCHEMA, &buffer_table(source_oid))
+    ));
+    v
+}
+
+/// Dollar-quotes `body` with a tag that does not occur in it.
+fn dollar_quote(body: &str) -> String {
+    let mut tag = "$pgt$".to_string();
+    let mut i = 0;
+    while body.contains(&tag) {
+        i += 1;
+        tag = format!("$pgt{i}$");
+    }
+    format!("{tag}{body}{tag}")
+}
+
+/// The defining query's rows with their row identity: a 64-bit hash of the row's text form,
+/// re-hashed with the occurrence number for the 2nd, 3rd, ... copy of a duplicate row, so that
+/// duplicates are counted, not collapsed, and identical contents always get identical ids.
+pub fn full_rows_sql(query: &str, cols: &[OutputColumn]) -> String {
+    let names: Vec<String> = cols.iter().map(|c| quote_ident(&c.name)).collect();
+    let plain = names.join(", ");
+    let q: Vec<String> = names.iter().map(|n| format!("__pgt_q.{n}")).collect();
+    let sep = if cols.is_empty() { "" } else { ", " };
+    format!(
+        "SELECT {plain}{sep}CASE WHEN __pgt_n = 1 THEN __pgt_h ELSE hashint8extended(__pgt_h, __pgt_n) END AS {rid} \
+         FROM (SELECT {plain}{sep}__pgt_h, row_number() OVER (PARTITION BY __pgt_h) AS __pgt_n \
+         FROM (SELECT {qcols}{sep}hashtextextended(__pgt_q::text, 0) AS __pgt_h FROM ({query}\n) AS __pgt_q) AS __pgt_q1) AS __pgt_q2",
+        rid = quote_ident(ROW_ID),
+        qcols = q.join(", "),
+    )
+}
+
+/// A FULL refresh as one statement (one snapshot): MERGE the query's rows into storage by row
+/// identity (insert what is new, delete what is gone, leave the rest untouched), and return the
+/// snapshot it ran in (the new frontier) with the counts of rows inserted and deleted.
+pub fn full_refresh_sql(schema: &str, name: &str, query: &str, cols: &[OutputColumn]) -> String {
+    let rid = quote_ident(ROW_ID);
+    let mut ins: Vec<String> = cols.iter().map(|c| quote_ident(&c.name)).collect();
+    ins.push(rid.clone());
+    let vals: Vec<String> = ins.iter().map(|c| format!("__pgt_s.{c}")).collect();
+    format!(
+        "WITH __pgt_m AS (MERGE INTO {table} AS __pgt_t USING ({rows}) AS __pgt_s \
+         ON __pgt_t.{rid} = __pgt_s.{rid} \
+         WHEN NOT MATCHED BY TARGET THEN INSERT ({ins}) VALUES ({vals}) \
+         WHEN NOT MATCHED BY SOURCE THEN DELETE \
+         RETURNING merge_action() AS __pgt_action) \
+         SELECT pgtrickle._frontier()::text AS frontier, \
+         count(*) FILTER (WHERE __pgt_action = 'INSERT') AS inserted, \
+         count(*) FILTER (WHERE __pgt_action = 'DELETE') AS deleted FROM __pgt_m",
+        table = quote_qualified(schema, name),
+        rows = full_rows_sql(query, cols),
+        ins = ins.join(", "),
+        vals = vals.join(", "),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oc(name: &str, ty: &str) -> OutputColumn {
+        OutputColumn {
+            name: name.into(),
+            type_sql: ty.into(),
+            collation: None,
+        }
+    }
+
+    #[test]
+    fn storage_quotes_everything() {
+        let ddl = storage_ddl(
+            "public",
+            "My ST",
+            &[oc("a\"b", "integer"), oc("c", "numeric(10,2)")],
+        );
+        assert_eq!(
+            ddl[0],
+            "CREATE TABLE \"public\".\"My ST\" (\"a\"\"b\" integer, \"c\" numeric(10,2), \"__pgt_row_id\" bigint NOT NULL)"
+        );
+        assert_eq!(
+            ddl[1],
+            "CREATE UNIQUE INDEX ON \"public\".\"My ST\" (\"__pgt_row_id\")"
+        );
+    }
+
+    #[test]
+    fn migration_keeps_matching_columns() {
+        let old = [oc("a", "integer"), oc("b", "text")];
+        assert!(migrate_storage_ddl("s", "t", &old, &old).is_empty());
+        let new = [oc("a", "integer"), oc("b", "bigint"), oc("c", "text")];
+        assert_eq!(
+            migrate_storage_ddl("s", "t", &old, &new)[0],
+            "ALTER TABLE \"s\".\"t\" DROP COLUMN \"b\", DROP COLUMN \"__pgt_row_id\", ADD COLUMN \"b\" bigint, \
+             ADD COLUMN \"c\" text, ADD COLUMN \"__pgt_row_id\" bigint NOT NULL"
+        );
+        let swapped = [oc("b", "text"), oc("a", "integer")];
+        let ddl = migrate_storage_ddl("s", "t", &old, &swapped);
+        assert!(ddl[0].starts_with("ALTER TABLE \"s\".\"t\" DROP COLUMN \"a\", DROP COLUMN \"b\""));
+        assert_eq!(
+            ddl[1],
+            "CREATE UNIQUE INDEX ON \"s\".\"t\" (\"__pgt_row_id\")"
+        );
+    }
+
+    #[test]
+    fn capture_writes_typed_old_and_new_images() {
+        let cols = [
+            SourceColumn {
+                attnum: 1,
+                name: "id".into(),
+                type_sql: "integer".into(),
+            },
+            SourceColumn {
+                attnum: 3,
+                name: "flag".into(),
+                type_sql: "character(1)".into(),
+            },
+        ];
+        let buf = buffer_ddl(42, &cols);
+        assert!(buf[0].contains(
+            "\"old_1\" integer, \"old_3\" character(1), \"new_1\" integer, \"new_3\" character(1)"
+        ));
+        let cap = capture_ddl(42, "\"public\".\"t\"", &cols);
+        assert!(cap[0].contains("VALUES ('U', OLD.\"id\", OLD.\"flag\", NEW.\"id\", NEW.\"flag\")"));
+        assert!(cap[0]
+            .contains("INSERT INTO \"pgtrickle_changes\".\"changes_42\" (action) VALUES ('T')"));
+        assert!(
+            cap[1].contains("FOR EACH ROW EXECUTE FUNCTION \"pgtrickle_changes\".\"capture_42\"()")
+        );
+        assert!(cap[2].contains("AFTER TRUNCATE"));
+    }
+
+    #[test]
+    fn dollar_quote_avoids_collisions() {
+        assert_eq!(dollar_quote("x"), "$pgt$x$pgt$");
+        assert_eq!(dollar_quote("a $pgt$ b"), "$pgt1$a $pgt$ b$pgt1$");
+    }
+
+    #[test]
+    fn full_refresh_is_one_merge_returning_the_frontier() {
+        let sql = full_refresh_sql("public", "s", "SELECT 1 AS a", &[oc("a", "integer")]);
+        assert!(sql.starts_with("WITH __pgt_m AS (MERGE INTO \"public\".\"s\""));
+        assert!(sql.contains("WHEN NOT MATCHED BY SOURCE THEN DELETE"));
+        assert!(sql.contains("pgtrickle._frontier()::text AS frontier"));
+        assert!(sql.contains("FROM (SELECT 1 AS a\n) AS __pgt_q"));
+    }
+}

@@ -1,0 +1,130 @@
+-- pg_trickle catalog, in schema pgtrickle (created here so that it belongs to the extension).
+-- Names of relations are never stored: they are read from pg_class through the OIDs below, so a
+-- renamed stream table or source keeps working.
+
+CREATE SCHEMA pgtrickle;
+COMMENT ON SCHEMA pgtrickle IS 'pg_trickle SQL API and catalog';
+CREATE SCHEMA pgtrickle_changes;
+COMMENT ON SCHEMA pgtrickle_changes IS 'pg_trickle change buffers and capture functions';
+
+-- One row per stream table.
+CREATE TABLE pgtrickle.pgt_stream_tables (
+    pgt_id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    pgt_relid          oid NOT NULL UNIQUE,          -- the storage table
+    defining_query     text NOT NULL,
+    schedule           text,                          -- NULL: CALCULATED
+    refresh_mode       text NOT NULL CHECK (refresh_mode IN ('AUTO', 'FULL', 'DIFFERENTIAL', 'IMMEDIATE')),
+    effective_mode     text NOT NULL CHECK (effective_mode IN ('FULL', 'DIFFERENTIAL', 'IMMEDIATE')),
+    status             text NOT NULL DEFAULT 'ACTIVE' CHECK (status IN ('ACTIVE', 'ERROR', 'SUSPENDED')),
+    is_populated       boolean NOT NULL DEFAULT false,
+    column_names       text[] NOT NULL,               -- the defining query's output columns ...
+    column_types       text[] NOT NULL,               -- ... their types, format_type() with typmod
+    column_collations  text[] NOT NULL,               -- ... and collations ('' = the type's default)
+    frontier           pg_snapshot,                   -- snapshot of the last refresh
+    data_timestamp     timestamptz,                   -- the data is current as of this time
+    last_refresh_at    timestamptz,
+    last_error         text,
+    consecutive_errors integer NOT NULL DEFAULT 0,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    updated_at         timestamptz NOT NULL DEFAULT now()
+);
+
+-- The relations each defining query reads (the DAG's edges).
+CREATE TABLE pgtrickle.pgt_dependencies (
+    pgt_id       bigint NOT NULL REFERENCES pgtrickle.pgt_stream_tables ON DELETE CASCADE,
+    source_relid oid NOT NULL,
+    source_type  text NOT NULL CHECK (source_type IN ('TABLE', 'STREAM_TABLE')),
+    PRIMARY KEY (pgt_id, source_relid)
+);
+CREATE INDEX ON pgtrickle.pgt_dependencies (source_relid);
+
+-- Base tables with change capture installed: one buffer and one capture function each, shared by
+-- every stream table that reads the source.
+CREATE TABLE pgtrickle.pgt_sources (
+    source_relid    oid PRIMARY KEY,
+    buffer_table    name NOT NULL,                    -- in schema pgtrickle_changes
+    capture_mode    text NOT NULL DEFAULT 'TRIGGER' CHECK (capture_mode IN ('TRIGGER')),
+    has_primary_key boolean NOT NULL,
+    column_attnums  smallint[] NOT NULL,              -- captured columns, buffer columns old_<n>/new_<n>
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per completed refresh.
+CREATE TABLE pgtrickle.pgt_refresh_history (
+    refresh_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    pgt_id        bigint NOT NULL REFERENCES pgtrickle.pgt_stream_tables ON DELETE CASCADE,
+    action        text NOT NULL CHECK (action IN ('FULL', 'DIFFERENTIAL')),
+    initiated_by  text NOT NULL CHECK (initiated_by IN ('CREATE', 'MANUAL', 'SCHEDULER', 'ALTER')),
+    started_at    timestamptz NOT NULL,
+    finished_at   timestamptz NOT NULL,
+    rows_inserted bigint NOT NULL,
+    rows_deleted  bigint NOT NULL
+);
+CREATE INDEX ON pgtrickle.pgt_refresh_history (pgt_id, refresh_id);
+
+SELECT pg_catalog.pg_extension_config_dump('pgtrickle.pgt_stream_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('pgtrickle.pgt_dependencies', '');
+SELECT pg_catalog.pg_extension_config_dump('pgtrickle.pgt_sources', '');
+
+-- The frontier a refresh records: the snapshot it read in, except that the refreshing
+-- transaction's own xid counts as still in progress. A snapshot treats its own transaction as
+-- complete, so without this a change the same transaction makes after the refresh would look
+-- consumed already.
+CREATE FUNCTION pgtrickle._frontier() RETURNS pg_snapshot
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT CASE
+             WHEN me IS NULL OR me >= pg_snapshot_xmax(snap) THEN snap
+             ELSE (SELECT (least(pg_snapshot_xmin(snap), me)::text || ':' || pg_snapshot_xmax(snap)::text || ':'
+                           || string_agg(x::text, ',' ORDER BY x))::pg_snapshot
+                     FROM (SELECT pg_snapshot_xip(snap) AS x UNION SELECT me) u)
+           END
+      FROM (SELECT pg_current_snapshot() AS snap, pg_current_xact_id_if_assigned() AS me) s
+$$;
+
+-- Status of every stream table.
+CREATE FUNCTION pgtrickle.pgt_status()
+RETURNS TABLE (
+    name               text,
+    status             text,
+    refresh_mode       text,
+    schedule           text,
+    data_timestamp     timestamptz,
+    staleness          interval,
+    last_refresh_at    timestamptz,
+    last_error         text,
+    requested_mode     text,
+    is_populated       boolean,
+    consecutive_errors integer
+)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+           st.status, st.effective_mode, st.schedule, st.data_timestamp,
+           clock_timestamp() - st.data_timestamp, st.last_refresh_at, st.last_error,
+           st.refresh_mode, st.is_populated, st.consecutive_errors
+      FROM pgtrickle.pgt_stream_tables st
+      JOIN pg_class c ON c.oid = st.pgt_relid
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+     ORDER BY st.pgt_id
+$$;
+
+-- Keeps the catalog true when a stream table's storage or a source is dropped with plain DDL
+-- (DROP TABLE, DROP ... CASCADE, DROP SCHEMA ... CASCADE).
+CREATE FUNCTION pgtrickle._on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    dropped oid[];
+BEGIN
+    SELECT array_agg(objid) INTO dropped
+      FROM pg_event_trigger_dropped_objects()
+     WHERE classid = 'pg_class'::regclass AND objsubid = 0;
+    IF dropped IS NOT NULL THEN
+        PERFORM pgtrickle._forget_dropped_relations(dropped);
+    END IF;
+END
+$$;

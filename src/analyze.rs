@@ -1,0 +1,175 @@
+//! Validates a defining query with PostgreSQL itself: it must prepare as a single plain SELECT.
+//! PostgreSQL's description of the prepared statement gives the output columns and types; the
+//! planner's own dependency extraction gives every relation it reads (through views, subqueries,
+//! CTEs and sublinks).
+
+use crate::error::{raise, OrRaise};
+use crate::spi;
+use pg_trickle_core::render::{OutputColumn, RESERVED_PREFIX, ROW_ID};
+use pg_trickle_core::PgtError;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::ffi::{CStr, CString};
+
+/// What PostgreSQL says about a defining query.
+pub struct Analyzed {
+    pub columns: Vec<OutputColumn>,
+    /// Every relation the query depends on, deduplicated, in first-seen order.
+    pub relations: Vec<pg_sys::Oid>,
+}
+
+struct RawColumn {
+    name: String,
+    type_sql: String,
+    collation: pg_sys::Oid,
+}
+
+/// Lists the cells of a PostgreSQL `List` of pointers.
+///
+/// # Safety
+/// `list` must be NIL or a valid pointer `List`.
+unsafe fn ptr_list<T>(list: *mut pg_sys::List) -> Vec<*mut T> {
+    if list.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: a valid List has `length` initialised cells.
+    (0..(*list).length as usize)
+        .map(|i| (*(*list).elements.add(i)).ptr_value as *mut T)
+        .collect()
+}
+
+/// # Safety
+/// `list` must be NIL or a valid OID `List`.
+unsafe fn oid_list(list: *mut pg_sys::List) -> Vec<pg_sys::Oid> {
+    if list.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: as above, for an OID list.
+    (0..(*list).length as usize)
+        .map(|i| (*(*list).elements.add(i)).oid_value)
+        .collect()
+}
+
+fn c_string(p: *const std::ffi::c_char) -> String {
+    // SAFETY: PostgreSQL returns NUL-terminated strings from the functions this is used with.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// Prepares `query` and describes it. Errors from PostgreSQL (syntax, unknown relation or column,
+/// parameters) propagate with their own SQLSTATE.
+pub fn analyze(query: &str) -> Analyzed {
+    let cquery = CString::new(query)
+        .unwrap_or_else(|_| raise(PgtError::NotASelect("the query contains a NUL byte".into())));
+    let (raw, relations) = Spi::connect(|_client| {
+        // SAFETY: we are connected to SPI; SPI_prepare either returns a plan or raises an ERROR
+        // (which unwinds through pgrx's guard). The plan and everything it points to live in
+        // SPI's procedure memory until the connection closes, and we copy what we need into Rust
+        // values before that.
+        unsafe {
+            let plan = pg_sys::SPI_prepare(cquery.as_ptr(), 0, std::ptr::null_mut());
+            if plan.is_null() {
+                raise(PgtError::NotASelect(
+                    "the query could not be prepared".into(),
+                ));
+            }
+            let sources: Vec<*mut pg_sys::CachedPlanSource> =
+                ptr_list(pg_sys::SPI_plan_get_plan_sources(plan));
+            match sources.len() {
+                0 => raise(PgtError::NotASelect("the query is empty".into())),
+                1 => {}
+                n => raise(PgtError::NotASelect(format!("found {n} statements"))),
+            }
+            let ps = sources[0];
+            let queries: Vec<*mut pg_sys::Query> = ptr_list((*ps).query_list);
+            for &q in &queries {
+                if (*q).commandType != pg_sys::CmdType::CMD_SELECT || !(*q).utilityStmt.is_null() {
+                    let tag = c_string(pg_sys::GetCommandTagName((*ps).commandTag));
+                    raise(PgtError::NotASelect(format!("found {tag}")));
+                }
+                if (*q).hasModifyingCTE {
+                    raise(PgtError::NotASelect(
+                        "found a data-modifying WITH clause".into(),
+                    ));
+                }
+                if !(*q).rowMarks.is_null() {
+                    raise(PgtError::NotASelect("found FOR UPDATE/SHARE".into()));
+                }
+            }
+            let desc = (*ps).resultDesc;
+            let mut raw = Vec::new();
+            if !desc.is_null() {
+                let tupdesc = pgrx::PgTupleDesc::from_pg_unchecked(desc);
+                for att in tupdesc.iter().filter(|a| !a.attisdropped) {
+                    let name = att.name().to_string();
+                    if pg_sys::get_typtype(att.atttypid) as u8 == pg_sys::TYPTYPE_PSEUDO {
+                        raise(PgtError::UnstorableColumnType {
+                            column: name,
+                            type_name: c_string(pg_sys::format_type_with_typemod(att.atttypid, -1)),
+                        });
+                    }
+                    let collation = if att.attcollation != pg_sys::InvalidOid
+                        && att.attcollation != pg_sys::get_typcollation(att.atttypid)
+                    {
+                        att.attcollation
+                    } else {
+                        pg_sys::InvalidOid
+                    };
+                    raw.push(RawColumn {
+                        type_sql: c_string(pg_sys::format_type_with_typemod(
+                            att.atttypid,
+                            att.atttypmod,
+                        )),
+                        collation,
+                        name,
+                    });
+                }
+            }
+            let mut rel_list: *mut pg_sys::List = std::ptr::null_mut();
+            let mut inval: *mut pg_sys::List = std::ptr::null_mut();
+            let mut rls = false;
+            pg_sys::extract_query_dependencies(
+                (*ps).query_list as *mut pg_sys::Node,
+                &mut rel_list,
+                &mut inval,
+                &mut rls,
+            );
+            let mut relations: Vec<pg_sys::Oid> = Vec::new();
+            for oid in oid_list(rel_list) {
+                if !relations.contains(&oid) {
+                    relations.push(oid);
+                }
+            }
+            (raw, relations)
+        }
+    });
+    let columns = describe_columns(raw);
+    Analyzed { columns, relations }
+}
+
+fn describe_columns(raw: Vec<RawColumn>) -> Vec<OutputColumn> {
+    let mut seen = std::collections::HashSet::new();
+    raw.into_iter()
+        .map(|c| {
+            if c.name.starts_with(RESERVED_PREFIX) || c.name == ROW_ID {
+                raise(PgtError::ReservedColumn(c.name));
+            }
+            if !seen.insert(c.name.clone()) {
+                raise(PgtError::DuplicateColumn(c.name));
+            }
+            let collation = (c.collation != pg_sys::InvalidOid).then(|| {
+                spi::one::<String>(
+                    "SELECT format('%I.%I', n.nspname, c.collname) FROM pg_catalog.pg_collation c \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace WHERE c.oid = $1",
+                    &[c.collation.into()],
+                )
+                .ok_or(PgtError::NotASelect("unknown collation".into()))
+                .or_raise()
+            });
+            OutputColumn {
+                name: c.name,
+                type_sql: c.type_sql,
+                collation,
+            }
+        })
+        .collect()
+}

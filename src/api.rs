@@ -1,0 +1,297 @@
+//! The SQL API in schema `pgtrickle`: the stream table lifecycle. Every function runs in the
+//! caller's transaction, so an error anywhere leaves nothing behind.
+
+use crate::analyze::{analyze, Analyzed};
+use crate::capture;
+use crate::catalog::{self, SourceKind, StreamTable};
+use crate::error::{raise, OrRaise};
+use crate::refresh::{self, Initiator};
+use crate::spi;
+use pg_trickle_core::dag::Dag;
+use pg_trickle_core::ident::{quote_qualified, QualifiedName};
+use pg_trickle_core::mode::RefreshMode;
+use pg_trickle_core::render;
+use pg_trickle_core::schedule::Schedule;
+use pg_trickle_core::PgtError;
+use pgrx::pg_sys::Oid;
+use pgrx::prelude::*;
+
+const DEFAULT_SCHEMA: &str = "public";
+
+fn required<'a>(value: Option<&'a str>, what: &'static str) -> &'a str {
+    value.unwrap_or_else(|| raise(PgtError::NullArgument(what)))
+}
+
+fn parse_mode(mode: Option<&str>) -> RefreshMode {
+    RefreshMode::parse(required(mode, "refresh_mode")).or_raise()
+}
+
+/// Checks that `mode` can run now and says how it will run.
+fn check_mode(mode: RefreshMode, display: &str) {
+    mode.effective().or_raise();
+    if mode == RefreshMode::Auto {
+        notice!(
+            "stream table {display} will use FULL refresh: the differential engine is not available in this version"
+        );
+    }
+}
+
+/// Everything derived from a defining query.
+struct Definition {
+    analyzed: Analyzed,
+    sources: Vec<catalog::Source>,
+}
+
+fn define(query: &str) -> Definition {
+    let analyzed = analyze(query);
+    let sources = catalog::classify_sources(&analyzed.relations);
+    Definition { analyzed, sources }
+}
+
+/// Installs capture on the base tables of `def` and records the stream table's dependencies.
+fn wire_sources(pgt_id: i64, storage: Oid, display: &str, def: &Definition) {
+    for s in def.sources.iter().filter(|s| s.kind == SourceKind::Table) {
+        if !capture::ensure_capture(s) {
+            warning!(
+                "source table {} of stream table {display} has no primary key: change detection matches rows by their \
+                 content, which is slower for wide tables and cannot tell identical duplicate rows apart",
+                s.display
+            );
+        }
+    }
+    catalog::set_dependencies(pgt_id, &def.sources);
+    capture::record_storage_dependencies(storage, &def.sources);
+    capture::drop_unused_captures();
+}
+
+fn target_name(name: &str) -> (String, String) {
+    let qn = QualifiedName::parse(name).or_raise();
+    let schema = qn.schema.unwrap_or_else(|| DEFAULT_SCHEMA.to_string());
+    (schema, qn.name)
+}
+
+fn create(
+    schema: &str,
+    name: &str,
+    query: &str,
+    schedule: &Schedule,
+    mode: RefreshMode,
+    initialize: bool,
+) {
+    let display = format!("{schema}.{name}");
+    if !catalog::schema_exists(schema) {
+        raise(PgtError::SchemaNotFound(schema.to_string()));
+    }
+    if let Some((_, is_st)) = catalog::existing(schema, name) {
+        raise(if is_st {
+            PgtError::StreamTableExists(display)
+        } else {
+            PgtError::RelationExists(display)
+        });
+    }
+    let def = define(query);
+    check_mode(mode, &display);
+    spi::exec_all(&render::storage_ddl(schema, name, &def.analyzed.columns));
+    let storage = spi::one::<Oid>(
+        "SELECT $1::regclass::oid",
+        &[quote_qualified(schema, name).into()],
+    )
+    .expect("storage table just created");
+    let (names, types, colls) = catalog::column_arrays(&def.analyzed.columns);
+    let pgt_id = spi::one::<i64>(
+        "INSERT INTO pgtrickle.pgt_stream_tables (pgt_relid, defining_query, schedule, refresh_mode, \
+             effective_mode, column_names, column_types, column_collations) \
+         VALUES ($1, $2, $3, $4, 'FULL', $5, $6, $7) RETURNING pgt_id",
+        &[
+            storage.into(),
+            query.into(),
+            schedule.catalog_text().into(),
+            mode.as_str().into(),
+            names.into(),
+            types.into(),
+            colls.into(),
+        ],
+    )
+    .expect("INSERT ... RETURNING returns the id");
+    wire_sources(pgt_id, storage, &catalog::relation_display(storage), &def);
+    if initialize {
+        let st = catalog::by_relid(storage).expect("stream table just recorded");
+        refresh::full_refresh(&st, Initiator::Create);
+    }
+}
+
+/// Creates a stream table: its storage table, change capture on every table the query reads,
+/// its catalog records and (unless `initialize => false`) its first full refresh.
+#[pg_extern(schema = "pgtrickle")]
+fn create_stream_table(
+    name: Option<&str>,
+    query: Option<&str>,
+    schedule: default!(Option<&str>, "'1m'"),
+    refresh_mode: default!(Option<&str>, "'AUTO'"),
+    initialize: default!(Option<bool>, true),
+) {
+    let (schema, st_name) = target_name(required(name, "name"));
+    let query = required(query, "query");
+    let schedule = Schedule::parse(schedule).or_raise();
+    let mode = parse_mode(refresh_mode);
+    create(
+        &schema,
+        &st_name,
+        query,
+        &schedule,
+        mode,
+        initialize.unwrap_or(true),
+    );
+}
+
+/// Creates the stream table if it does not exist; does nothing if it exists with the same
+/// definition; otherwise changes it in place (same table, same OID) to the new definition.
+#[pg_extern(schema = "pgtrickle")]
+fn create_or_replace_stream_table(
+    name: Option<&str>,
+    query: Option<&str>,
+    schedule: default!(Option<&str>, "'1m'"),
+    refresh_mode: default!(Option<&str>, "'AUTO'"),
+    initialize: default!(Option<bool>, true),
+) {
+    let name = required(name, "name");
+    let (schema, st_name) = target_name(name);
+    let query = required(query, "query");
+    let schedule = Schedule::parse(schedule).or_raise();
+    let mode = parse_mode(refresh_mode);
+    let initialize = initialize.unwrap_or(true);
+    let st = match catalog::existing(&schema, &st_name) {
+        None => return create(&schema, &st_name, query, &schedule, mode, initialize),
+        Some((_, false)) => raise(PgtError::RelationExists(format!("{schema}.{st_name}"))),
+        Some((relid, true)) => catalog::by_relid(relid).expect("stream table in catalog"),
+    };
+    let display = st.display();
+    let same_query = st.defining_query == query;
+    let same_schedule = st.schedule == schedule.catalog_text();
+    let same_mode = st.refresh_mode == mode.as_str();
+    if same_query && same_schedule && same_mode {
+        notice!("stream table {display} is unchanged");
+        return;
+    }
+    if !same_schedule || !same_mode {
+        check_mode(mode, &display);
+        set_schedule_and_mode(&st, Some(&schedule), Some(mode));
+    }
+    if !same_query {
+        replace_query(&st, query, initialize);
+    }
+}
+
+fn replace_query(st: &StreamTable, query: &str, initialize: bool) {
+    let def = define(query);
+    let mut dag = Dag::from_edges(catalog::all_edges());
+    let source_ids: Vec<u32> = def
+        .sources
+        .iter()
+        .filter(|s| s.kind != SourceKind::View)
+        .map(|s| s.relid.to_u32())
+        .collect();
+    dag.set_sources(st.relid.to_u32(), &source_ids, |r| {
+        catalog::relation_display(Oid::from(r))
+    })
+    .or_raise();
+    let migrate =
+        render::migrate_storage_ddl(&st.schema, &st.name, &st.columns, &def.analyzed.columns);
+    spi::exec(
+        &format!("LOCK TABLE {} IN EXCLUSIVE MODE", st.quoted()),
+        &[],
+    );
+    if !migrate.is_empty() || !initialize {
+        // Row identities hash whole rows, so rows of the old shape must not survive.
+        spi::exec(&format!("DELETE FROM {}", st.quoted()), &[]);
+    }
+    spi::exec_all(&migrate);
+    let (names, types, colls) = catalog::column_arrays(&def.analyzed.columns);
+    spi::exec(
+        "UPDATE pgtrickle.pgt_stream_tables SET defining_query = $2, column_names = $3, column_types = $4, \
+             column_collations = $5, is_populated = false, frontier = NULL, data_timestamp = NULL, \
+             updated_at = now() WHERE pgt_id = $1",
+        &[st.pgt_id.into(), query.into(), names.into(), types.into(), colls.into()],
+    );
+    wire_sources(st.pgt_id, st.relid, &st.display(), &def);
+    if initialize {
+        let st = catalog::by_relid(st.relid).expect("stream table in catalog");
+        refresh::full_refresh(&st, Initiator::Alter);
+    }
+}
+
+fn set_schedule_and_mode(st: &StreamTable, schedule: Option<&Schedule>, mode: Option<RefreshMode>) {
+    if let Some(s) = schedule {
+        spi::exec(
+            "UPDATE pgtrickle.pgt_stream_tables SET schedule = $2, updated_at = now() WHERE pgt_id = $1",
+            &[st.pgt_id.into(), s.catalog_text().into()],
+        );
+    }
+    if let Some(m) = mode {
+        spi::exec(
+            "UPDATE pgtrickle.pgt_stream_tables SET refresh_mode = $2, effective_mode = 'FULL', \
+                 updated_at = now() WHERE pgt_id = $1",
+            &[st.pgt_id.into(), m.as_str().into()],
+        );
+    }
+}
+
+/// Changes a stream table's schedule and/or refresh mode; an argument left NULL is unchanged.
+#[pg_extern(schema = "pgtrickle")]
+fn alter_stream_table(
+    name: Option<&str>,
+    schedule: default!(Option<&str>, "NULL"),
+    refresh_mode: default!(Option<&str>, "NULL"),
+) {
+    let st = catalog::resolve(required(name, "name"));
+    let schedule = schedule.map(|s| Schedule::parse(Some(s)).or_raise());
+    let mode = refresh_mode.map(|m| parse_mode(Some(m)));
+    if let Some(m) = mode {
+        check_mode(m, &st.display());
+    }
+    set_schedule_and_mode(&st, schedule.as_ref(), mode);
+}
+
+/// Refreshes a stream table now, in the caller's transaction. Does not refresh upstream stream
+/// tables: refresh those first, in topological order.
+#[pg_extern(schema = "pgtrickle")]
+fn refresh_stream_table(name: Option<&str>) {
+    let st = catalog::resolve(required(name, "name"));
+    refresh::full_refresh(&st, Initiator::Manual);
+}
+
+/// Drops a stream table: its storage, its catalog records, and the change capture (buffers,
+/// triggers, functions) that no other stream table needs, all in the caller's transaction.
+#[pg_extern(schema = "pgtrickle")]
+fn drop_stream_table(name: Option<&str>) {
+    let st = catalog::resolve(required(name, "name"));
+    let dependents = catalog::dependents(st.relid);
+    if !dependents.is_empty() {
+        raise(PgtError::HasDependents {
+            name: st.display(),
+            dependents: dependents.join(", "),
+        });
+    }
+    spi::exec(&format!("DROP TABLE {}", st.quoted()), &[]);
+    // The sql_drop event trigger has done this already unless event triggers are disabled.
+    forget_relations(&[st.relid]);
+}
+
+fn forget_relations(dropped: &[Oid]) {
+    spi::exec(
+        "DELETE FROM pgtrickle.pgt_stream_tables WHERE pgt_relid = ANY($1)",
+        &[dropped.to_vec().into()],
+    );
+    spi::exec(
+        "DELETE FROM pgtrickle.pgt_dependencies WHERE source_relid = ANY($1)",
+        &[dropped.to_vec().into()],
+    );
+    capture::drop_unused_captures();
+}
+
+/// Called by the `sql_drop` event trigger: forgets stream tables whose storage was dropped and
+/// sources that were dropped, and removes capture nobody needs any more.
+#[pg_extern(schema = "pgtrickle", name = "_forget_dropped_relations")]
+fn forget_dropped_relations(dropped: Vec<Oid>) {
+    forget_relations(&dropped);
+}

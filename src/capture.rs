@@ -1,0 +1,203 @@
+//! Trigger-based change capture: one change buffer and one capture function per source table,
+//! shared by every stream table that reads it, installed when the first stream table needs it and
+//! removed in the same transaction as the last one that did.
+//!
+//! Dependencies recorded in `pg_depend` keep PostgreSQL's own DROP rules true: a stream table's
+//! storage depends (normal) on each relation its query reads, so `DROP TABLE source` is refused
+//! while a stream table reads it (and `CASCADE` drops the stream table too); a buffer and its
+//! capture function depend (auto) on their source, so they go with it.
+
+use crate::catalog::{self, Source, SourceKind};
+use crate::spi;
+use pg_trickle_core::render::{self, SourceColumn};
+use pgrx::pg_sys::{self, Oid};
+
+fn record_dependency(
+    class_id: Oid,
+    obj: Oid,
+    referenced_rel: Oid,
+    deptype: pg_sys::DependencyType::Type,
+) {
+    let depender = pg_sys::ObjectAddress {
+        classId: class_id,
+        objectId: obj,
+        objectSubId: 0,
+    };
+    let referenced = pg_sys::ObjectAddress {
+        classId: pg_sys::RelationRelationId,
+        objectId: referenced_rel,
+        objectSubId: 0,
+    };
+    // SAFETY: both addresses name existing catalog objects; recordDependencyOn only inserts a
+    // pg_depend row and raises an ERROR on failure.
+    unsafe { pg_sys::recordDependencyOn(&depender, &referenced, deptype) };
+}
+
+/// Makes the storage table of a stream table depend on exactly `sources` (tables, views, stream
+/// tables) in `pg_depend`, replacing what was recorded before.
+pub fn record_storage_dependencies(storage: Oid, sources: &[Source]) {
+    // SAFETY: deletes only the normal pg_class-to-pg_class dependencies of the storage table,
+    // which pg_trickle alone records.
+    unsafe {
+        pg_sys::deleteDependencyRecordsForClass(
+            pg_sys::RelationRelationId,
+            storage,
+            pg_sys::RelationRelationId,
+            pg_sys::DependencyType::DEPENDENCY_NORMAL as std::ffi::c_char,
+        );
+        pg_sys::CommandCounterIncrement();
+    }
+    for s in sources {
+        record_dependency(
+            pg_sys::RelationRelationId,
+            storage,
+            s.relid,
+            pg_sys::DependencyType::DEPENDENCY_NORMAL,
+        );
+    }
+}
+
+fn source_columns(relid: Oid) -> Vec<SourceColumn> {
+    let raw = spi::rows(
+        "SELECT attnum, attname::text, atttypid, atttypmod FROM pg_catalog.pg_attribute \
+          WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        &[relid.into()],
+        |r| {
+            (
+                r.get::<i16>(1).ok().flatten().unwrap_or(0),
+                r.get::<String>(2).ok().flatten().unwrap_or_default(),
+                r.get::<Oid>(3).ok().flatten().unwrap_or(pg_sys::InvalidOid),
+                r.get::<i32>(4).ok().flatten().unwrap_or(-1),
+            )
+        },
+    );
+    raw.into_iter()
+        .map(|(attnum, name, typid, typmod)| {
+            // SAFETY: typid comes from pg_attribute of an existing relation; both functions
+            // return palloc'd C strings or raise an ERROR.
+            let type_sql = unsafe {
+                let mut base_typmod = typmod;
+                let base = pg_sys::getBaseTypeAndTypmod(typid, &mut base_typmod);
+                std::ffi::CStr::from_ptr(pg_sys::format_type_with_typemod(base, base_typmod))
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            SourceColumn {
+                attnum,
+                name,
+                type_sql,
+            }
+        })
+        .collect()
+}
+
+/// Installs capture on a base table if it has none. Returns whether the table has a primary key.
+pub fn ensure_capture(source: &Source) -> bool {
+    debug_assert_eq!(source.kind, SourceKind::Table);
+    let quoted = catalog::relation_quoted(source.relid).unwrap_or_default();
+    // Serialises concurrent installs on the same source (CREATE TRIGGER takes this lock anyway).
+    spi::exec(
+        &format!("LOCK TABLE {quoted} IN SHARE ROW EXCLUSIVE MODE"),
+        &[],
+    );
+    if let Some(has_pk) = spi::one::<bool>(
+        "SELECT has_primary_key FROM pgtrickle.pgt_sources WHERE source_relid = $1",
+        &[source.relid.into()],
+    ) {
+        return has_pk;
+    }
+    let has_pk = spi::one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indrelid = $1 AND indisprimary)",
+        &[source.relid.into()],
+    )
+    .unwrap_or(false);
+    let cols = source_columns(source.relid);
+    let oid = source.relid.to_u32();
+    spi::exec_all(&render::buffer_ddl(oid, &cols));
+    spi::exec_all(&render::capture_ddl(oid, &quoted, &cols));
+    let buffer = format!("{}.{}", render::CHANGES_SCHEMA, render::buffer_table(oid));
+    let buffer_oid = spi::one::<Oid>("SELECT $1::regclass::oid", &[buffer.into()])
+        .expect("change buffer just created");
+    let func = format!(
+        "{}.{}()",
+        render::CHANGES_SCHEMA,
+        render::capture_function(oid)
+    );
+    let func_oid = spi::one::<Oid>("SELECT $1::regprocedure::oid", &[func.into()])
+        .expect("capture function just created");
+    record_dependency(
+        pg_sys::RelationRelationId,
+        buffer_oid,
+        source.relid,
+        pg_sys::DependencyType::DEPENDENCY_AUTO,
+    );
+    record_dependency(
+        pg_sys::ProcedureRelationId,
+        func_oid,
+        source.relid,
+        pg_sys::DependencyType::DEPENDENCY_AUTO,
+    );
+    let attnums: Vec<i16> = cols.iter().map(|c| c.attnum).collect();
+    spi::exec(
+        "INSERT INTO pgtrickle.pgt_sources (source_relid, buffer_table, has_primary_key, column_attnums) \
+         VALUES ($1, $2, $3, $4)",
+        &[source.relid.into(), render::buffer_table(oid).into(), has_pk.into(), attnums.into()],
+    );
+    has_pk
+}
+
+/// Removes capture from every source no stream table reads any more (and forgets sources that
+/// no longer exist).
+pub fn drop_unused_captures() {
+    let unused = spi::rows(
+        "SELECT s.source_relid, c.oid IS NOT NULL FROM pgtrickle.pgt_sources s \
+           LEFT JOIN pg_catalog.pg_class c ON c.oid = s.source_relid \
+          WHERE NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies d WHERE d.source_relid = s.source_relid) \
+             OR c.oid IS NULL",
+        &[],
+        |r| {
+            (
+                r.get::<Oid>(1).ok().flatten().unwrap_or(pg_sys::InvalidOid),
+                r.get::<bool>(2).ok().flatten().unwrap_or(false),
+            )
+        },
+    );
+    for (relid, exists) in unused {
+        // Forget the source first: the DROPs below fire the sql_drop event trigger, which
+        // comes back here and must find nothing left to do.
+        spi::exec(
+            "DELETE FROM pgtrickle.pgt_sources WHERE source_relid = $1",
+            &[relid.into()],
+        );
+        let quoted = if exists {
+            catalog::relation_quoted(relid)
+        } else {
+            None
+        };
+        spi::exec_all(&render::drop_capture_ddl(relid.to_u32(), quoted.as_deref()));
+    }
+}
+
+/// Deletes the buffer rows that every stream table reading `source` has consumed: rows whose
+/// transaction is visible in every consumer's frontier. Nothing is trimmed while a consumer has no
+/// frontier yet. Only rows below the smallest frontier `xmax` can qualify, which bounds the scan.
+pub fn trim_buffer(source: Oid) {
+    let Some(buffer) = spi::one::<String>(
+        "SELECT buffer_table::text FROM pgtrickle.pgt_sources WHERE source_relid = $1",
+        &[source.into()],
+    ) else {
+        return;
+    };
+    spi::exec(
+        &format!(
+            "WITH f AS (SELECT st.frontier FROM pgtrickle.pgt_dependencies d \
+                          JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) WHERE d.source_relid = $1) \
+             DELETE FROM {buf} b \
+              WHERE b.xid < (SELECT CASE WHEN bool_and(frontier IS NOT NULL) \
+                                    THEN min(pg_catalog.pg_snapshot_xmax(frontier)) END FROM f) \
+                AND NOT EXISTS (SELECT 1 FROM f WHERE NOT pg_catalog.pg_visible_in_snapshot(b.xid, f.frontier))",
+            buf = pg_trickle_core::ident::quote_qualified(render::CHANGES_SCHEMA, &buffer)
+        ),
+        &[source.into()],
+    );
+}

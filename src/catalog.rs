@@ -1,0 +1,292 @@
+//! pg_trickle's catalog tables (`pgtrickle.pgt_*`): reading and writing stream-table records,
+//! resolving user-supplied names, and classifying the relations a defining query reads.
+
+use crate::error::raise;
+use crate::spi;
+use pg_trickle_core::ident::QualifiedName;
+use pg_trickle_core::render::OutputColumn;
+use pg_trickle_core::PgtError;
+use pgrx::pg_sys::Oid;
+
+/// A stream table as recorded in `pgtrickle.pgt_stream_tables`.
+#[derive(Debug, Clone)]
+pub struct StreamTable {
+    pub pgt_id: i64,
+    pub relid: Oid,
+    pub schema: String,
+    pub name: String,
+    pub defining_query: String,
+    pub schedule: Option<String>,
+    pub refresh_mode: String,
+    pub columns: Vec<OutputColumn>,
+}
+
+impl StreamTable {
+    /// `"schema"."name"`, quoted for SQL.
+    pub fn quoted(&self) -> String {
+        pg_trickle_core::ident::quote_qualified(&self.schema, &self.name)
+    }
+
+    /// `schema.name` as PostgreSQL would print it in messages.
+    pub fn display(&self) -> String {
+        relation_display(self.relid)
+    }
+}
+
+/// `schema.name` with identifiers quoted only where needed.
+pub fn relation_display(relid: Oid) -> String {
+    spi::one::<String>(
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+        &[relid.into()],
+    )
+    .unwrap_or_else(|| format!("relation {}", relid.to_u32()))
+}
+
+/// `"schema"."name"` quoted for SQL, from the live catalog.
+pub fn relation_quoted(relid: Oid) -> Option<String> {
+    spi::one::<String>(
+        "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+        &[relid.into()],
+    )
+}
+
+const SELECT_ST: &str = "SELECT st.pgt_id, st.pgt_relid, n.nspname::text, c.relname::text, \
+    st.defining_query, st.schedule, st.refresh_mode, st.column_names, st.column_types, st.column_collations \
+    FROM pgtrickle.pgt_stream_tables st \
+    JOIN pg_catalog.pg_class c ON c.oid = st.pgt_relid \
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
+
+fn load_where(cond: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<StreamTable> {
+    spi::rows(
+        &format!("{SELECT_ST} WHERE {cond} ORDER BY st.pgt_id"),
+        args,
+        |r| {
+            let names: Vec<String> = r.get(8).ok().flatten().unwrap_or_default();
+            let types: Vec<String> = r.get(9).ok().flatten().unwrap_or_default();
+            let colls: Vec<String> = r.get(10).ok().flatten().unwrap_or_default();
+            let columns = names
+                .into_iter()
+                .zip(types)
+                .zip(colls)
+                .map(|((name, type_sql), coll)| OutputColumn {
+                    name,
+                    type_sql,
+                    collation: (!coll.is_empty()).then_some(coll),
+                })
+                .collect();
+            StreamTable {
+                pgt_id: r.get(1).ok().flatten().unwrap_or_default(),
+                relid: r.get(2).ok().flatten().unwrap_or(pgrx::pg_sys::InvalidOid),
+                schema: r.get(3).ok().flatten().unwrap_or_default(),
+                name: r.get(4).ok().flatten().unwrap_or_default(),
+                defining_query: r.get(5).ok().flatten().unwrap_or_default(),
+                schedule: r.get(6).ok().flatten(),
+                refresh_mode: r.get(7).ok().flatten().unwrap_or_default(),
+                columns,
+            }
+        },
+    )
+}
+
+/// The stream table whose storage is `relid`, if any.
+pub fn by_relid(relid: Oid) -> Option<StreamTable> {
+    load_where("st.pgt_relid = $1", &[relid.into()]).pop()
+}
+
+/// Resolves a user-supplied name (schema-qualified, or found through `search_path`) to the OID of
+/// an existing relation.
+pub fn resolve_relation(name: &str) -> Option<Oid> {
+    let qn = match QualifiedName::parse(name) {
+        Ok(q) => q,
+        Err(e) => raise(e),
+    };
+    let text = match &qn.schema {
+        Some(s) => pg_trickle_core::ident::quote_qualified(s, &qn.name),
+        None => pg_trickle_core::ident::quote_ident(&qn.name),
+    };
+    spi::one::<Oid>("SELECT pg_catalog.to_regclass($1)::oid", &[text.into()])
+}
+
+/// Resolves `name` to a stream table: `undefined_table` when nothing has that name,
+/// `wrong_object_type` when the relation is not a stream table.
+pub fn resolve(name: &str) -> StreamTable {
+    let relid = resolve_relation(name)
+        .unwrap_or_else(|| raise(PgtError::StreamTableNotFound(name.to_string())));
+    by_relid(relid).unwrap_or_else(|| raise(PgtError::NotAStreamTable(name.to_string())))
+}
+
+/// Column arrays as stored in the catalog.
+pub fn column_arrays(cols: &[OutputColumn]) -> (Vec<String>, Vec<String>, Vec<String>) {
+    (
+        cols.iter().map(|c| c.name.clone()).collect(),
+        cols.iter().map(|c| c.type_sql.clone()).collect(),
+        cols.iter()
+            .map(|c| c.collation.clone().unwrap_or_default())
+            .collect(),
+    )
+}
+
+/// Kind of a relation read by a defining query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A table whose changes we capture.
+    Table,
+    /// Another stream table.
+    StreamTable,
+    /// A view: its own sources appear among the query's relations as well.
+    View,
+}
+
+/// A relation read by a defining query.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub relid: Oid,
+    pub kind: SourceKind,
+    pub display: String,
+}
+
+/// Classifies the relations a defining query reads, refusing those whose changes cannot be
+/// captured (temporary tables, materialized views, foreign tables, system catalogs).
+pub fn classify_sources(relations: &[Oid]) -> Vec<Source> {
+    let rows = spi::rows(
+        "SELECT c.oid, c.relkind::text, c.relpersistence::text, \
+                quote_ident(n.nspname) || '.' || quote_ident(c.relname), \
+                n.nspname IN ('pg_catalog', 'information_schema', 'pg_toast'), \
+                EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables st WHERE st.pgt_relid = c.oid) \
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+          WHERE c.oid = ANY($1)",
+        &[relations.to_vec().into()],
+        |r| {
+            (
+                r.get::<Oid>(1)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(pgrx::pg_sys::InvalidOid),
+                r.get::<String>(2).ok().flatten().unwrap_or_default(),
+                r.get::<String>(3).ok().flatten().unwrap_or_default(),
+                r.get::<String>(4).ok().flatten().unwrap_or_default(),
+                r.get::<bool>(5).ok().flatten().unwrap_or(false),
+                r.get::<bool>(6).ok().flatten().unwrap_or(false),
+            )
+        },
+    );
+    let mut out = Vec::new();
+    for &relid in relations {
+        let Some((_, relkind, persistence, display, system, is_st)) =
+            rows.iter().find(|r| r.0 == relid).cloned()
+        else {
+            continue;
+        };
+        if persistence == "t" {
+            raise(PgtError::TempSource(display));
+        }
+        let unsupported = |kind: &str| -> ! {
+            raise(PgtError::UnsupportedSource {
+                name: display.clone(),
+                kind: kind.to_string(),
+            })
+        };
+        if system {
+            unsupported("system catalog");
+        }
+        let kind = match relkind.as_str() {
+            _ if is_st => SourceKind::StreamTable,
+            "r" | "p" => SourceKind::Table,
+            "v" => SourceKind::View,
+            "m" => unsupported("materialized view"),
+            "f" => unsupported("foreign table"),
+            "S" => unsupported("sequence"),
+            other => unsupported(&format!("relation of kind '{other}'")),
+        };
+        out.push(Source {
+            relid,
+            kind,
+            display,
+        });
+    }
+    out
+}
+
+/// Whether a relation named `schema.name` exists, and if so whether it is a stream table.
+pub fn existing(schema: &str, name: &str) -> Option<(Oid, bool)> {
+    spi::rows(
+        "SELECT c.oid, EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables st WHERE st.pgt_relid = c.oid) \
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+          WHERE n.nspname = $1 AND c.relname = $2",
+        &[schema.into(), name.into()],
+        |r| {
+            (
+                r.get::<Oid>(1).ok().flatten().unwrap_or(pgrx::pg_sys::InvalidOid),
+                r.get::<bool>(2).ok().flatten().unwrap_or(false),
+            )
+        },
+    )
+    .pop()
+}
+
+/// Whether schema `schema` exists.
+pub fn schema_exists(schema: &str) -> bool {
+    spi::one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+        &[schema.into()],
+    )
+    .unwrap_or(false)
+}
+
+/// All DAG edges `(source relid, stream table relid)`.
+pub fn all_edges() -> Vec<(u32, u32)> {
+    spi::rows(
+        "SELECT d.source_relid, st.pgt_relid FROM pgtrickle.pgt_dependencies d \
+           JOIN pgtrickle.pgt_stream_tables st USING (pgt_id)",
+        &[],
+        |r| {
+            (
+                r.get::<Oid>(1)
+                    .ok()
+                    .flatten()
+                    .map(|o| o.to_u32())
+                    .unwrap_or(0),
+                r.get::<Oid>(2)
+                    .ok()
+                    .flatten()
+                    .map(|o| o.to_u32())
+                    .unwrap_or(0),
+            )
+        },
+    )
+}
+
+/// Replaces the recorded sources of a stream table.
+pub fn set_dependencies(pgt_id: i64, sources: &[Source]) {
+    spi::exec(
+        "DELETE FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1",
+        &[pgt_id.into()],
+    );
+    for s in sources.iter().filter(|s| s.kind != SourceKind::View) {
+        let ty = match s.kind {
+            SourceKind::StreamTable => "STREAM_TABLE",
+            _ => "TABLE",
+        };
+        spi::exec(
+            "INSERT INTO pgtrickle.pgt_dependencies (pgt_id, source_relid, source_type) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+            &[pgt_id.into(), s.relid.into(), ty.into()],
+        );
+    }
+}
+
+/// Stream tables (display names) that read `relid`.
+pub fn dependents(relid: Oid) -> Vec<String> {
+    spi::rows(
+        "SELECT st.pgt_relid FROM pgtrickle.pgt_dependencies d \
+           JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) WHERE d.source_relid = $1 ORDER BY st.pgt_id",
+        &[relid.into()],
+        |r| r.get::<Oid>(1).ok().flatten(),
+    )
+    .into_iter()
+    .flatten()
+    .map(relation_display)
+    .collect()
+}

@@ -1,0 +1,45 @@
+//! pg_trickle: stream tables for PostgreSQL. This crate is the boundary to PostgreSQL (SPI,
+//! triggers, catalog); the logic that needs no database lives in `pg_trickle_core`.
+
+use pgrx::prelude::*;
+
+mod analyze;
+mod api;
+mod capture;
+mod catalog;
+mod error;
+mod refresh;
+mod spi;
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+
+/// Schema `pgtrickle` holds the SQL API and the catalog. It is created by the bootstrap script
+/// (so that it belongs to the extension and DROP EXTENSION removes it); this declaration lets the
+/// functions name it.
+#[pg_schema]
+mod pgtrickle {}
+
+extension_sql!(
+    "CREATE EVENT TRIGGER pgtrickle_sql_drop ON sql_drop EXECUTE FUNCTION pgtrickle._on_sql_drop();",
+    name = "event_triggers",
+    finalize
+);
+
+#[cfg(any(test, feature = "pg_test"))]
+mod pg_tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![
+            "shared_preload_libraries = 'pg_trickle'",
+            "wal_level = logical",
+            "max_worker_processes = 32",
+        ]
+    }
+}

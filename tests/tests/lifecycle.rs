@@ -1,0 +1,334 @@
+//! Tier 3: the stream table lifecycle over a client connection: create, refresh, alter,
+//! create_or_replace, drop, pgt_status, and the catalog records behind them.
+
+use pg_trickle_tests::TestDb;
+
+#[test]
+fn create_populates_and_records_everything() {
+    let mut db = TestDb::new("create");
+    db.exec(
+        "CREATE TABLE src (id int PRIMARY KEY, g text, v numeric(10,2));
+         INSERT INTO src SELECT i, 'g' || (i % 4), i * 1.5 FROM generate_series(1, 100) i;
+         SELECT pgtrickle.create_stream_table(name => 'agg', query => 'SELECT g, count(*) AS n, sum(v) AS s FROM src GROUP BY g', schedule => '30s');",
+    );
+    assert_eq!(
+        db.oracle(
+            "agg",
+            "SELECT g, count(*) AS n, sum(v) AS s FROM src GROUP BY g"
+        ),
+        (0, 0)
+    );
+    // The storage is a real heap table with the query's columns, types and a row identity.
+    let cols: String = db.value(
+        "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
+           FROM pg_attribute WHERE attrelid = 'public.agg'::regclass AND attnum > 0 AND NOT attisdropped",
+    );
+    assert_eq!(cols, "g text, n bigint, s numeric, __pgt_row_id bigint");
+    assert_eq!(
+        db.value::<String>("SELECT relkind::text FROM pg_class WHERE oid = 'agg'::regclass"),
+        "r"
+    );
+    // Catalog, capture, dependency, history.
+    assert_eq!(
+        db.value::<String>("SELECT status || '/' || refresh_mode || '/' || schedule || '/' || name FROM pgtrickle.pgt_status()"),
+        "ACTIVE/FULL/30s/public.agg"
+    );
+    assert_eq!(
+        db.value::<i64>(
+            "SELECT count(*) FROM pgtrickle.pgt_sources WHERE source_relid = 'src'::regclass"
+        ),
+        1
+    );
+    assert_eq!(db.value::<i64>("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'src'::regclass AND tgname LIKE 'pgtrickle%'"), 2);
+    assert_eq!(
+        db.value::<String>("SELECT initiated_by || ':' || action || ':' || rows_inserted FROM pgtrickle.pgt_refresh_history"),
+        "CREATE:FULL:4"
+    );
+    assert!(db.value::<bool>(
+        "SELECT data_timestamp IS NOT NULL AND staleness >= '0' FROM pgtrickle.pgt_status()"
+    ));
+}
+
+#[test]
+fn refresh_is_exact_after_every_kind_of_change() {
+    let mut db = TestDb::new("refresh_exact");
+    // No primary key, duplicates, NULLs in keys and values.
+    db.exec(
+        "CREATE TABLE r (k int, v text);
+         INSERT INTO r VALUES (1, 'a'), (1, 'a'), (NULL, 'n'), (2, NULL), (2, NULL);
+         SELECT pgtrickle.create_stream_table('rows_st', 'SELECT k, v FROM r', refresh_mode => 'FULL');
+         SELECT pgtrickle.create_stream_table('agg_st', 'SELECT k, count(*) AS c, max(v) AS m FROM r GROUP BY k', refresh_mode => 'FULL');",
+    );
+    let rounds = [
+        "INSERT INTO r VALUES (1, 'a'), (NULL, NULL)",
+        "DELETE FROM r WHERE ctid IN (SELECT ctid FROM r WHERE k = 1 LIMIT 1)",
+        "UPDATE r SET k = 3 WHERE k IS NULL",
+        "BEGIN; INSERT INTO r VALUES (9, 'tmp'); DELETE FROM r WHERE k = 9; COMMIT",
+        "UPDATE r SET v = 'z' WHERE k = 2",
+        "TRUNCATE r",
+        "INSERT INTO r SELECT i % 5, (i % 3)::text FROM generate_series(1, 50) i",
+        "DELETE FROM r",
+    ];
+    for sql in rounds {
+        db.exec(sql);
+        db.exec("SELECT pgtrickle.refresh_stream_table('rows_st'); SELECT pgtrickle.refresh_stream_table('agg_st')");
+        assert_eq!(
+            db.oracle("rows_st", "SELECT k, v FROM r"),
+            (0, 0),
+            "after {sql}"
+        );
+        assert_eq!(
+            db.oracle(
+                "agg_st",
+                "SELECT k, count(*) AS c, max(v) AS m FROM r GROUP BY k"
+            ),
+            (0, 0),
+            "after {sql}"
+        );
+    }
+}
+
+#[test]
+fn refresh_writes_only_what_changed() {
+    let mut db = TestDb::new("refresh_minimal");
+    db.exec(
+        "CREATE TABLE src (id int PRIMARY KEY, g int);
+         INSERT INTO src SELECT i, i % 10 FROM generate_series(1, 1000) i;
+         SELECT pgtrickle.create_stream_table('agg', 'SELECT g, count(*) AS n FROM src GROUP BY g', refresh_mode => 'FULL');
+         UPDATE src SET g = 3 WHERE id = 1;
+         SELECT pgtrickle.refresh_stream_table('agg');",
+    );
+    // id 1 moved from group 1 to group 3: two groups changed, eight untouched.
+    assert_eq!(
+        db.value::<String>("SELECT rows_inserted || '/' || rows_deleted FROM pgtrickle.pgt_refresh_history ORDER BY refresh_id DESC LIMIT 1"),
+        "2/2"
+    );
+    db.exec("SELECT pgtrickle.refresh_stream_table('agg')");
+    assert_eq!(
+        db.value::<String>("SELECT rows_inserted || '/' || rows_deleted FROM pgtrickle.pgt_refresh_history ORDER BY refresh_id DESC LIMIT 1"),
+        "0/0"
+    );
+}
+
+#[test]
+fn schema_qualified_and_quoted_names() {
+    let mut db = TestDb::new("names");
+    db.exec(
+        "CREATE SCHEMA rep; CREATE TABLE \"Src Table\" (\"Id\" int PRIMARY KEY, \"Val ue\" text);
+         INSERT INTO \"Src Table\" VALUES (1, 'x');
+         SELECT pgtrickle.create_stream_table('rep.\"My ST\"', 'SELECT \"Id\", \"Val ue\" FROM \"Src Table\"', refresh_mode => 'FULL');",
+    );
+    assert_eq!(
+        db.value::<String>("SELECT name FROM pgtrickle.pgt_status()"),
+        "rep.\"My ST\""
+    );
+    assert_eq!(
+        db.value::<String>("SELECT \"Val ue\" FROM rep.\"My ST\""),
+        "x"
+    );
+    db.exec("SET search_path = rep, public; SELECT pgtrickle.refresh_stream_table('\"My ST\"'); RESET search_path;");
+    db.exec("SELECT pgtrickle.drop_stream_table('rep.\"My ST\"')");
+    db.assert_no_leftovers(&["My ST"]);
+}
+
+#[test]
+fn initialize_false_leaves_the_table_empty_until_refreshed() {
+    let mut db = TestDb::new("no_init");
+    db.exec(
+        "CREATE TABLE src (id int PRIMARY KEY); INSERT INTO src VALUES (1), (2);
+         SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM src', refresh_mode => 'FULL', initialize => false);",
+    );
+    assert_eq!(db.value::<i64>("SELECT count(*) FROM s"), 0);
+    assert!(!db.value::<bool>("SELECT is_populated FROM pgtrickle.pgt_status()"));
+    assert!(db.value::<bool>("SELECT data_timestamp IS NULL FROM pgtrickle.pgt_status()"));
+    db.exec("SELECT pgtrickle.refresh_stream_table('s')");
+    assert_eq!(db.value::<i64>("SELECT count(*) FROM s"), 2);
+    assert!(db.value::<bool>("SELECT is_populated FROM pgtrickle.pgt_status()"));
+}
+
+#[test]
+fn schedules_are_stored_as_given() {
+    let mut db = TestDb::new("schedules");
+    db.exec("CREATE TABLE src (id int PRIMARY KEY)");
+    for (i, (given, stored)) in [
+        ("1s", Some("1s")),
+        ("1H30M", Some("1h30m")),
+        ("1w", Some("1w")),
+        ("*/5 * * * *", Some("*/5 * * * *")),
+        ("0 */5 * * * *", Some("0 */5 * * * *")),
+        ("@hourly", Some("@hourly")),
+        ("calculated", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        db.exec(&format!(
+            "SELECT pgtrickle.create_stream_table('s{i}', 'SELECT id FROM src', schedule => '{given}', refresh_mode => 'FULL')"
+        ));
+        let s: Option<String> = db.value(&format!(
+            "SELECT schedule FROM pgtrickle.pgt_status() WHERE name = 'public.s{i}'"
+        ));
+        assert_eq!(s.as_deref(), stored, "{given}");
+    }
+}
+
+#[test]
+fn alter_changes_schedule_and_mode() {
+    let mut db = TestDb::new("alter");
+    db.exec(
+        "CREATE TABLE src (id int PRIMARY KEY);
+         SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM src', schedule => '1m', refresh_mode => 'FULL');
+         SELECT pgtrickle.alter_stream_table('s', schedule => '10s');",
+    );
+    assert_eq!(
+        db.value::<String>("SELECT schedule || '/' || requested_mode FROM pgtrickle.pgt_status()"),
+        "10s/FULL"
+    );
+    db.exec("SELECT pgtrickle.alter_stream_table('s', refresh_mode => 'auto')");
+    assert_eq!(
+        db.value::<String>("SELECT schedule || '/' || requested_mode FROM pgtrickle.pgt_status()"),
+        "10s/AUTO"
+    );
+    db.exec("SELECT pgtrickle.alter_stream_table('s', schedule => 'calculated')");
+    assert!(db.value::<bool>("SELECT schedule IS NULL FROM pgtrickle.pgt_status()"));
+}
+
+#[test]
+fn create_or_replace_creates_keeps_and_migrates_in_place() {
+    let mut db = TestDb::new("replace");
+    db.exec(
+        "CREATE TABLE a (id int PRIMARY KEY, v int); INSERT INTO a SELECT i, i FROM generate_series(1, 10) i;
+         CREATE TABLE b (id int PRIMARY KEY, w text); INSERT INTO b VALUES (1, 'one');",
+    );
+    let q1 = "SELECT id, v FROM a";
+    db.exec(&format!("SELECT pgtrickle.create_or_replace_stream_table('s', '{q1}', schedule => '1m', refresh_mode => 'FULL')"));
+    let oid: u32 = db.value("SELECT 's'::regclass::oid");
+    db.exec("GRANT SELECT ON s TO PUBLIC");
+    // Identical: a no-op (no refresh recorded).
+    db.exec(&format!("SELECT pgtrickle.create_or_replace_stream_table('s', '{q1}', schedule => '1m', refresh_mode => 'FULL')"));
+    assert_eq!(
+        db.value::<i64>("SELECT count(*) FROM pgtrickle.pgt_refresh_history"),
+        1
+    );
+    // Schedule only.
+    db.exec(&format!("SELECT pgtrickle.create_or_replace_stream_table('s', '{q1}', schedule => '5m', refresh_mode => 'FULL')"));
+    assert_eq!(
+        db.value::<String>("SELECT schedule FROM pgtrickle.pgt_status()"),
+        "5m"
+    );
+    // New query, new columns, new source: same table, same OID, grants kept, contents exact.
+    let q2 = "SELECT a.id, a.v * 2 AS v2, b.w FROM a LEFT JOIN b USING (id)";
+    db.exec(&format!("SELECT pgtrickle.create_or_replace_stream_table('s', '{q2}', schedule => '5m', refresh_mode => 'FULL')"));
+    assert_eq!(db.value::<u32>("SELECT 's'::regclass::oid"), oid);
+    assert!(db.value::<bool>("SELECT has_table_privilege('public', 's', 'SELECT')"));
+    assert_eq!(db.oracle("s", q2), (0, 0));
+    let cols: String = db.value(
+        "SELECT string_agg(attname::text, ',' ORDER BY attnum) FROM pg_attribute
+          WHERE attrelid = 's'::regclass AND attnum > 0 AND NOT attisdropped",
+    );
+    assert_eq!(cols, "id,v2,w,__pgt_row_id");
+    assert_eq!(
+        db.value::<i64>("SELECT count(*) FROM pgtrickle.pgt_sources"),
+        2
+    );
+    // Back to one source: capture on b goes.
+    db.exec(&format!("SELECT pgtrickle.create_or_replace_stream_table('s', '{q1}', schedule => '5m', refresh_mode => 'FULL')"));
+    assert_eq!(
+        db.value::<i64>("SELECT count(*) FROM pgtrickle.pgt_sources"),
+        1
+    );
+    assert_eq!(
+        db.value::<i64>("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'b'::regclass"),
+        0
+    );
+    assert_eq!(db.oracle("s", q1), (0, 0));
+    db.exec("SELECT pgtrickle.drop_stream_table('s')");
+    db.assert_no_leftovers(&["s"]);
+}
+
+#[test]
+fn stream_tables_can_read_stream_tables() {
+    let mut db = TestDb::new("chain");
+    db.exec(
+        "CREATE TABLE src (id int PRIMARY KEY, g int); INSERT INTO src SELECT i, i % 3 FROM generate_series(1, 30) i;
+         SELECT pgtrickle.create_stream_table('l1', 'SELECT g, count(*) AS n FROM src GROUP BY g', refresh_mode => 'FULL');
+         SELECT pgtrickle.create_stream_table('l2', 'SELECT sum(n) AS total FROM l1', schedule => 'calculated', refresh_mode => 'FULL');",
+    );
+    assert_eq!(db.value::<String>("SELECT string_agg(source_type, ',' ORDER BY source_type) FROM pgtrickle.pgt_dependencies"), "STREAM_TABLE,TABLE");
+    db.exec("INSERT INTO src VALUES (31, 0); SELECT pgtrickle.refresh_stream_table('l1'); SELECT pgtrickle.refresh_stream_table('l2');");
+    assert_eq!(db.value::<String>("SELECT total::text FROM l2"), "31");
+    // Only the base table has capture.
+    assert_eq!(
+        db.value::<i64>("SELECT count(*) FROM pgtrickle.pgt_sources"),
+        1
+    );
+    db.exec("SELECT pgtrickle.drop_stream_table('l2'); SELECT pgtrickle.drop_stream_table('l1');");
+    db.assert_no_leftovers(&["l1", "l2"]);
+}
+
+#[test]
+fn views_are_read_through() {
+    let mut db = TestDb::new("views");
+    db.exec(
+        "CREATE TABLE src (id int PRIMARY KEY, v int); INSERT INTO src VALUES (1, 10), (2, 20);
+         CREATE VIEW big AS SELECT id, v FROM src WHERE v > 15;
+         SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM big', refresh_mode => 'FULL');",
+    );
+    // Capture goes on the table under the view.
+    assert_eq!(
+        db.value::<i64>(
+            "SELECT count(*) FROM pgtrickle.pgt_sources WHERE source_relid = 'src'::regclass"
+        ),
+        1
+    );
+    db.exec("INSERT INTO src VALUES (3, 30); SELECT pgtrickle.refresh_stream_table('s')");
+    assert_eq!(db.oracle("s", "SELECT id FROM big"), (0, 0));
+}
+
+#[test]
+fn dropping_a_source_is_guarded_and_cascade_cleans_up() {
+    let mut db = TestDb::new("drop_source");
+    db.exec(
+        "CREATE TABLE src (id int PRIMARY KEY);
+         SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM src', refresh_mode => 'FULL');",
+    );
+    assert_eq!(db.error_code("DROP TABLE src"), "2BP01");
+    db.exec("DROP TABLE src CASCADE");
+    db.assert_no_leftovers(&["s", "src"]);
+}
+
+#[test]
+fn dropping_storage_with_plain_ddl_forgets_the_stream_table() {
+    let mut db = TestDb::new("drop_storage");
+    db.exec(
+        "CREATE TABLE src (id int PRIMARY KEY);
+         SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM src', refresh_mode => 'FULL');
+         DROP TABLE s;",
+    );
+    db.assert_no_leftovers(&["s"]);
+    // The name can be used again at once, and a later source with the same name starts clean.
+    db.exec(
+        "DROP TABLE src; CREATE TABLE src (id int PRIMARY KEY, extra text); INSERT INTO src VALUES (1, 'e');
+         SELECT pgtrickle.create_stream_table('s', 'SELECT id, extra FROM src', refresh_mode => 'FULL');",
+    );
+    assert_eq!(db.oracle("s", "SELECT id, extra FROM src"), (0, 0));
+}
+
+#[test]
+fn drop_extension_removes_everything() {
+    let mut db = TestDb::new("drop_extension");
+    db.exec(
+        "CREATE TABLE src (id int PRIMARY KEY);
+         SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM src', refresh_mode => 'FULL');
+         DROP EXTENSION pg_trickle CASCADE;",
+    );
+    assert_eq!(
+        db.value::<i64>("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'pgtrickle%'"),
+        0
+    );
+    assert_eq!(
+        db.value::<i64>("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'src'::regclass"),
+        0
+    );
+    db.exec("INSERT INTO src VALUES (1)");
+}
