@@ -60,7 +60,7 @@ impl<T> SpiOk<T> for Result<T, pgrx::spi::SpiError> {
 }
 
 #[cfg(any(test, feature = "pg_test"))]
-#[pg_schema]
+#[pgrx::pg_schema]
 mod tests {
     use super::*;
     use pgrx::prelude::*;
