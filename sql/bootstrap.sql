@@ -20,7 +20,14 @@ CREATE TABLE pgtrickle.pgt_stream_tables (
     column_names       text[] NOT NULL,               -- the defining query's output columns ...
     column_types       text[] NOT NULL,               -- ... their types, format_type() with typmod
     column_collations  text[] NOT NULL,               -- ... and collations ('' = the type's default)
+    plan_kind          text NOT NULL CHECK (plan_kind IN ('FULL', 'ROWS', 'GROUPS')),
+    plan_reason        text,                          -- why AUTO refreshes FULL
+    hidden_columns     text[] NOT NULL DEFAULT '{}',  -- maintained state columns of storage
+    full_merge_sql     text NOT NULL,                 -- recompute and apply (one statement)
+    delta_merge_sql    text,                          -- apply the window's delta ($1..$3)
+    explain_text       text NOT NULL,                 -- the operator tree
     frontier           pg_snapshot,                   -- snapshot of the last refresh
+    frontier_xid       xid8,                          -- the transaction that ran it
     data_timestamp     timestamptz,                   -- the data is current as of this time
     last_refresh_at    timestamptz,
     last_error         text,
@@ -34,6 +41,10 @@ CREATE TABLE pgtrickle.pgt_dependencies (
     pgt_id       bigint NOT NULL REFERENCES pgtrickle.pgt_stream_tables ON DELETE CASCADE,
     source_relid oid NOT NULL,
     source_type  text NOT NULL CHECK (source_type IN ('TABLE', 'STREAM_TABLE')),
+    -- The last change of frontier_xid's own transaction this stream table consumed from the
+    -- source's buffer (a snapshot counts its own transaction as visible, changes it makes later
+    -- are not consumed yet).
+    own_change_id bigint,
     PRIMARY KEY (pgt_id, source_relid)
 );
 CREATE INDEX ON pgtrickle.pgt_dependencies (source_relid);
@@ -57,31 +68,17 @@ CREATE TABLE pgtrickle.pgt_refresh_history (
     initiated_by  text NOT NULL CHECK (initiated_by IN ('CREATE', 'MANUAL', 'SCHEDULER', 'ALTER')),
     started_at    timestamptz NOT NULL,
     finished_at   timestamptz NOT NULL,
+    changes_read  bigint,                         -- buffer rows in the window (DIFFERENTIAL)
     rows_inserted bigint NOT NULL,
-    rows_deleted  bigint NOT NULL
+    rows_updated  bigint NOT NULL,
+    rows_deleted  bigint NOT NULL,
+    reason        text                            -- why a DIFFERENTIAL stream table refreshed FULL
 );
 CREATE INDEX ON pgtrickle.pgt_refresh_history (pgt_id, refresh_id);
 
 SELECT pg_catalog.pg_extension_config_dump('pgtrickle.pgt_stream_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('pgtrickle.pgt_dependencies', '');
 SELECT pg_catalog.pg_extension_config_dump('pgtrickle.pgt_sources', '');
-
--- The frontier a refresh records: the snapshot it read in, except that the refreshing
--- transaction's own xid counts as still in progress. A snapshot treats its own transaction as
--- complete, so without this a change the same transaction makes after the refresh would look
--- consumed already.
-CREATE FUNCTION pgtrickle._frontier() RETURNS pg_snapshot
-LANGUAGE sql STABLE
-SET search_path = pg_catalog
-AS $$
-    SELECT CASE
-             WHEN me IS NULL OR me >= pg_snapshot_xmax(snap) THEN snap
-             ELSE (SELECT (least(pg_snapshot_xmin(snap), me)::text || ':' || pg_snapshot_xmax(snap)::text || ':'
-                           || string_agg(x::text, ',' ORDER BY x))::pg_snapshot
-                     FROM (SELECT pg_snapshot_xip(snap) AS x UNION SELECT me) u)
-           END
-      FROM (SELECT pg_current_snapshot() AS snap, pg_current_xact_id_if_assigned() AS me) s
-$$;
 
 -- Status of every stream table.
 CREATE FUNCTION pgtrickle.pgt_status()

@@ -16,6 +16,8 @@ pub struct Analyzed {
     pub columns: Vec<OutputColumn>,
     /// Every relation the query depends on, deduplicated, in first-seen order.
     pub relations: Vec<pg_sys::Oid>,
+    /// Whether the query calls a volatile function (its result can change with no data change).
+    pub volatile: bool,
 }
 
 struct RawColumn {
@@ -60,7 +62,7 @@ fn c_string(p: *const std::ffi::c_char) -> String {
 pub fn analyze(query: &str) -> Analyzed {
     let cquery = CString::new(query)
         .unwrap_or_else(|_| raise(PgtError::NotASelect("the query contains a NUL byte".into())));
-    let (raw, relations) = Spi::connect(|_client| {
+    let (raw, relations, volatile) = Spi::connect(|_client| {
         // SAFETY: we are connected to SPI; SPI_prepare either returns a plan or raises an ERROR
         // (which unwinds through pgrx's guard). The plan and everything it points to live in
         // SPI's procedure memory until the connection closes, and we copy what we need into Rust
@@ -81,6 +83,9 @@ pub fn analyze(query: &str) -> Analyzed {
             }
             let ps = sources[0];
             let queries: Vec<*mut pg_sys::Query> = ptr_list((*ps).query_list);
+            let volatile = queries
+                .iter()
+                .any(|&q| pg_sys::contain_volatile_functions(q as *mut pg_sys::Node));
             for &q in &queries {
                 if (*q).commandType != pg_sys::CmdType::CMD_SELECT || !(*q).utilityStmt.is_null() {
                     let tag = c_string(pg_sys::GetCommandTagName((*ps).commandTag));
@@ -139,11 +144,15 @@ pub fn analyze(query: &str) -> Analyzed {
                     relations.push(oid);
                 }
             }
-            (raw, relations)
+            (raw, relations, volatile)
         }
     });
     let columns = describe_columns(raw);
-    Analyzed { columns, relations }
+    Analyzed {
+        columns,
+        relations,
+        volatile,
+    }
 }
 
 fn describe_columns(raw: Vec<RawColumn>) -> Vec<OutputColumn> {
@@ -172,4 +181,35 @@ fn describe_columns(raw: Vec<RawColumn>) -> Vec<OutputColumn> {
             }
         })
         .collect()
+}
+
+/// The `format_type` names of the result columns of `sql` (which must prepare).
+pub fn result_types(sql: &str) -> Vec<String> {
+    let csql = CString::new(sql).unwrap_or_else(|_| raise(PgtError::NotASelect("NUL byte".into())));
+    Spi::connect(|_client| {
+        // SAFETY: connected to SPI; SPI_prepare returns a plan or raises an ERROR. We read the
+        // plan's result descriptor before the connection (and the plan) goes away.
+        unsafe {
+            let plan = pg_sys::SPI_prepare(csql.as_ptr(), 0, std::ptr::null_mut());
+            if plan.is_null() {
+                raise(PgtError::NotASelect(
+                    "a type probe could not be prepared".into(),
+                ));
+            }
+            let sources: Vec<*mut pg_sys::CachedPlanSource> =
+                ptr_list(pg_sys::SPI_plan_get_plan_sources(plan));
+            let Some(&ps) = sources.first() else {
+                return Vec::new();
+            };
+            let desc = (*ps).resultDesc;
+            if desc.is_null() {
+                return Vec::new();
+            }
+            pgrx::PgTupleDesc::from_pg_unchecked(desc)
+                .iter()
+                .filter(|a| !a.attisdropped)
+                .map(|a| c_string(pg_sys::format_type_with_typemod(a.atttypid, a.atttypmod)))
+                .collect()
+        }
+    })
 }

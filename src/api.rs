@@ -5,6 +5,7 @@ use crate::analyze::{analyze, Analyzed};
 use crate::capture;
 use crate::catalog::{self, SourceKind, StreamTable};
 use crate::error::{raise, OrRaise};
+use crate::plan;
 use crate::refresh::{self, Initiator};
 use crate::spi;
 use pg_trickle_core::dag::Dag;
@@ -24,16 +25,6 @@ fn required<'a>(value: Option<&'a str>, what: &'static str) -> &'a str {
 
 fn parse_mode(mode: Option<&str>) -> RefreshMode {
     RefreshMode::parse(required(mode, "refresh_mode")).or_raise()
-}
-
-/// Checks that `mode` can run now and says how it will run.
-fn check_mode(mode: RefreshMode, display: &str) {
-    mode.effective().or_raise();
-    if mode == RefreshMode::Auto {
-        notice!(
-            "stream table {display} will use FULL refresh: the differential engine is not available in this version"
-        );
-    }
 }
 
 /// Everything derived from a defining query.
@@ -89,9 +80,23 @@ fn create(
             PgtError::RelationExists(display)
         });
     }
+    mode.check_supported().or_raise();
     let def = define(query);
-    check_mode(mode, &display);
-    spi::exec_all(&render::storage_ddl(schema, name, &def.analyzed.columns));
+    let built = plan::build(
+        schema,
+        name,
+        query,
+        &def.analyzed.columns,
+        &def.analyzed,
+        &def.sources,
+        mode,
+    );
+    spi::exec_all(&render::storage_ddl_with_hidden(
+        schema,
+        name,
+        &def.analyzed.columns,
+        &built.hidden,
+    ));
     let storage = spi::one::<Oid>(
         "SELECT $1::regclass::oid",
         &[quote_qualified(schema, name).into()],
@@ -100,8 +105,8 @@ fn create(
     let (names, types, colls) = catalog::column_arrays(&def.analyzed.columns);
     let pgt_id = spi::one::<i64>(
         "INSERT INTO pgtrickle.pgt_stream_tables (pgt_relid, defining_query, schedule, refresh_mode, \
-             effective_mode, column_names, column_types, column_collations) \
-         VALUES ($1, $2, $3, $4, 'FULL', $5, $6, $7) RETURNING pgt_id",
+             effective_mode, column_names, column_types, column_collations, plan_kind, full_merge_sql, explain_text) \
+         VALUES ($1, $2, $3, $4, 'FULL', $5, $6, $7, 'FULL', '', '') RETURNING pgt_id",
         &[
             storage.into(),
             query.into(),
@@ -113,10 +118,11 @@ fn create(
         ],
     )
     .expect("INSERT ... RETURNING returns the id");
+    catalog::store_plan(pgt_id, &built);
     wire_sources(pgt_id, storage, &catalog::relation_display(storage), &def);
     if initialize {
         let st = catalog::by_relid(storage).expect("stream table just recorded");
-        refresh::full_refresh(&st, Initiator::Create);
+        refresh::full_refresh(&st, Initiator::Create, None);
     }
 }
 
@@ -165,24 +171,26 @@ fn create_or_replace_stream_table(
         Some((_, false)) => raise(PgtError::RelationExists(format!("{schema}.{st_name}"))),
         Some((relid, true)) => catalog::by_relid(relid).expect("stream table in catalog"),
     };
-    let display = st.display();
     let same_query = st.defining_query == query;
     let same_schedule = st.schedule == schedule.catalog_text();
     let same_mode = st.refresh_mode == mode.as_str();
     if same_query && same_schedule && same_mode {
-        notice!("stream table {display} is unchanged");
+        notice!("stream table {} is unchanged", st.display());
         return;
     }
-    if !same_schedule || !same_mode {
-        check_mode(mode, &display);
-        set_schedule_and_mode(&st, Some(&schedule), Some(mode));
+    mode.check_supported().or_raise();
+    if !same_schedule {
+        set_schedule(&st, &schedule);
     }
-    if !same_query {
-        replace_query(&st, query, initialize);
+    if !same_query || !same_mode {
+        redefine(&st, query, mode, initialize);
     }
 }
 
-fn replace_query(st: &StreamTable, query: &str, initialize: bool) {
+/// Gives a stream table a new query and/or refresh mode in place: same storage table (OID,
+/// grants, user indexes on kept columns), columns and hidden state migrated, capture adjusted,
+/// contents recomputed.
+fn redefine(st: &StreamTable, query: &str, mode: RefreshMode, initialize: bool) {
     let def = define(query);
     let mut dag = Dag::from_edges(catalog::all_edges());
     let source_ids: Vec<u32> = def
@@ -195,45 +203,74 @@ fn replace_query(st: &StreamTable, query: &str, initialize: bool) {
         catalog::relation_display(Oid::from(r))
     })
     .or_raise();
-    let migrate =
-        render::migrate_storage_ddl(&st.schema, &st.name, &st.columns, &def.analyzed.columns);
+    let built = plan::build(
+        &st.schema,
+        &st.name,
+        query,
+        &def.analyzed.columns,
+        &def.analyzed,
+        &def.sources,
+        mode,
+    );
     spi::exec(
         &format!("LOCK TABLE {} IN EXCLUSIVE MODE", st.quoted()),
         &[],
     );
-    if !migrate.is_empty() || !initialize {
-        // Row identities hash whole rows, so rows of the old shape must not survive.
-        spi::exec(&format!("DELETE FROM {}", st.quoted()), &[]);
+    // Row identities and hidden state belong to the old plan: start from an empty table.
+    spi::exec(&format!("DELETE FROM {}", st.quoted()), &[]);
+    if !st.hidden_columns.is_empty() {
+        let drops: Vec<String> = st
+            .hidden_columns
+            .iter()
+            .map(|h| {
+                format!(
+                    "DROP COLUMN IF EXISTS {}",
+                    pg_trickle_core::ident::quote_ident(h)
+                )
+            })
+            .collect();
+        spi::exec(
+            &format!("ALTER TABLE {} {}", st.quoted(), drops.join(", ")),
+            &[],
+        );
     }
-    spi::exec_all(&migrate);
+    spi::exec_all(&render::migrate_storage_ddl(
+        &st.schema,
+        &st.name,
+        &st.columns,
+        &def.analyzed.columns,
+    ));
+    if !built.hidden.is_empty() {
+        let adds: Vec<String> = built
+            .hidden
+            .iter()
+            .map(|(n, t)| format!("ADD COLUMN {} {t}", pg_trickle_core::ident::quote_ident(n)))
+            .collect();
+        spi::exec(
+            &format!("ALTER TABLE {} {}", st.quoted(), adds.join(", ")),
+            &[],
+        );
+    }
     let (names, types, colls) = catalog::column_arrays(&def.analyzed.columns);
     spi::exec(
         "UPDATE pgtrickle.pgt_stream_tables SET defining_query = $2, column_names = $3, column_types = $4, \
-             column_collations = $5, is_populated = false, frontier = NULL, data_timestamp = NULL, \
-             updated_at = now() WHERE pgt_id = $1",
-        &[st.pgt_id.into(), query.into(), names.into(), types.into(), colls.into()],
+             column_collations = $5, refresh_mode = $6, is_populated = false, frontier = NULL, frontier_xid = NULL, \
+             data_timestamp = NULL, updated_at = now() WHERE pgt_id = $1",
+        &[st.pgt_id.into(), query.into(), names.into(), types.into(), colls.into(), mode.as_str().into()],
     );
+    catalog::store_plan(st.pgt_id, &built);
     wire_sources(st.pgt_id, st.relid, &st.display(), &def);
     if initialize {
         let st = catalog::by_relid(st.relid).expect("stream table in catalog");
-        refresh::full_refresh(&st, Initiator::Alter);
+        refresh::full_refresh(&st, Initiator::Alter, None);
     }
 }
 
-fn set_schedule_and_mode(st: &StreamTable, schedule: Option<&Schedule>, mode: Option<RefreshMode>) {
-    if let Some(s) = schedule {
-        spi::exec(
-            "UPDATE pgtrickle.pgt_stream_tables SET schedule = $2, updated_at = now() WHERE pgt_id = $1",
-            &[st.pgt_id.into(), s.catalog_text().into()],
-        );
-    }
-    if let Some(m) = mode {
-        spi::exec(
-            "UPDATE pgtrickle.pgt_stream_tables SET refresh_mode = $2, effective_mode = 'FULL', \
-                 updated_at = now() WHERE pgt_id = $1",
-            &[st.pgt_id.into(), m.as_str().into()],
-        );
-    }
+fn set_schedule(st: &StreamTable, schedule: &Schedule) {
+    spi::exec(
+        "UPDATE pgtrickle.pgt_stream_tables SET schedule = $2, updated_at = now() WHERE pgt_id = $1",
+        &[st.pgt_id.into(), schedule.catalog_text().into()],
+    );
 }
 
 /// Changes a stream table's schedule and/or refresh mode; an argument left NULL is unchanged.
@@ -247,9 +284,16 @@ fn alter_stream_table(
     let schedule = schedule.map(|s| Schedule::parse(Some(s)).or_raise());
     let mode = refresh_mode.map(|m| parse_mode(Some(m)));
     if let Some(m) = mode {
-        check_mode(m, &st.display());
+        m.check_supported().or_raise();
     }
-    set_schedule_and_mode(&st, schedule.as_ref(), mode);
+    if let Some(s) = &schedule {
+        set_schedule(&st, s);
+    }
+    if let Some(m) = mode {
+        if m.as_str() != st.refresh_mode {
+            redefine(&st, &st.defining_query.clone(), m, true);
+        }
+    }
 }
 
 /// Refreshes a stream table now, in the caller's transaction. Does not refresh upstream stream
@@ -257,7 +301,7 @@ fn alter_stream_table(
 #[pg_extern(schema = "pgtrickle")]
 fn refresh_stream_table(name: Option<&str>) {
     let st = catalog::resolve(required(name, "name"));
-    refresh::full_refresh(&st, Initiator::Manual);
+    refresh::refresh(&st, Initiator::Manual);
 }
 
 /// Drops a stream table: its storage, its catalog records, and the change capture (buffers,
@@ -294,4 +338,68 @@ fn forget_relations(dropped: &[Oid]) {
 #[pg_extern(schema = "pgtrickle", name = "_forget_dropped_relations")]
 fn forget_dropped_relations(dropped: Vec<Oid>) {
     forget_relations(&dropped);
+}
+
+/// How a stream table is maintained: modes, the operator tree, and the SQL a refresh runs.
+#[pg_extern(schema = "pgtrickle")]
+fn explain_stream_table(name: Option<&str>) -> String {
+    let st = catalog::resolve(required(name, "name"));
+    let mut out = vec![
+        format!("stream table: {}", st.display()),
+        format!("requested mode: {}", st.refresh_mode),
+        format!(
+            "refresh strategy: {}",
+            if st.plan_kind == "FULL" {
+                "FULL"
+            } else {
+                "DIFFERENTIAL"
+            }
+        ),
+    ];
+    if let Some(r) = &st.plan_reason {
+        out.push(format!("not differential because the query uses {r}"));
+    }
+    out.push(format!("populated: {}", st.is_populated));
+    out.push("operator tree:".into());
+    out.extend(st.explain_text.lines().map(|l| format!("  {l}")));
+    if let Some(d) = &st.delta_merge_sql {
+        out.push("delta (one statement; $1 = previous frontier, $2 = its transaction, $3 = the last of that transaction's own changes consumed):".into());
+        out.push(format!("  {d}"));
+    }
+    out.push("full refresh (one statement):".into());
+    out.push(format!("  {}", st.full_merge_sql));
+    out.join("\n")
+}
+
+/// The oracle: re-runs the defining query and compares it with the stream table as multisets of
+/// rows (text form). `missing`: rows the query returns that the stream table lacks; `extra`: rows
+/// the stream table has that the query does not return. Both 0 when the stream table is exact.
+#[pg_extern(schema = "pgtrickle")]
+fn verify_stream_table(
+    name: Option<&str>,
+) -> TableIterator<'static, (name!(missing, i64), name!(extra, i64))> {
+    let st = catalog::resolve(required(name, "name"));
+    let cols: Vec<String> = st
+        .columns
+        .iter()
+        .map(|c| pg_trickle_core::ident::quote_ident(&c.name))
+        .collect();
+    let sql = format!(
+        "WITH __pgt_st AS (SELECT ROW({cols})::text AS r FROM {table}), \
+              __pgt_q AS (SELECT __pgt_q::text AS r FROM ({query}\n) AS __pgt_q) \
+         SELECT (SELECT count(*) FROM (SELECT r FROM __pgt_q EXCEPT ALL SELECT r FROM __pgt_st) a), \
+                (SELECT count(*) FROM (SELECT r FROM __pgt_st EXCEPT ALL SELECT r FROM __pgt_q) b)",
+        cols = cols.join(", "),
+        table = st.quoted(),
+        query = st.defining_query,
+    );
+    let (missing, extra) = Spi::connect(|client| {
+        let t = client.select(&sql, Some(1), &[]).map(|t| t.first());
+        let t = crate::error::SpiOk::spi_ok(t);
+        (
+            crate::error::SpiOk::spi_ok(t.get::<i64>(1)).unwrap_or(0),
+            crate::error::SpiOk::spi_ok(t.get::<i64>(2)).unwrap_or(0),
+        )
+    });
+    TableIterator::once((missing, extra))
 }

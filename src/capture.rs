@@ -179,8 +179,9 @@ pub fn drop_unused_captures() {
 }
 
 /// Deletes the buffer rows that every stream table reading `source` has consumed: rows whose
-/// transaction is visible in every consumer's frontier. Nothing is trimmed while a consumer has no
-/// frontier yet. Only rows below the smallest frontier `xmax` can qualify, which bounds the scan.
+/// transaction is visible in the consumer's frontier, except the refreshing transaction's own
+/// changes made after that refresh. Nothing is trimmed while a consumer has no frontier yet. Only
+/// rows below the smallest frontier `xmax` can qualify, which bounds the scan.
 pub fn trim_buffer(source: Oid) {
     let Some(buffer) = spi::one::<String>(
         "SELECT buffer_table::text FROM pgtrickle.pgt_sources WHERE source_relid = $1",
@@ -190,12 +191,13 @@ pub fn trim_buffer(source: Oid) {
     };
     spi::exec(
         &format!(
-            "WITH f AS (SELECT st.frontier FROM pgtrickle.pgt_dependencies d \
+            "WITH f AS (SELECT st.frontier, st.frontier_xid, d.own_change_id FROM pgtrickle.pgt_dependencies d \
                           JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) WHERE d.source_relid = $1) \
              DELETE FROM {buf} b \
               WHERE b.xid < (SELECT CASE WHEN bool_and(frontier IS NOT NULL) \
                                     THEN min(pg_catalog.pg_snapshot_xmax(frontier)) END FROM f) \
-                AND NOT EXISTS (SELECT 1 FROM f WHERE NOT pg_catalog.pg_visible_in_snapshot(b.xid, f.frontier))",
+                AND NOT EXISTS (SELECT 1 FROM f WHERE NOT pg_catalog.pg_visible_in_snapshot(b.xid, f.frontier) \
+                                   OR (b.xid = f.frontier_xid AND b.change_id > COALESCE(f.own_change_id, 0)))",
             buf = pg_trickle_core::ident::quote_qualified(render::CHANGES_SCHEMA, &buffer)
         ),
         &[source.into()],

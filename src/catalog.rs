@@ -19,6 +19,17 @@ pub struct StreamTable {
     pub schedule: Option<String>,
     pub refresh_mode: String,
     pub columns: Vec<OutputColumn>,
+    /// `FULL`, `ROWS` or `GROUPS`.
+    pub plan_kind: String,
+    pub hidden_columns: Vec<String>,
+    pub full_merge_sql: String,
+    pub delta_merge_sql: Option<String>,
+    pub explain_text: String,
+    pub plan_reason: Option<String>,
+    pub is_populated: bool,
+    /// The last refresh's snapshot (text form) and transaction id (text form).
+    pub frontier: Option<String>,
+    pub frontier_xid: Option<String>,
 }
 
 impl StreamTable {
@@ -53,7 +64,9 @@ pub fn relation_quoted(relid: Oid) -> Option<String> {
 }
 
 const SELECT_ST: &str = "SELECT st.pgt_id, st.pgt_relid, n.nspname::text, c.relname::text, \
-    st.defining_query, st.schedule, st.refresh_mode, st.column_names, st.column_types, st.column_collations \
+    st.defining_query, st.schedule, st.refresh_mode, st.column_names, st.column_types, st.column_collations, \
+    st.plan_kind, st.hidden_columns, st.full_merge_sql, st.delta_merge_sql, st.explain_text, st.plan_reason, \
+    st.is_populated, st.frontier::text, st.frontier_xid::text \
     FROM pgtrickle.pgt_stream_tables st \
     JOIN pg_catalog.pg_class c ON c.oid = st.pgt_relid \
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
@@ -85,6 +98,15 @@ fn load_where(cond: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<StreamTable
                 schedule: r.get(6).ok().flatten(),
                 refresh_mode: r.get(7).ok().flatten().unwrap_or_default(),
                 columns,
+                plan_kind: r.get(11).ok().flatten().unwrap_or_default(),
+                hidden_columns: r.get(12).ok().flatten().unwrap_or_default(),
+                full_merge_sql: r.get(13).ok().flatten().unwrap_or_default(),
+                delta_merge_sql: r.get(14).ok().flatten(),
+                explain_text: r.get(15).ok().flatten().unwrap_or_default(),
+                plan_reason: r.get(16).ok().flatten(),
+                is_populated: r.get(17).ok().flatten().unwrap_or(false),
+                frontier: r.get(18).ok().flatten(),
+                frontier_xid: r.get(19).ok().flatten(),
             }
         },
     )
@@ -289,4 +311,24 @@ pub fn dependents(relid: Oid) -> Vec<String> {
     .flatten()
     .map(relation_display)
     .collect()
+}
+
+/// Records a rendered plan for a stream table.
+pub fn store_plan(pgt_id: i64, built: &crate::plan::Built) {
+    let hidden: Vec<String> = built.hidden.iter().map(|(n, _)| n.clone()).collect();
+    spi::exec(
+        "UPDATE pgtrickle.pgt_stream_tables SET plan_kind = $2, plan_reason = $3, hidden_columns = $4, \
+             full_merge_sql = $5, delta_merge_sql = $6, explain_text = $7, effective_mode = $8, updated_at = now() \
+         WHERE pgt_id = $1",
+        &[
+            pgt_id.into(),
+            built.kind.into(),
+            built.reason.clone().into(),
+            hidden.into(),
+            built.full_merge_sql.clone().into(),
+            built.delta_merge_sql.clone().into(),
+            built.explain.clone().into(),
+            built.effective_mode().into(),
+        ],
+    );
 }

@@ -8,6 +8,7 @@ mod api;
 mod capture;
 mod catalog;
 mod error;
+mod plan;
 mod refresh;
 mod spi;
 

@@ -1,13 +1,21 @@
-//! The refresh executor. A FULL refresh is one statement, so it reads every source in one
-//! snapshot: a MERGE of the defining query's rows into storage by row identity (only rows that
-//! appeared or disappeared are written), returning that snapshot as the new frontier. Concurrent
-//! refreshes of one stream table are serialised by an EXCLUSIVE lock on its storage, which readers
-//! do not conflict with.
+//! The refresh executor. Both strategies apply their result with ONE statement (a MERGE inside a
+//! WITH that returns the snapshot it ran in), so every source, change buffer and the storage are
+//! read in one snapshot, and that snapshot becomes the new frontier.
+//!
+//! - FULL: MERGE the defining query's complete result by row identity (only rows that appeared,
+//!   changed or disappeared are written).
+//! - DIFFERENTIAL: first one cheap probe ("any change in the window?"), then MERGE the delta of
+//!   exactly the buffer rows whose transactions were not visible to the previous refresh.
+//!
+//! Concurrent refreshes of one stream table are serialised by an EXCLUSIVE lock on its storage,
+//! which readers do not conflict with.
 
 use crate::capture;
-use crate::catalog::StreamTable;
+use crate::catalog::{self, StreamTable};
+use crate::error::SpiOk;
 use crate::spi;
-use pg_trickle_core::render;
+use pg_trickle_core::ivm::scan;
+use pgrx::pg_sys::Oid;
 use pgrx::prelude::*;
 
 /// Who asked for a refresh (recorded in the history).
@@ -28,48 +36,188 @@ impl Initiator {
     }
 }
 
-/// Recomputes `st` from its defining query and records the refresh.
-pub fn full_refresh(st: &StreamTable, initiator: Initiator) {
+struct Applied {
+    frontier: String,
+    xid: Option<String>,
+    inserted: i64,
+    updated: i64,
+    deleted: i64,
+}
+
+fn apply(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Applied {
+    Spi::connect_mut(|client| {
+        let t = client.update(sql, None, args).spi_ok().first();
+        Applied {
+            frontier: t.get::<String>(1).spi_ok().unwrap_or_default(),
+            xid: t.get::<String>(2).spi_ok(),
+            inserted: t.get::<i64>(3).spi_ok().unwrap_or(0),
+            updated: t.get::<i64>(4).spi_ok().unwrap_or(0),
+            deleted: t.get::<i64>(5).spi_ok().unwrap_or(0),
+        }
+    })
+}
+
+fn table_sources(st: &StreamTable) -> Vec<Oid> {
+    spi::rows(
+        "SELECT source_relid FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1 AND source_type = 'TABLE'",
+        &[st.pgt_id.into()],
+        |r| r.get::<Oid>(1).ok().flatten(),
+    )
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+fn buffer_of(source: Oid) -> String {
+    pg_trickle_core::ident::quote_qualified(
+        pg_trickle_core::render::CHANGES_SCHEMA,
+        &pg_trickle_core::render::buffer_table(source.to_u32()),
+    )
+}
+
+/// Records a finished refresh: the new frontier (and, per source, the last change of the
+/// refreshing transaction itself that it consumed), the history row, then trims the buffers.
+fn record(
+    st: &StreamTable,
+    started: TimestampWithTimeZone,
+    action: &str,
+    initiator: Initiator,
+    applied: &Applied,
+    changes_read: Option<i64>,
+    reason: Option<&str>,
+) {
+    spi::exec(
+        "UPDATE pgtrickle.pgt_stream_tables SET frontier = $2::pg_snapshot, frontier_xid = $3::xid8, data_timestamp = $4, \
+             last_refresh_at = clock_timestamp(), is_populated = true, status = 'ACTIVE', \
+             last_error = NULL, consecutive_errors = 0, updated_at = now() WHERE pgt_id = $1",
+        &[st.pgt_id.into(), applied.frontier.clone().into(), applied.xid.clone().into(), started.into()],
+    );
+    for source in table_sources(st) {
+        let own = applied.xid.as_ref().and_then(|x| {
+            spi::one::<i64>(
+                &format!(
+                    "SELECT max(change_id) FROM {} WHERE xid = $1::xid8",
+                    buffer_of(source)
+                ),
+                &[x.clone().into()],
+            )
+        });
+        spi::exec(
+            "UPDATE pgtrickle.pgt_dependencies SET own_change_id = $3 WHERE pgt_id = $1 AND source_relid = $2",
+            &[st.pgt_id.into(), source.into(), own.into()],
+        );
+    }
+    spi::exec(
+        "INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, action, initiated_by, started_at, finished_at, \
+             changes_read, rows_inserted, rows_updated, rows_deleted, reason) \
+         VALUES ($1, $2, $3, $4, clock_timestamp(), $5, $6, $7, $8, $9)",
+        &[
+            st.pgt_id.into(),
+            action.into(),
+            initiator.as_str().into(),
+            started.into(),
+            changes_read.into(),
+            applied.inserted.into(),
+            applied.updated.into(),
+            applied.deleted.into(),
+            reason.map(str::to_string).into(),
+        ],
+    );
+    for source in table_sources(st) {
+        capture::trim_buffer(source);
+    }
+}
+
+fn lock_and_start(st: &StreamTable) -> TimestampWithTimeZone {
     spi::exec(
         &format!("LOCK TABLE {} IN EXCLUSIVE MODE", st.quoted()),
         &[],
     );
-    let started = spi::one::<TimestampWithTimeZone>("SELECT clock_timestamp()", &[])
-        .expect("clock_timestamp() is never NULL");
-    let sql = render::full_refresh_sql(&st.schema, &st.name, &st.defining_query, &st.columns);
-    let (frontier, inserted, deleted) = Spi::connect_mut(|client| {
-        let t = client.update(&sql, None, &[]).map(|t| t.first());
-        let t = crate::error::SpiOk::spi_ok(t);
-        (
-            crate::error::SpiOk::spi_ok(t.get::<String>(1)),
-            crate::error::SpiOk::spi_ok(t.get::<i64>(2)).unwrap_or(0),
-            crate::error::SpiOk::spi_ok(t.get::<i64>(3)).unwrap_or(0),
-        )
-    });
-    spi::exec(
-        "UPDATE pgtrickle.pgt_stream_tables SET frontier = $2::pg_snapshot, data_timestamp = $3, \
-             last_refresh_at = clock_timestamp(), is_populated = true, status = 'ACTIVE', \
-             last_error = NULL, consecutive_errors = 0, updated_at = now() WHERE pgt_id = $1",
-        &[st.pgt_id.into(), frontier.into(), started.into()],
+    spi::one::<TimestampWithTimeZone>("SELECT clock_timestamp()", &[])
+        .expect("clock_timestamp() is never NULL")
+}
+
+/// Recomputes `st` from its defining query.
+pub fn full_refresh(st: &StreamTable, initiator: Initiator, reason: Option<&str>) {
+    let started = lock_and_start(st);
+    full_refresh_locked(st, started, initiator, reason);
+}
+
+fn full_refresh_locked(
+    st: &StreamTable,
+    started: TimestampWithTimeZone,
+    initiator: Initiator,
+    reason: Option<&str>,
+) {
+    let applied = apply(&st.full_merge_sql, &[]);
+    record(st, started, "FULL", initiator, &applied, None, reason);
+}
+
+/// Refreshes `st` the way its plan says: DIFFERENTIAL when it has a delta plan and a frontier to
+/// start from (FULL when a TRUNCATE is in the window), FULL otherwise.
+pub fn refresh(st: &StreamTable, initiator: Initiator) {
+    let started = lock_and_start(st);
+    // Re-read under the lock: a concurrent refresh may have moved the frontier.
+    let st = &catalog::by_relid(st.relid).expect("stream table in catalog");
+    let (Some(delta), Some(frontier)) = (&st.delta_merge_sql, &st.frontier) else {
+        return full_refresh_locked(st, started, initiator, None);
+    };
+    let sources = table_sources(st);
+    let [source] = sources.as_slice() else {
+        return full_refresh_locked(
+            st,
+            started,
+            initiator,
+            Some("the plan expects one source table"),
+        );
+    };
+    let own = spi::one::<i64>(
+        "SELECT own_change_id FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1 AND source_relid = $2",
+        &[st.pgt_id.into(), (*source).into()],
     );
-    spi::exec(
-        "INSERT INTO pgtrickle.pgt_refresh_history \
-             (pgt_id, action, initiated_by, started_at, finished_at, rows_inserted, rows_deleted) \
-         VALUES ($1, 'FULL', $2, $3, clock_timestamp(), $4, $5)",
-        &[
-            st.pgt_id.into(),
-            initiator.as_str().into(),
-            started.into(),
-            inserted.into(),
-            deleted.into(),
-        ],
-    );
-    let sources = spi::rows(
-        "SELECT source_relid FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1 AND source_type = 'TABLE'",
-        &[st.pgt_id.into()],
-        |r| r.get::<pgrx::pg_sys::Oid>(1).ok().flatten(),
-    );
-    for s in sources.into_iter().flatten() {
-        capture::trim_buffer(s);
+    let window_args = || -> Vec<pgrx::datum::DatumWithOid<'static>> {
+        vec![
+            frontier.clone().into(),
+            st.frontier_xid.clone().into(),
+            own.into(),
+        ]
+    };
+    let src = pg_trickle_core::ivm::SourceTable {
+        quoted: String::new(),
+        buffer: buffer_of(*source),
+        columns: Vec::new(),
+        primary_key: None,
+    };
+    let changes = spi::one::<i64>(
+        &format!(
+            "SELECT count(*) FROM {} AS __pgt_c WHERE {}",
+            src.buffer,
+            scan::window_predicate()
+        ),
+        &window_args(),
+    )
+    .unwrap_or(0);
+    if changes == 0 {
+        // Nothing committed since the frontier: the data is current as of now. The frontier
+        // stays, so transactions still in flight are picked up by a later refresh.
+        spi::exec(
+            "UPDATE pgtrickle.pgt_stream_tables SET data_timestamp = $2, last_refresh_at = clock_timestamp(), \
+                 status = 'ACTIVE', last_error = NULL, consecutive_errors = 0 WHERE pgt_id = $1",
+            &[st.pgt_id.into(), started.into()],
+        );
+        return;
     }
+    if spi::one::<bool>(&scan::truncate_in_window_sql(&src), &window_args()).unwrap_or(false) {
+        return full_refresh_locked(st, started, initiator, Some("TRUNCATE of a source"));
+    }
+    let applied = apply(delta, &window_args());
+    record(
+        st,
+        started,
+        "DIFFERENTIAL",
+        initiator,
+        &applied,
+        Some(changes),
+        None,
+    );
 }

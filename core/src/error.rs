@@ -66,6 +66,8 @@ pub enum PgtError {
     InvalidRefreshMode(String),
     #[error("refresh mode {0} is not supported yet")]
     RefreshModeNotSupported(&'static str),
+    #[error("DIFFERENTIAL refresh cannot maintain this query: it uses {0}")]
+    NotDifferentiable(String),
     #[error("invalid stream table name \"{input}\": {reason}")]
     InvalidName { input: String, reason: String },
     #[error("schema \"{0}\" does not exist")]
@@ -104,7 +106,9 @@ impl PgtError {
         match self {
             InvalidSchedule { .. } | InvalidRefreshMode(_) => SqlState::InvalidParameterValue,
             NullSchedule | NullArgument(_) => SqlState::NullValueNotAllowed,
-            RefreshModeNotSupported(_) | UnsupportedSource { .. } => SqlState::FeatureNotSupported,
+            RefreshModeNotSupported(_) | UnsupportedSource { .. } | NotDifferentiable(_) => {
+                SqlState::FeatureNotSupported
+            }
             TempSource(_) => SqlState::FeatureNotSupported,
             InvalidName { .. } => SqlState::InvalidName,
             StreamTableNotFound(_) => SqlState::UndefinedTable,
@@ -134,9 +138,12 @@ impl PgtError {
                  stream tables."
                     .into(),
             ),
-            InvalidRefreshMode(_) => Some("Use 'AUTO', 'FULL' or 'DIFFERENTIAL'.".into()),
-            RefreshModeNotSupported(_) => Some(
-                "Use refresh_mode => 'FULL', or 'AUTO' (which currently refreshes FULL).".into(),
+            InvalidRefreshMode(_) => Some("Use 'AUTO', 'DIFFERENTIAL' or 'FULL'.".into()),
+            RefreshModeNotSupported(_) => Some("Use refresh_mode => 'AUTO', 'DIFFERENTIAL' or 'FULL'.".into()),
+            NotDifferentiable(_) => Some(
+                "Use refresh_mode => 'AUTO' to refresh FULL when the query cannot be maintained differentially, \
+                 or see docs/SQL_REFERENCE.md for what DIFFERENTIAL supports."
+                    .into(),
             ),
             NotAStreamTable(_) => Some("Use pgtrickle.pgt_status() to list stream tables.".into()),
             StreamTableNotFound(_) => {

@@ -4,13 +4,15 @@
 //! - [`mode`]: refresh modes and the strategy a refresh actually runs.
 //! - [`ident`]: user-supplied names, identifier and literal quoting.
 //! - [`dag`]: the stream-table dependency graph (cycles refused, topological order).
-//! - [`render`]: the SQL pg_trickle generates for storage, capture and full refresh.
+//! - [`ivm`]: the differential engine: operators, their delta rules, and the SQL they render.
+//! - [`render`]: the SQL pg_trickle generates for storage, capture and applying results.
 //! - [`error`]: typed errors, each with its SQLSTATE.
 
 pub mod cron;
 pub mod dag;
 pub mod error;
 pub mod ident;
+pub mod ivm;
 pub mod mode;
 pub mod render;
 pub mod schedule;

@@ -37,15 +37,11 @@ impl RefreshMode {
         }
     }
 
-    /// The strategy refreshes of a stream table in this mode run, given what is built.
-    ///
-    /// The differential engine is not built yet: AUTO runs FULL (the caller raises a NOTICE saying
-    /// why), DIFFERENTIAL and IMMEDIATE are refused with `feature_not_supported`.
-    pub fn effective(self) -> Result<EffectiveMode> {
+    /// Refuses modes that are not built yet.
+    pub fn check_supported(self) -> Result<()> {
         match self {
-            RefreshMode::Auto | RefreshMode::Full => Ok(EffectiveMode::Full),
-            RefreshMode::Differential => Err(PgtError::RefreshModeNotSupported("DIFFERENTIAL")),
             RefreshMode::Immediate => Err(PgtError::RefreshModeNotSupported("IMMEDIATE")),
+            _ => Ok(()),
         }
     }
 }
@@ -53,20 +49,6 @@ impl RefreshMode {
 impl fmt::Display for RefreshMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// The strategy a refresh runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EffectiveMode {
-    Full,
-}
-
-impl EffectiveMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EffectiveMode::Full => "FULL",
-        }
     }
 }
 
@@ -98,14 +80,20 @@ mod tests {
     }
 
     #[test]
-    fn effective_modes_until_the_differential_engine_lands() {
-        assert_eq!(RefreshMode::Auto.effective().unwrap(), EffectiveMode::Full);
-        assert_eq!(RefreshMode::Full.effective().unwrap(), EffectiveMode::Full);
-        for m in [RefreshMode::Differential, RefreshMode::Immediate] {
-            assert_eq!(
-                m.effective().unwrap_err().sqlstate(),
-                SqlState::FeatureNotSupported
-            );
+    fn immediate_is_not_built_yet() {
+        assert_eq!(
+            RefreshMode::Immediate
+                .check_supported()
+                .unwrap_err()
+                .sqlstate(),
+            SqlState::FeatureNotSupported
+        );
+        for m in [
+            RefreshMode::Auto,
+            RefreshMode::Full,
+            RefreshMode::Differential,
+        ] {
+            assert!(m.check_supported().is_ok());
         }
     }
 }

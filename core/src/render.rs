@@ -206,45 +206,131 @@ fn dollar_quote(body: &str) -> String {
     format!("{tag}{body}{tag}")
 }
 
-/// The defining query's rows with their row identity: a 64-bit hash of the row's text form,
-/// re-hashed with the occurrence number for the 2nd, 3rd, ... copy of a duplicate row, so that
-/// duplicates are counted, not collapsed, and identical contents always get identical ids.
+/// The defining query's rows with a content-based row identity (used when the query is refreshed
+/// FULL): a 64-bit hash of the row's text form, re-hashed with the occurrence number for the 2nd,
+/// 3rd, ... copy of a duplicate row, so that duplicates are counted, not collapsed, and identical
+/// contents always get identical ids. Columns: `__pgt_c<i>`, `__pgt_row_id`.
 pub fn full_rows_sql(query: &str, cols: &[OutputColumn]) -> String {
     let names: Vec<String> = cols.iter().map(|c| quote_ident(&c.name)).collect();
-    let plain = names.join(", ");
-    let q: Vec<String> = names.iter().map(|n| format!("__pgt_q.{n}")).collect();
+    let outs: Vec<String> = (1..=cols.len())
+        .map(|i| quote_ident(&format!("__pgt_c{i}")))
+        .collect();
+    let renamed: Vec<String> = names
+        .iter()
+        .zip(&outs)
+        .map(|(n, o)| format!("__pgt_q.{n} AS {o}"))
+        .collect();
     let sep = if cols.is_empty() { "" } else { ", " };
     format!(
         "SELECT {plain}{sep}CASE WHEN __pgt_n = 1 THEN __pgt_h ELSE hashint8extended(__pgt_h, __pgt_n) END AS {rid} \
          FROM (SELECT {plain}{sep}__pgt_h, row_number() OVER (PARTITION BY __pgt_h) AS __pgt_n \
-         FROM (SELECT {qcols}{sep}hashtextextended(__pgt_q::text, 0) AS __pgt_h FROM ({query}\n) AS __pgt_q) AS __pgt_q1) AS __pgt_q2",
+         FROM (SELECT {renamed}{sep}hashtextextended(__pgt_q::text, 0) AS __pgt_h FROM ({query}\n) AS __pgt_q) AS __pgt_q1) AS __pgt_q2",
+        plain = outs.join(", "),
         rid = quote_ident(ROW_ID),
-        qcols = q.join(", "),
+        renamed = renamed.join(", "),
     )
 }
 
-/// A FULL refresh as one statement (one snapshot): MERGE the query's rows into storage by row
-/// identity (insert what is new, delete what is gone, leave the rest untouched), and return the
-/// snapshot it ran in (the new frontier) with the counts of rows inserted and deleted.
-pub fn full_refresh_sql(schema: &str, name: &str, query: &str, cols: &[OutputColumn]) -> String {
+/// How a MERGE source's rows are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeKind {
+    /// The complete result: insert new identities, update changed rows, delete the rest.
+    Full,
+    /// Row deltas with `__pgt_net`: > 0 upsert, < 0 delete.
+    DeltaRows,
+    /// Group deltas with `__pgt_keep`: true upsert, false delete.
+    DeltaGroups,
+}
+
+/// One statement (so one snapshot) that applies `source` (columns `__pgt_c<i>`, `__pgt_row_id`,
+/// `hidden`...) to the storage table and returns the snapshot it ran in, the writing transaction
+/// (if it has an id) and the rows inserted, updated and deleted.
+pub fn merge_sql(
+    schema: &str,
+    name: &str,
+    visible: &[String],
+    hidden: &[String],
+    source: &str,
+    kind: MergeKind,
+) -> String {
     let rid = quote_ident(ROW_ID);
-    let mut ins: Vec<String> = cols.iter().map(|c| quote_ident(&c.name)).collect();
-    ins.push(rid.clone());
-    let vals: Vec<String> = ins.iter().map(|c| format!("__pgt_s.{c}")).collect();
+    let mut targets: Vec<String> = visible.iter().map(|c| quote_ident(c)).collect();
+    targets.extend(hidden.iter().map(|h| quote_ident(h)));
+    let mut sources: Vec<String> = (1..=visible.len())
+        .map(|i| format!("__pgt_s.{}", quote_ident(&format!("__pgt_c{i}"))))
+        .collect();
+    sources.extend(hidden.iter().map(|h| format!("__pgt_s.{}", quote_ident(h))));
+    let set: Vec<String> = targets
+        .iter()
+        .zip(&sources)
+        .map(|(t, s)| format!("{t} = {s}"))
+        .collect();
+    let mut ins_cols = targets.clone();
+    ins_cols.push(rid.clone());
+    let mut ins_vals = sources.clone();
+    ins_vals.push(format!("__pgt_s.{rid}"));
+    let insert = format!(
+        "INSERT ({}) VALUES ({})",
+        ins_cols.join(", "),
+        ins_vals.join(", ")
+    );
+    let update = if set.is_empty() {
+        "DO NOTHING".to_string()
+    } else {
+        format!("UPDATE SET {}", set.join(", "))
+    };
+    let target_row: Vec<String> = targets.iter().map(|t| format!("__pgt_t.{t}")).collect();
+    let clauses = match kind {
+        MergeKind::Full => format!(
+            "WHEN MATCHED AND ROW({t})::text IS DISTINCT FROM ROW({s})::text THEN {update} \
+             WHEN NOT MATCHED BY TARGET THEN {insert} WHEN NOT MATCHED BY SOURCE THEN DELETE",
+            t = target_row.join(", "),
+            s = sources.join(", "),
+        ),
+        MergeKind::DeltaRows => format!(
+            "WHEN MATCHED AND __pgt_s.__pgt_net < 0 THEN DELETE WHEN MATCHED THEN {update} \
+             WHEN NOT MATCHED AND __pgt_s.__pgt_net > 0 THEN {insert}"
+        ),
+        MergeKind::DeltaGroups => format!(
+            "WHEN MATCHED AND NOT __pgt_s.__pgt_keep THEN DELETE WHEN MATCHED THEN {update} \
+             WHEN NOT MATCHED AND __pgt_s.__pgt_keep THEN {insert}"
+        ),
+    };
     format!(
-        "WITH __pgt_m AS (MERGE INTO {table} AS __pgt_t USING ({rows}) AS __pgt_s \
-         ON __pgt_t.{rid} = __pgt_s.{rid} \
-         WHEN NOT MATCHED BY TARGET THEN INSERT ({ins}) VALUES ({vals}) \
-         WHEN NOT MATCHED BY SOURCE THEN DELETE \
-         RETURNING merge_action() AS __pgt_action) \
-         SELECT pgtrickle._frontier()::text AS frontier, \
+        "WITH __pgt_m AS (MERGE INTO {table} AS __pgt_t USING ({source}) AS __pgt_s \
+         ON __pgt_t.{rid} = __pgt_s.{rid} {clauses} RETURNING merge_action() AS __pgt_action) \
+         SELECT pg_catalog.pg_current_snapshot()::text AS frontier, \
+         pg_catalog.pg_current_xact_id_if_assigned()::text AS xid, \
          count(*) FILTER (WHERE __pgt_action = 'INSERT') AS inserted, \
+         count(*) FILTER (WHERE __pgt_action = 'UPDATE') AS updated, \
          count(*) FILTER (WHERE __pgt_action = 'DELETE') AS deleted FROM __pgt_m",
         table = quote_qualified(schema, name),
-        rows = full_rows_sql(query, cols),
-        ins = ins.join(", "),
-        vals = vals.join(", "),
     )
+}
+
+/// `CREATE TABLE` for storage with hidden columns after the row identity.
+pub fn storage_ddl_with_hidden(
+    schema: &str,
+    name: &str,
+    cols: &[OutputColumn],
+    hidden: &[(String, String)],
+) -> Vec<String> {
+    let mut ddl = storage_ddl(schema, name, cols);
+    if !hidden.is_empty() {
+        let adds: Vec<String> = hidden
+            .iter()
+            .map(|(n, t)| format!("ADD COLUMN {} {t}", quote_ident(n)))
+            .collect();
+        ddl.insert(
+            1,
+            format!(
+                "ALTER TABLE {} {}",
+                quote_qualified(schema, name),
+                adds.join(", ")
+            ),
+        );
+    }
+    ddl
 }
 
 #[cfg(test)]
@@ -330,11 +416,37 @@ mod tests {
     }
 
     #[test]
-    fn full_refresh_is_one_merge_returning_the_frontier() {
-        let sql = full_refresh_sql("public", "s", "SELECT 1 AS a", &[oc("a", "integer")]);
-        assert!(sql.starts_with("WITH __pgt_m AS (MERGE INTO \"public\".\"s\""));
-        assert!(sql.contains("WHEN NOT MATCHED BY SOURCE THEN DELETE"));
-        assert!(sql.contains("pgtrickle._frontier()::text AS frontier"));
-        assert!(sql.contains("FROM (SELECT 1 AS a\n) AS __pgt_q"));
+    fn merges_return_the_frontier_and_counts() {
+        let full = merge_sql(
+            "public",
+            "s",
+            &["a".into()],
+            &[],
+            &full_rows_sql("SELECT 1 AS a", &[oc("a", "integer")]),
+            MergeKind::Full,
+        );
+        assert!(full.starts_with("WITH __pgt_m AS (MERGE INTO \"public\".\"s\""));
+        assert!(full.contains("WHEN NOT MATCHED BY SOURCE THEN DELETE"));
+        assert!(full.contains("pg_current_snapshot()::text AS frontier"));
+        assert!(full.contains("FROM (SELECT 1 AS a\n) AS __pgt_q"));
+        let rows = merge_sql(
+            "public",
+            "s",
+            &["a".into()],
+            &[],
+            "SELECT 1",
+            MergeKind::DeltaRows,
+        );
+        assert!(rows.contains("WHEN MATCHED AND __pgt_s.__pgt_net < 0 THEN DELETE"));
+        let groups = merge_sql(
+            "public",
+            "s",
+            &["a".into()],
+            &["__pgt_count".into()],
+            "SELECT 1",
+            MergeKind::DeltaGroups,
+        );
+        assert!(groups.contains("\"__pgt_count\" = __pgt_s.\"__pgt_count\""));
+        assert!(groups.contains("WHEN NOT MATCHED AND __pgt_s.__pgt_keep THEN INSERT"));
     }
 }

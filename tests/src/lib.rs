@@ -96,7 +96,7 @@ impl TestDb {
             .client
             .query(
                 "SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = $1::text::regclass \
-                 AND attnum > 0 AND NOT attisdropped AND attname <> '__pgt_row_id' ORDER BY attnum",
+                 AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE '\\_\\_pgt\\_%' ORDER BY attnum",
                 &[&st],
             )
             .unwrap()

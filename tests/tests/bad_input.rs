@@ -36,7 +36,9 @@ const CASES: &[(&str, &str)] = &[
     ("SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM t', schedule => '* * *')", "22023"),
     ("SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM t', schedule => NULL)", "22004"),
     ("SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM t', refresh_mode => 'fast')", "22023"),
-    ("SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM t', refresh_mode => 'DIFFERENTIAL')", "0A000"),
+    ("SELECT pgtrickle.create_stream_table('s', 'SELECT id, random() AS r FROM t', refresh_mode => 'DIFFERENTIAL')", "0A000"),
+    ("SELECT pgtrickle.create_stream_table('s', 'SELECT a.id FROM t a JOIN t b USING (id)', refresh_mode => 'DIFFERENTIAL')", "0A000"),
+    ("SELECT pgtrickle.create_stream_table('s', 'SELECT id, now() AS ts FROM t', refresh_mode => 'DIFFERENTIAL')", "0A000"),
     ("SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM t', refresh_mode => 'IMMEDIATE')", "0A000"),
     ("SELECT pgtrickle.create_stream_table('s', 'SELECT id, id FROM t')", "42P17"),
     ("SELECT pgtrickle.create_stream_table('s', 'SELECT id AS __pgt_row_id FROM t')", "42P17"),
@@ -103,7 +105,9 @@ fn a_materialized_view_source_is_refused() {
 fn bad_alter_and_replace_change_nothing() {
     let mut db = db("bad_alter");
     db.exec("SELECT pgtrickle.create_stream_table('s', 'SELECT id, v FROM t', schedule => '5m', refresh_mode => 'FULL')");
+    db.exec("CREATE TABLE nopk (a int)");
     for (sql, code) in [
+        ("SELECT pgtrickle.create_or_replace_stream_table('s', 'SELECT a FROM nopk', schedule => '5m', refresh_mode => 'DIFFERENTIAL')", "0A000"),
         (
             "SELECT pgtrickle.alter_stream_table('s', schedule => '0s')",
             "22023",
@@ -113,7 +117,7 @@ fn bad_alter_and_replace_change_nothing() {
             "22023",
         ),
         (
-            "SELECT pgtrickle.alter_stream_table('s', refresh_mode => 'DIFFERENTIAL')",
+            "SELECT pgtrickle.alter_stream_table('s', refresh_mode => 'IMMEDIATE')",
             "0A000",
         ),
         (

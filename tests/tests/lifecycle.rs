@@ -23,7 +23,11 @@ fn create_populates_and_records_everything() {
         "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
            FROM pg_attribute WHERE attrelid = 'public.agg'::regclass AND attnum > 0 AND NOT attisdropped",
     );
-    assert_eq!(cols, "g text, n bigint, s numeric, __pgt_row_id bigint");
+    // Visible columns, the row identity, then the aggregate state DIFFERENTIAL maintains.
+    assert_eq!(
+        cols,
+        "g text, n bigint, s numeric, __pgt_row_id bigint, __pgt_count bigint, __pgt_a1 bigint, __pgt_a2 numeric, __pgt_a2_n bigint"
+    );
     assert_eq!(
         db.value::<String>("SELECT relkind::text FROM pg_class WHERE oid = 'agg'::regclass"),
         "r"
@@ -31,7 +35,7 @@ fn create_populates_and_records_everything() {
     // Catalog, capture, dependency, history.
     assert_eq!(
         db.value::<String>("SELECT status || '/' || refresh_mode || '/' || schedule || '/' || name FROM pgtrickle.pgt_status()"),
-        "ACTIVE/FULL/30s/public.agg"
+        "ACTIVE/DIFFERENTIAL/30s/public.agg"
     );
     assert_eq!(
         db.value::<i64>(

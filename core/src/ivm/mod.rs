@@ -1,0 +1,238 @@
+//! The differential engine for single-source queries: parse the defining query into operators
+//! (Scan → Filter → Project, or Scan → Filter → Aggregate [→ HAVING], or Scan → Filter → Distinct),
+//! and render, for each, the SQL that computes its full result and its delta. One file per
+//! operator, its delta rule in its module doc.
+
+pub mod aggregate;
+pub mod distinct;
+pub mod expr;
+pub mod filter;
+pub mod parse;
+pub mod project;
+pub mod scan;
+
+use aggregate::GroupPlan;
+use parse::QuerySpec;
+pub use parse::Unsupported;
+use sqlparser::ast::Expr;
+
+/// Prefix of the delta and full-result columns that carry the stream table's visible columns, by
+/// position (`__pgt_c1`, `__pgt_c2`, ...).
+pub const COL_PREFIX: &str = "__pgt_c";
+
+/// A source table as the engine needs it.
+#[derive(Debug, Clone)]
+pub struct SourceTable {
+    /// `"schema"."table"`.
+    pub quoted: String,
+    /// `"pgtrickle_changes"."changes_<oid>"`.
+    pub buffer: String,
+    /// Captured columns: attnum and name, in order.
+    pub columns: Vec<(i16, String)>,
+    pub primary_key: Option<Vec<String>>,
+}
+
+/// How a stream table is maintained.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// Filter/Project rows identified by the source's primary key.
+    Rows {
+        spec: QuerySpec,
+        primary_key: Vec<String>,
+    },
+    /// Aggregate or DISTINCT: rows identified by their group key.
+    Groups(GroupPlan),
+}
+
+/// Asks PostgreSQL for the result types of a SELECT list (`format_type` names).
+pub type TypeProbe<'a> = dyn FnMut(&str) -> Result<Vec<String>, String> + 'a;
+
+impl Plan {
+    /// Plans the differential maintenance of `sql` over `src`, or says why it cannot.
+    pub fn new(sql: &str, src: &SourceTable, probe: &mut TypeProbe) -> Result<Plan, Unsupported> {
+        let names: Vec<String> = src.columns.iter().map(|(_, n)| n.clone()).collect();
+        let spec = parse::parse(sql, &names)?;
+        if spec.distinct {
+            return Ok(Plan::Groups(distinct::plan(&spec)?));
+        }
+        if !spec.aggregates {
+            let pk = src.primary_key.clone().ok_or_else(|| {
+                "a source table without a primary key in a query that does not aggregate \
+                 (add a primary key, or aggregate)"
+                    .to_string()
+            })?;
+            return Ok(Plan::Rows {
+                spec,
+                primary_key: pk,
+            });
+        }
+        let calls = aggregate_calls(&spec);
+        let from = format!(
+            " FROM {} AS {}",
+            src.quoted,
+            crate::ident::quote_ident(&spec.alias)
+        );
+        let agg_types = if calls.is_empty() {
+            Vec::new()
+        } else {
+            let list: Vec<String> = calls.iter().map(|c| c.to_string()).collect();
+            probe(&format!("SELECT {}{from}", list.join(", ")))?
+        };
+        let args: Vec<Option<Expr>> = calls
+            .iter()
+            .map(|c| match c {
+                Expr::Function(f) => expr::agg_call(f).arg.cloned(),
+                _ => None,
+            })
+            .collect();
+        let present: Vec<String> = args.iter().flatten().map(|a| a.to_string()).collect();
+        let mut arg_types_iter = if present.is_empty() {
+            Vec::new()
+        } else {
+            probe(&format!("SELECT {}{from}", present.join(", ")))?
+        }
+        .into_iter();
+        let arg_types: Vec<Option<String>> = args
+            .iter()
+            .map(|a| a.as_ref().and_then(|_| arg_types_iter.next()))
+            .collect();
+        Ok(Plan::Groups(GroupPlan::new(
+            &spec, &calls, &agg_types, &arg_types,
+        )?))
+    }
+
+    /// Hidden storage columns (name, type) this plan maintains.
+    pub fn hidden_columns(&self) -> Vec<(String, String)> {
+        match self {
+            Plan::Rows { .. } => Vec::new(),
+            Plan::Groups(g) => g.hidden_columns(),
+        }
+    }
+
+    /// The full result: `__pgt_c<i>`, `__pgt_row_id`, hidden columns.
+    pub fn full_rows_sql(&self, src: &SourceTable) -> String {
+        match self {
+            Plan::Rows { spec, primary_key } => project::full_rows_sql(
+                src,
+                &spec.alias,
+                primary_key,
+                &spec.items,
+                spec.filter.as_ref(),
+            ),
+            Plan::Groups(g) => g.full_rows_sql(src),
+        }
+    }
+
+    /// The delta over the window `$1..$3` (see [`scan`]).
+    pub fn delta_sql(&self, src: &SourceTable, storage: &str) -> String {
+        match self {
+            Plan::Rows { spec, primary_key } => project::delta_sql(
+                src,
+                &spec.alias,
+                primary_key,
+                &spec.items,
+                spec.filter.as_ref(),
+            ),
+            Plan::Groups(g) => g.delta_sql(src, storage),
+        }
+    }
+
+    /// How the delta is applied.
+    pub fn merge_kind(&self) -> crate::render::MergeKind {
+        match self {
+            Plan::Rows { .. } => crate::render::MergeKind::DeltaRows,
+            Plan::Groups(_) => crate::render::MergeKind::DeltaGroups,
+        }
+    }
+
+    /// The operator tree, one operator a line, top first.
+    pub fn explain(&self, src: &SourceTable) -> String {
+        let mut lines = Vec::new();
+        match self {
+            Plan::Rows { spec, primary_key } => {
+                lines.push(format!(
+                    "Project [{}] (row identity: primary key {})",
+                    spec.items
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    primary_key.join(", ")
+                ));
+                if let Some(f) = &spec.filter {
+                    lines.push(format!("  Filter [{f}]"));
+                }
+            }
+            Plan::Groups(g) => {
+                if let Some(h) = &g.having {
+                    lines.push(format!("Having [{h}] (a group whose visibility flips is inserted or deleted whole)"));
+                }
+                if g.aggs.is_empty() && !g.keys.is_empty() {
+                    lines.push(format!(
+                        "Distinct [{}] (multiplicity count)",
+                        g.keys
+                            .iter()
+                            .map(|e| e.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                } else {
+                    lines.push(format!(
+                        "Aggregate group by [{}]{}",
+                        g.keys
+                            .iter()
+                            .map(|e| e.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        if g.scalar { " (scalar)" } else { "" }
+                    ));
+                    for a in &g.aggs {
+                        let how = match &a.kind {
+                            aggregate::AggKind::CountStar | aggregate::AggKind::Count => {
+                                "algebraic: running count"
+                            }
+                            aggregate::AggKind::Sum { .. } | aggregate::AggKind::Avg { .. } => {
+                                "algebraic: running sum and non-NULL count"
+                            }
+                            aggregate::AggKind::Min { .. } | aggregate::AggKind::Max { .. } => {
+                                "semi-algebraic: rescan the group when its extremum leaves"
+                            }
+                            aggregate::AggKind::Rescan { .. } => "group rescan",
+                        };
+                        lines.push(format!("  {} ({how})", a.call));
+                    }
+                }
+                if let Some(f) = &g.filter {
+                    lines.push(format!("  Filter [{f}]"));
+                }
+            }
+        }
+        lines.push(format!(
+            "    Scan {} (changes from {})",
+            src.quoted, src.buffer
+        ));
+        lines.join("\n")
+    }
+}
+
+/// Distinct aggregate calls in the select list and HAVING, in first-seen order.
+fn aggregate_calls(spec: &QuerySpec) -> Vec<Expr> {
+    let mut calls: Vec<Expr> = Vec::new();
+    let mut visit = |e: &Expr| {
+        let _ = sqlparser::ast::visit_expressions(e, |x| {
+            if let Expr::Function(f) = x {
+                if expr::is_aggregate(f) && !calls.iter().any(|c| c.to_string() == x.to_string()) {
+                    calls.push(x.clone());
+                }
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    };
+    for e in &spec.items {
+        visit(e);
+    }
+    if let Some(h) = &spec.having {
+        visit(h);
+    }
+    calls
+}

@@ -1,0 +1,302 @@
+//! From SQL text to the shape the single-source operators maintain:
+//! `SELECT [DISTINCT] items FROM table [alias] [WHERE p] [GROUP BY keys] [HAVING h]`.
+//! Anything else is refused with the construct named, so AUTO can fall back to FULL saying why
+//! and DIFFERENTIAL can fail saying what is missing.
+
+use super::expr::{contains_aggregate, unsupported_construct};
+use sqlparser::ast::{
+    Distinct, Expr, GroupByExpr, Ident, SelectItem, SetExpr, Statement, TableFactor, Value,
+};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+/// A defining query the differential engine can maintain.
+#[derive(Debug, Clone)]
+pub struct QuerySpec {
+    pub distinct: bool,
+    /// Output expressions, one per output column (`*` expanded).
+    pub items: Vec<Expr>,
+    /// The name the query's column references may be qualified with (alias or table name).
+    pub alias: String,
+    pub filter: Option<Expr>,
+    /// GROUP BY expressions (ordinals and output-name references resolved).
+    pub group_by: Vec<Expr>,
+    pub having: Option<Expr>,
+    /// Whether the query aggregates (GROUP BY, HAVING or an aggregate call).
+    pub aggregates: bool,
+}
+
+/// Why a query is not differentiable: the construct, for the user.
+pub type Unsupported = String;
+
+const SET_RETURNING: &[&str] = &[
+    "unnest",
+    "generate_series",
+    "generate_subscripts",
+    "regexp_matches",
+    "regexp_split_to_table",
+    "string_to_table",
+    "json_array_elements",
+    "jsonb_array_elements",
+    "json_array_elements_text",
+    "jsonb_array_elements_text",
+    "json_each",
+    "jsonb_each",
+    "json_each_text",
+    "jsonb_each_text",
+    "json_object_keys",
+    "jsonb_object_keys",
+    "jsonb_path_query",
+];
+
+fn check_expr(e: &Expr) -> Result<(), Unsupported> {
+    if let Some(what) = unsupported_construct(e) {
+        return Err(what);
+    }
+    let srf = sqlparser::ast::visit_expressions(e, |x| match x {
+        Expr::Function(f) if SET_RETURNING.contains(&super::expr::function_name(f).as_str()) => {
+            std::ops::ControlFlow::Break(super::expr::function_name(f))
+        }
+        _ => std::ops::ControlFlow::Continue(()),
+    });
+    if let std::ops::ControlFlow::Break(name) = srf {
+        return Err(format!(
+            "set-returning function {name}() in the select list"
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `sql`. `source_columns` are the source table's columns in order (to expand `*`).
+pub fn parse(sql: &str, source_columns: &[String]) -> Result<QuerySpec, Unsupported> {
+    let stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+        .map_err(|e| format!("syntax pg_trickle's parser does not understand ({e})"))?;
+    let [Statement::Query(q)] = stmts.as_slice() else {
+        return Err("more than one statement".into());
+    };
+    if q.with.is_some() {
+        return Err("WITH (common table expressions, supported in a later version)".into());
+    }
+    if q.limit_clause.is_some() || q.fetch.is_some() {
+        return Err("LIMIT/OFFSET/FETCH (top-k, supported in a later version)".into());
+    }
+    if !q.locks.is_empty() {
+        return Err("FOR UPDATE/SHARE".into());
+    }
+    let select = match q.body.as_ref() {
+        SetExpr::Select(s) => s,
+        SetExpr::SetOperation { op, .. } => {
+            return Err(format!(
+                "{op} (set operations, supported in a later version)"
+            ));
+        }
+        SetExpr::Values(_) => return Err("VALUES without a source table".into()),
+        _ => return Err("a query that is not a plain SELECT".into()),
+    };
+    let distinct = match &select.distinct {
+        None => false,
+        Some(Distinct::Distinct) => true,
+        Some(Distinct::On(_)) => return Err("DISTINCT ON".into()),
+    };
+    if select.into.is_some() || select.top.is_some() {
+        return Err("SELECT INTO/TOP".into());
+    }
+    if !select.named_window.is_empty() || select.qualify.is_some() {
+        return Err("a WINDOW clause".into());
+    }
+    let alias = match select.from.as_slice() {
+        [] => return Err("a query without FROM".into()),
+        [twj] => {
+            if !twj.joins.is_empty() {
+                return Err("a join (supported in a later version)".into());
+            }
+            match &twj.relation {
+                TableFactor::Table {
+                    name,
+                    alias,
+                    args: None,
+                    sample: None,
+                    ..
+                } => match alias {
+                    Some(a) if !a.columns.is_empty() => {
+                        return Err("a table alias with column names".into())
+                    }
+                    Some(a) => a.name.value.clone(),
+                    None => name
+                        .0
+                        .last()
+                        .and_then(|p| p.as_ident())
+                        .map(|i| i.value.clone())
+                        .unwrap_or_default(),
+                },
+                TableFactor::Derived { .. } => {
+                    return Err("a subquery in FROM (supported in a later version)".into())
+                }
+                TableFactor::Table { args: Some(_), .. } | TableFactor::Function { .. } => {
+                    return Err("a function in FROM".into())
+                }
+                _ => return Err("this kind of FROM item".into()),
+            }
+        }
+        _ => return Err("several tables in FROM (a join, supported in a later version)".into()),
+    };
+    let mut items = Vec::new();
+    for item in &select.projection {
+        match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                check_expr(e)?;
+                items.push(e.clone());
+            }
+            SelectItem::Wildcard(opts) | SelectItem::QualifiedWildcard(_, opts)
+                if opts.opt_exclude.is_none()
+                    && opts.opt_except.is_none()
+                    && opts.opt_replace.is_none()
+                    && opts.opt_rename.is_none() =>
+            {
+                items.extend(
+                    source_columns
+                        .iter()
+                        .map(|c| Expr::Identifier(Ident::with_quote('"', c))),
+                );
+            }
+            _ => return Err("this kind of select-list item".into()),
+        }
+    }
+    let output_names: Vec<Option<String>> = select
+        .projection
+        .iter()
+        .map(|i| match i {
+            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+            _ => None,
+        })
+        .collect();
+    let group_by = match &select.group_by {
+        GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => {
+            let mut keys = Vec::new();
+            for e in exprs {
+                if matches!(e, Expr::GroupingSets(_) | Expr::Rollup(_) | Expr::Cube(_)) {
+                    return Err("GROUPING SETS/ROLLUP/CUBE (supported in a later version)".into());
+                }
+                check_expr(e)?;
+                keys.push(resolve_group_key(e, &items, &output_names, source_columns)?);
+            }
+            keys
+        }
+        _ => return Err("GROUP BY ALL or a GROUP BY modifier".into()),
+    };
+    if let Some(w) = &select.selection {
+        check_expr(w)?;
+        if contains_aggregate(w) {
+            return Err("an aggregate in WHERE".into());
+        }
+    }
+    if let Some(h) = &select.having {
+        check_expr(h)?;
+    }
+    let aggregates =
+        !group_by.is_empty() || select.having.is_some() || items.iter().any(contains_aggregate);
+    Ok(QuerySpec {
+        distinct,
+        items,
+        alias,
+        filter: select.selection.clone(),
+        group_by,
+        having: select.having.clone(),
+        aggregates,
+    })
+}
+
+/// `GROUP BY 1` and `GROUP BY output_name` refer to select-list items (an input column of that
+/// name wins, as in PostgreSQL).
+fn resolve_group_key(
+    e: &Expr,
+    items: &[Expr],
+    output_names: &[Option<String>],
+    source_columns: &[String],
+) -> Result<Expr, Unsupported> {
+    match e {
+        Expr::Value(v) => {
+            if let Value::Number(n, _) = &v.value {
+                let i: usize = n.parse().map_err(|_| "a GROUP BY position".to_string())?;
+                return items
+                    .get(i.wrapping_sub(1))
+                    .cloned()
+                    .ok_or_else(|| "a GROUP BY position out of range".to_string());
+            }
+            Ok(e.clone())
+        }
+        Expr::Identifier(id) => {
+            let folded = if id.quote_style.is_some() {
+                id.value.clone()
+            } else {
+                id.value.to_lowercase()
+            };
+            if source_columns.contains(&folded) {
+                return Ok(e.clone());
+            }
+            match output_names
+                .iter()
+                .position(|n| n.as_deref().map(str::to_lowercase) == Some(id.value.to_lowercase()))
+            {
+                Some(i) => Ok(items[i].clone()),
+                None => Ok(e.clone()),
+            }
+        }
+        _ => Ok(e.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols() -> Vec<String> {
+        vec!["id".into(), "category".into(), "price".into()]
+    }
+
+    #[test]
+    fn parses_the_single_source_shape() {
+        let q = parse(
+            "SELECT category, count(*) AS n FROM products p WHERE price > 1 GROUP BY 1 HAVING count(*) > 1",
+            &cols(),
+        )
+        .unwrap();
+        assert_eq!(q.alias, "p");
+        assert!(q.aggregates && !q.distinct);
+        assert_eq!(q.group_by[0].to_string(), "category");
+        assert_eq!(q.items.len(), 2);
+        let star = parse("SELECT * FROM products", &cols()).unwrap();
+        assert_eq!(star.items.len(), 3);
+        assert_eq!(star.alias, "products");
+        assert!(!star.aggregates);
+    }
+
+    #[test]
+    fn names_what_it_refuses() {
+        for (sql, what) in [
+            ("SELECT * FROM a JOIN b ON a.id = b.id", "join"),
+            ("SELECT * FROM a, b", "several tables"),
+            ("SELECT id FROM a UNION SELECT id FROM b", "UNION"),
+            ("WITH x AS (SELECT 1) SELECT * FROM x", "WITH"),
+            ("SELECT id FROM a ORDER BY id LIMIT 3", "LIMIT"),
+            ("SELECT id, random() FROM a", "random()"),
+            ("SELECT id, now() FROM a", "now()"),
+            (
+                "SELECT id FROM a WHERE id IN (SELECT id FROM b)",
+                "subquery",
+            ),
+            ("SELECT id, row_number() OVER () FROM a", "window function"),
+            ("SELECT DISTINCT ON (id) id FROM a", "DISTINCT ON"),
+            ("SELECT unnest(ARRAY[1, 2]) FROM a", "set-returning"),
+            (
+                "SELECT category, count(*) FROM a GROUP BY ROLLUP (category)",
+                "ROLLUP",
+            ),
+            ("SELECT * FROM (SELECT 1) s", "subquery in FROM"),
+            ("SELECT 1", "without FROM"),
+        ] {
+            let err = parse(sql, &cols()).unwrap_err();
+            assert!(err.contains(what), "{sql}: {err}");
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Scan: the rows of a source table.
+//!
+//! **Delta rule.** ΔScan(T) over a refresh window is the multiset of captured changes whose
+//! transaction committed after the previous frontier and is visible now, each row image weighted:
+//! the old image of an UPDATE or DELETE with −1, the new image of an INSERT or UPDATE with +1.
+//! Summing weights over the window gives T_new − T_old as a Z-set, whatever the order of the
+//! changes, so no compaction is needed for correctness (an insert and a delete of one row in the
+//! window cancel; a chain of updates leaves −first_old +last_new).
+//!
+//! The window is `$1` (the previous frontier, a `pg_snapshot`), `$2` (the transaction that ran
+//! the previous refresh, or NULL) and `$3` (the last change of that transaction it consumed):
+//! rows of transactions not visible in `$1`, plus rows of `$2` written after that refresh.
+
+use super::SourceTable;
+use crate::ident::quote_ident;
+
+/// SQL for the window predicate over buffer alias `__pgt_c`.
+pub fn window_predicate() -> &'static str {
+    "((__pgt_c.xid >= pg_catalog.pg_snapshot_xmin($1::pg_snapshot) \
+       AND NOT pg_catalog.pg_visible_in_snapshot(__pgt_c.xid, $1::pg_snapshot)) \
+     OR (__pgt_c.xid = $2::xid8 AND __pgt_c.change_id > COALESCE($3::bigint, 0)))"
+}
+
+/// The weighted row images of the window, shaped like the source table (same column names) plus
+/// `__pgt_w`.
+pub fn events_sql(src: &SourceTable) -> String {
+    let image = |prefix: &str| {
+        src.columns
+            .iter()
+            .map(|(attnum, name)| {
+                format!(
+                    "__pgt_c.{} AS {}",
+                    quote_ident(&format!("{prefix}_{attnum}")),
+                    quote_ident(name)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let sep = if src.columns.is_empty() { "" } else { ", " };
+    format!(
+        "SELECT {old}{sep}-1 AS __pgt_w FROM {buf} AS __pgt_c WHERE __pgt_c.action IN ('U', 'D') AND {win} \
+         UNION ALL \
+         SELECT {new}{sep}1 AS __pgt_w FROM {buf} AS __pgt_c WHERE __pgt_c.action IN ('I', 'U') AND {win}",
+        old = image("old"),
+        new = image("new"),
+        buf = src.buffer,
+        win = window_predicate(),
+    )
+}
+
+/// Whether the window holds a TRUNCATE (then only a full refresh is exact).
+pub fn truncate_in_window_sql(src: &SourceTable) -> String {
+    format!(
+        "SELECT EXISTS (SELECT 1 FROM {} AS __pgt_c WHERE __pgt_c.action = 'T' AND {})",
+        src.buffer,
+        window_predicate()
+    )
+}
+
+/// Whether the window holds any change at all: the cheap probe before planning anything.
+pub fn any_change_sql(src: &SourceTable) -> String {
+    format!(
+        "SELECT EXISTS (SELECT 1 FROM {} AS __pgt_c WHERE {})",
+        src.buffer,
+        window_predicate()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_weight_old_and_new_images() {
+        let src = SourceTable {
+            quoted: "\"public\".\"t\"".into(),
+            buffer: "\"pgtrickle_changes\".\"changes_1\"".into(),
+            columns: vec![(1, "id".into()), (3, "v".into())],
+            primary_key: Some(vec!["id".into()]),
+        };
+        let sql = events_sql(&src);
+        assert!(sql.contains(
+            "SELECT __pgt_c.\"old_1\" AS \"id\", __pgt_c.\"old_3\" AS \"v\", -1 AS __pgt_w"
+        ));
+        assert!(sql.contains(
+            "SELECT __pgt_c.\"new_1\" AS \"id\", __pgt_c.\"new_3\" AS \"v\", 1 AS __pgt_w"
+        ));
+        assert!(sql.contains("action IN ('U', 'D')") && sql.contains("action IN ('I', 'U')"));
+    }
+}

@@ -1,0 +1,191 @@
+//! Choosing and rendering how a stream table is maintained: the differential plan from
+//! `pg_trickle_core::ivm` when the query allows it, a FULL recompute otherwise. The rendered SQL
+//! is stored in the catalog, so a refresh only executes it.
+
+use crate::analyze::{result_types, Analyzed};
+use crate::catalog::{self, Source, SourceKind};
+use crate::error::raise;
+use crate::spi;
+use pg_trickle_core::ident::quote_qualified;
+use pg_trickle_core::ivm::{Plan, SourceTable};
+use pg_trickle_core::mode::RefreshMode;
+use pg_trickle_core::render::{self, MergeKind, OutputColumn, CHANGES_SCHEMA};
+use pg_trickle_core::PgtError;
+use pgrx::pg_sys::Oid;
+use pgrx::prelude::*;
+
+/// A rendered maintenance plan.
+pub struct Built {
+    /// `FULL`, `ROWS` or `GROUPS`.
+    pub kind: &'static str,
+    /// Why a stream table that asked for AUTO refreshes FULL.
+    pub reason: Option<String>,
+    pub hidden: Vec<(String, String)>,
+    pub full_merge_sql: String,
+    pub delta_merge_sql: Option<String>,
+    pub explain: String,
+}
+
+impl Built {
+    pub fn effective_mode(&self) -> &'static str {
+        if self.kind == "FULL" {
+            "FULL"
+        } else {
+            "DIFFERENTIAL"
+        }
+    }
+}
+
+/// The source as the engine sees it: its buffer and the columns the buffer holds.
+pub fn source_table(relid: Oid) -> Result<SourceTable, String> {
+    let quoted = catalog::relation_quoted(relid).unwrap_or_default();
+    let current: Vec<(i16, String)> = spi::rows(
+        "SELECT attnum, attname::text FROM pg_catalog.pg_attribute \
+          WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        &[relid.into()],
+        |r| {
+            (
+                r.get::<i16>(1).ok().flatten().unwrap_or(0),
+                r.get::<String>(2).ok().flatten().unwrap_or_default(),
+            )
+        },
+    );
+    if let Some(captured) = spi::one::<Vec<i16>>(
+        "SELECT column_attnums FROM pgtrickle.pgt_sources WHERE source_relid = $1",
+        &[relid.into()],
+    ) {
+        let now: Vec<i16> = current.iter().map(|c| c.0).collect();
+        if captured != now {
+            return Err(format!(
+                "source table {quoted} whose columns changed after change capture was installed"
+            ));
+        }
+    }
+    let pk: Vec<String> = spi::rows(
+        "SELECT a.attname::text FROM pg_catalog.pg_index i \
+           JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) ON true \
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+          WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.n",
+        &[relid.into()],
+        |r| r.get::<String>(1).ok().flatten().unwrap_or_default(),
+    );
+    Ok(SourceTable {
+        quoted,
+        buffer: quote_qualified(CHANGES_SCHEMA, &render::buffer_table(relid.to_u32())),
+        columns: current,
+        primary_key: (!pk.is_empty()).then_some(pk),
+    })
+}
+
+fn differential(
+    query: &str,
+    analyzed: &Analyzed,
+    sources: &[Source],
+) -> Result<(Plan, SourceTable), String> {
+    if analyzed.volatile {
+        return Err("a volatile function (random(), nextval(), clock_timestamp(), ...)".into());
+    }
+    if let Some(st) = sources.iter().find(|s| s.kind == SourceKind::StreamTable) {
+        return Err(format!(
+            "stream table {} as a source (supported in a later version)",
+            st.display
+        ));
+    }
+    if let Some(v) = sources.iter().find(|s| s.kind == SourceKind::View) {
+        return Err(format!("view {} (supported in a later version)", v.display));
+    }
+    let tables: Vec<&Source> = sources
+        .iter()
+        .filter(|s| s.kind == SourceKind::Table)
+        .collect();
+    let [table] = tables.as_slice() else {
+        return Err(format!(
+            "{} tables (joins are supported in a later version)",
+            tables.len()
+        ));
+    };
+    let src = source_table(table.relid)?;
+    let plan = Plan::new(query, &src, &mut |sql| Ok(result_types(sql)))?;
+    Ok((plan, src))
+}
+
+/// Plans a stream table `schema.name` with output `columns` for `mode`. AUTO falls back to FULL
+/// with a NOTICE naming the reason; DIFFERENTIAL errors instead.
+pub fn build(
+    schema: &str,
+    name: &str,
+    query: &str,
+    columns: &[OutputColumn],
+    analyzed: &Analyzed,
+    sources: &[Source],
+    mode: RefreshMode,
+) -> Built {
+    let visible: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+    let storage = quote_qualified(schema, name);
+    let attempt = match mode {
+        RefreshMode::Full => Err(String::new()),
+        _ => differential(query, analyzed, sources),
+    };
+    match attempt {
+        Ok((plan, src)) => {
+            let hidden = plan.hidden_columns();
+            let hidden_names: Vec<String> = hidden.iter().map(|(n, _)| n.clone()).collect();
+            let kind = match plan {
+                Plan::Rows { .. } => "ROWS",
+                Plan::Groups(_) => "GROUPS",
+            };
+            Built {
+                kind,
+                reason: None,
+                full_merge_sql: render::merge_sql(
+                    schema,
+                    name,
+                    &visible,
+                    &hidden_names,
+                    &plan.full_rows_sql(&src),
+                    MergeKind::Full,
+                ),
+                delta_merge_sql: Some(render::merge_sql(
+                    schema,
+                    name,
+                    &visible,
+                    &hidden_names,
+                    &plan.delta_sql(&src, &storage),
+                    plan.merge_kind(),
+                )),
+                explain: plan.explain(&src),
+                hidden,
+            }
+        }
+        Err(reason) => {
+            let reason = (!reason.is_empty()).then_some(reason);
+            if let Some(r) = &reason {
+                if mode == RefreshMode::Differential {
+                    raise(PgtError::NotDifferentiable(r.clone()));
+                }
+                notice!("stream table {schema}.{name} will refresh FULL: DIFFERENTIAL cannot maintain a query that uses {r}");
+            }
+            Built {
+                kind: "FULL",
+                full_merge_sql: render::merge_sql(
+                    schema,
+                    name,
+                    &visible,
+                    &[],
+                    &render::full_rows_sql(query, columns),
+                    MergeKind::Full,
+                ),
+                delta_merge_sql: None,
+                explain: format!(
+                    "Full recompute of the defining query (row identity: content hash){}",
+                    reason
+                        .as_ref()
+                        .map(|r| format!("; not differential: uses {r}"))
+                        .unwrap_or_default()
+                ),
+                reason,
+                hidden: Vec::new(),
+            }
+        }
+    }
+}
