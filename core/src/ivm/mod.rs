@@ -41,7 +41,7 @@ pub enum Plan {
         primary_key: Vec<String>,
     },
     /// Aggregate or DISTINCT: rows identified by their group key.
-    Groups(GroupPlan),
+    Groups(Box<GroupPlan>),
 }
 
 /// Asks PostgreSQL for the result types of a SELECT list (`format_type` names).
@@ -53,7 +53,7 @@ impl Plan {
         let names: Vec<String> = src.columns.iter().map(|(_, n)| n.clone()).collect();
         let spec = parse::parse(sql, &names)?;
         if spec.distinct {
-            return Ok(Plan::Groups(distinct::plan(&spec)?));
+            return Ok(Plan::Groups(Box::new(distinct::plan(&spec)?)));
         }
         if !spec.aggregates {
             let pk = src.primary_key.clone().ok_or_else(|| {
@@ -96,9 +96,9 @@ impl Plan {
             .iter()
             .map(|a| a.as_ref().and_then(|_| arg_types_iter.next()))
             .collect();
-        Ok(Plan::Groups(GroupPlan::new(
+        Ok(Plan::Groups(Box::new(GroupPlan::new(
             &spec, &calls, &agg_types, &arg_types,
-        )?))
+        )?)))
     }
 
     /// Hidden storage columns (name, type) this plan maintains.
