@@ -37,7 +37,7 @@ pub struct SourceTable {
 pub enum Plan {
     /// Filter/Project rows identified by the source's primary key.
     Rows {
-        spec: QuerySpec,
+        spec: Box<QuerySpec>,
         primary_key: Vec<String>,
     },
     /// Aggregate or DISTINCT: rows identified by their group key.
