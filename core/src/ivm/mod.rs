@@ -62,7 +62,7 @@ impl Plan {
                     .to_string()
             })?;
             return Ok(Plan::Rows {
-                spec,
+                spec: Box::new(spec),
                 primary_key: pk,
             });
         }
