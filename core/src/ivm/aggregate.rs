@@ -224,6 +224,17 @@ impl GroupPlan {
     /// The group state computed from the source (initial population, FULL, rescans): keys,
     /// `__pgt_count`, and every aggregate's state.
     pub fn state_sql(&self, src: &SourceTable, restrict: Option<&str>) -> String {
+        self.state_sql_with(src, restrict, None)
+    }
+
+    /// [`Self::state_sql`] with an extra HAVING condition (for scalar rescans: a scalar aggregate
+    /// returns its one row even over no input, so whether to rescan at all goes in HAVING).
+    fn state_sql_with(
+        &self,
+        src: &SourceTable,
+        restrict: Option<&str>,
+        extra_having: Option<&str>,
+    ) -> String {
         let mut cols: Vec<String> = self
             .keys
             .iter()
@@ -288,11 +299,17 @@ impl GroupPlan {
                     .join(", ")
             )
         };
-        let having = self
+        let having_parts: Vec<String> = self
             .having
-            .as_ref()
-            .map(|h| format!(" HAVING {h}"))
-            .unwrap_or_default();
+            .iter()
+            .map(|h| format!("({h})"))
+            .chain(extra_having.map(str::to_string))
+            .collect();
+        let having = if having_parts.is_empty() {
+            String::new()
+        } else {
+            format!(" HAVING {}", having_parts.join(" AND "))
+        };
         format!(
             "SELECT {} FROM {} AS {}{where_sql}{group}{having}",
             cols.join(", "),
@@ -503,7 +520,11 @@ impl GroupPlan {
             dg_cols = dg_cols.join(", "),
             identity = self.row_identity_of(None),
             nw_cols = nw_cols.join(", "),
-            rescan_state = self.state_sql(src, Some(&restrict)),
+            rescan_state = if nk == 0 {
+                self.state_sql_with(src, None, Some(&restrict))
+            } else {
+                self.state_sql(src, Some(&restrict))
+            },
             out = self.output_columns(),
             nulls = nulls.join(", "),
             hidden_nulls = hidden_nulls.join(", "),
