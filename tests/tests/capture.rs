@@ -131,3 +131,80 @@ fn concurrent_writers_and_refreshes_end_exact() {
     );
     assert_eq!(buffer_rows(&mut db), 0);
 }
+
+#[test]
+fn differential_refreshes_under_concurrent_writers_end_exact() {
+    let mut db = TestDb::new("concurrent_diff");
+    db.exec(
+        "CREATE TABLE src (id int PRIMARY KEY, g int, v int);
+         INSERT INTO src SELECT i, i % 7, i FROM generate_series(1, 200) i;
+         SELECT pgtrickle.create_stream_table('agg', 'SELECT g, count(*) AS n, sum(v) AS s, min(v) AS lo, max(v) AS hi FROM src GROUP BY g', refresh_mode => 'DIFFERENTIAL');
+         SELECT pgtrickle.create_stream_table('rows_st', 'SELECT id, g, v * 2 AS v2 FROM src WHERE v % 3 <> 0', refresh_mode => 'DIFFERENTIAL');",
+    );
+    // A transaction that starts before the refreshes and commits after them.
+    let mut early = db.connect();
+    early.batch_execute("BEGIN; INSERT INTO src VALUES (99999, 1, 1); UPDATE src SET g = 6 WHERE id = 1;").unwrap();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let mut c = db.connect();
+            std::thread::spawn(move || {
+                for i in 0..150 {
+                    let id = 1000 + w * 1000 + i;
+                    c.batch_execute(&format!(
+                        "BEGIN; INSERT INTO src VALUES ({id}, {i} % 7, {i}); UPDATE src SET g = (g + 1) % 7, v = v + 1 WHERE id = {}; \
+                         DELETE FROM src WHERE id = {}; COMMIT;",
+                        2 + (i * 7 + w) % 190,
+                        1000 + w * 1000 + i / 2
+                    ))
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut refresher = db.connect();
+    let mut refreshes = 0;
+    while !writers.iter().all(|w| w.is_finished()) {
+        refresher
+            .batch_execute("SELECT pgtrickle.refresh_stream_table('agg'); SELECT pgtrickle.refresh_stream_table('rows_st')")
+            .unwrap();
+        refreshes += 1;
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    early.batch_execute("COMMIT").unwrap();
+    db.exec("SELECT pgtrickle.refresh_stream_table('agg'); SELECT pgtrickle.refresh_stream_table('rows_st')");
+    assert!(refreshes > 3, "the refresh loop ran {refreshes} times");
+    assert_eq!(db.oracle("agg", "SELECT g, count(*) AS n, sum(v) AS s, min(v) AS lo, max(v) AS hi FROM src GROUP BY g"), (0, 0));
+    assert_eq!(db.oracle("rows_st", "SELECT id, g, v * 2 AS v2 FROM src WHERE v % 3 <> 0"), (0, 0));
+    assert_eq!(
+        db.value::<i64>("SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE action = 'FULL' AND initiated_by = 'MANUAL'"),
+        0,
+        "every refresh after the first was differential"
+    );
+    assert_eq!(buffer_rows(&mut db), 0);
+}
+
+#[test]
+fn changes_made_after_a_refresh_in_the_same_transaction_are_not_lost() {
+    let mut db = TestDb::new("same_xact");
+    db.exec(
+        "CREATE TABLE src (id int PRIMARY KEY, g int);
+         INSERT INTO src VALUES (1, 1), (2, 2);
+         SELECT pgtrickle.create_stream_table('agg', 'SELECT g, count(*) AS n FROM src GROUP BY g', refresh_mode => 'DIFFERENTIAL');",
+    );
+    db.exec(
+        "BEGIN;
+         INSERT INTO src VALUES (3, 1);
+         SELECT pgtrickle.refresh_stream_table('agg');
+         INSERT INTO src VALUES (4, 1);
+         UPDATE src SET g = 2 WHERE id = 1;
+         COMMIT;",
+    );
+    // Group 2 gained id 1 after the refresh: stale until the next one.
+    assert_eq!(db.oracle("agg", "SELECT g, count(*) AS n FROM src GROUP BY g"), (1, 1), "not refreshed since the last writes");
+    db.exec("SELECT pgtrickle.refresh_stream_table('agg')");
+    assert_eq!(db.oracle("agg", "SELECT g, count(*) AS n FROM src GROUP BY g"), (0, 0));
+    db.exec("SELECT pgtrickle.refresh_stream_table('agg')");
+    assert_eq!(db.oracle("agg", "SELECT g, count(*) AS n FROM src GROUP BY g"), (0, 0), "nothing applied twice");
+}
