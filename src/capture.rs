@@ -179,8 +179,8 @@ pub fn drop_unused_captures() {
 }
 
 /// Deletes the buffer rows that every stream table reading `source` has consumed: rows whose
-/// transaction is visible in the consumer's frontier, except the refreshing transaction's own
-/// changes made after that refresh. Nothing is trimmed while a consumer has no frontier yet. Only
+/// transaction is visible in the consumer's frontier; for the refreshing transaction's own rows,
+/// those up to the last change id it consumed. Nothing is trimmed while a consumer has no frontier yet. Only
 /// rows below the smallest frontier `xmax` can qualify, which bounds the scan.
 pub fn trim_buffer(source: Oid) {
     let Some(buffer) = spi::one::<String>(
@@ -196,8 +196,9 @@ pub fn trim_buffer(source: Oid) {
              DELETE FROM {buf} b \
               WHERE b.xid < (SELECT CASE WHEN bool_and(frontier IS NOT NULL) \
                                     THEN min(pg_catalog.pg_snapshot_xmax(frontier)) END FROM f) \
-                AND NOT EXISTS (SELECT 1 FROM f WHERE NOT pg_catalog.pg_visible_in_snapshot(b.xid, f.frontier) \
-                                   OR (b.xid = f.frontier_xid AND b.change_id > COALESCE(f.own_change_id, 0)))",
+                AND NOT EXISTS (SELECT 1 FROM f WHERE CASE WHEN b.xid = f.frontier_xid \
+                                     THEN b.change_id > COALESCE(f.own_change_id, 0) \
+                                     ELSE NOT pg_catalog.pg_visible_in_snapshot(b.xid, f.frontier) END)",
             buf = pg_trickle_core::ident::quote_qualified(render::CHANGES_SCHEMA, &buffer)
         ),
         &[source.into()],

@@ -143,7 +143,11 @@ fn differential_refreshes_under_concurrent_writers_end_exact() {
     );
     // A transaction that starts before the refreshes and commits after them.
     let mut early = db.connect();
-    early.batch_execute("BEGIN; INSERT INTO src VALUES (99999, 1, 1); UPDATE src SET g = 6 WHERE id = 1;").unwrap();
+    early
+        .batch_execute(
+            "BEGIN; INSERT INTO src VALUES (99999, 1, 1); UPDATE src SET g = 6 WHERE id = 1;",
+        )
+        .unwrap();
     let writers: Vec<_> = (0..4)
         .map(|w| {
             let mut c = db.connect();
@@ -175,8 +179,20 @@ fn differential_refreshes_under_concurrent_writers_end_exact() {
     early.batch_execute("COMMIT").unwrap();
     db.exec("SELECT pgtrickle.refresh_stream_table('agg'); SELECT pgtrickle.refresh_stream_table('rows_st')");
     assert!(refreshes > 3, "the refresh loop ran {refreshes} times");
-    assert_eq!(db.oracle("agg", "SELECT g, count(*) AS n, sum(v) AS s, min(v) AS lo, max(v) AS hi FROM src GROUP BY g"), (0, 0));
-    assert_eq!(db.oracle("rows_st", "SELECT id, g, v * 2 AS v2 FROM src WHERE v % 3 <> 0"), (0, 0));
+    assert_eq!(
+        db.oracle(
+            "agg",
+            "SELECT g, count(*) AS n, sum(v) AS s, min(v) AS lo, max(v) AS hi FROM src GROUP BY g"
+        ),
+        (0, 0)
+    );
+    assert_eq!(
+        db.oracle(
+            "rows_st",
+            "SELECT id, g, v * 2 AS v2 FROM src WHERE v % 3 <> 0"
+        ),
+        (0, 0)
+    );
     assert_eq!(
         db.value::<i64>("SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE action = 'FULL' AND initiated_by = 'MANUAL'"),
         0,
@@ -202,9 +218,20 @@ fn changes_made_after_a_refresh_in_the_same_transaction_are_not_lost() {
          COMMIT;",
     );
     // Group 2 gained id 1 after the refresh: stale until the next one.
-    assert_eq!(db.oracle("agg", "SELECT g, count(*) AS n FROM src GROUP BY g"), (1, 1), "not refreshed since the last writes");
+    assert_eq!(
+        db.oracle("agg", "SELECT g, count(*) AS n FROM src GROUP BY g"),
+        (1, 1),
+        "not refreshed since the last writes"
+    );
     db.exec("SELECT pgtrickle.refresh_stream_table('agg')");
-    assert_eq!(db.oracle("agg", "SELECT g, count(*) AS n FROM src GROUP BY g"), (0, 0));
+    assert_eq!(
+        db.oracle("agg", "SELECT g, count(*) AS n FROM src GROUP BY g"),
+        (0, 0)
+    );
     db.exec("SELECT pgtrickle.refresh_stream_table('agg')");
-    assert_eq!(db.oracle("agg", "SELECT g, count(*) AS n FROM src GROUP BY g"), (0, 0), "nothing applied twice");
+    assert_eq!(
+        db.oracle("agg", "SELECT g, count(*) AS n FROM src GROUP BY g"),
+        (0, 0),
+        "nothing applied twice"
+    );
 }

@@ -9,7 +9,9 @@
 //!
 //! The window is `$1` (the previous frontier, a `pg_snapshot`), `$2` (the transaction that ran
 //! the previous refresh, or NULL) and `$3` (the last change of that transaction it consumed):
-//! rows of transactions not visible in `$1`, plus rows of `$2` written after that refresh.
+//! rows of transactions not visible in `$1`, plus rows of `$2` written after that refresh. (The
+//! refreshing transaction's own rows are decided by change id alone: whether a snapshot counts
+//! its own transaction as visible depends on where its xid falls, so visibility cannot say.)
 
 use super::SourceTable;
 use crate::ident::quote_ident;
@@ -17,7 +19,8 @@ use crate::ident::quote_ident;
 /// SQL for the window predicate over buffer alias `__pgt_c`.
 pub fn window_predicate() -> &'static str {
     "((__pgt_c.xid >= pg_catalog.pg_snapshot_xmin($1::pg_snapshot) \
-       AND NOT pg_catalog.pg_visible_in_snapshot(__pgt_c.xid, $1::pg_snapshot)) \
+       AND NOT pg_catalog.pg_visible_in_snapshot(__pgt_c.xid, $1::pg_snapshot) \
+       AND __pgt_c.xid IS DISTINCT FROM $2::xid8) \
      OR (__pgt_c.xid = $2::xid8 AND __pgt_c.change_id > COALESCE($3::bigint, 0)))"
 }
 
