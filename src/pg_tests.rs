@@ -101,13 +101,15 @@ mod tests {
             "untouched groups keep their row identity"
         );
         assert_ne!(b[1], a[1]);
-        // This transaction's own changes count as in progress in the frontier, so they stay
-        // buffered for the next refresh instead of being trimmed as consumed (the insert into the
-        // source happened before create_stream_table installed capture, so only id 31 is there).
+        // The refresh ran in this transaction: the frontier records it, so that this
+        // transaction's own changes are consumed by change id (the insert into the source
+        // happened before capture was installed, so only id 31's change is buffered).
         assert_eq!(
-            Spi::get_one::<bool>("SELECT pg_visible_in_snapshot(pg_current_xact_id(), frontier) FROM pgtrickle.pgt_stream_tables")
-                .unwrap(),
-            Some(false)
+            Spi::get_one::<bool>(
+                "SELECT frontier_xid = pg_current_xact_id() FROM pgtrickle.pgt_stream_tables"
+            )
+            .unwrap(),
+            Some(true)
         );
         assert_eq!(
             count(&format!("SELECT count(*) FROM {}", buffer_of("t"))),
