@@ -183,13 +183,13 @@ pub fn drop_unused_captures() {
 /// those up to the last change id it consumed. Nothing is trimmed while a consumer has no frontier yet. Only
 /// rows below the smallest frontier `xmax` can qualify, which bounds the scan.
 pub fn trim_buffer(source: Oid) {
-    let Some(buffer) = spi::one::<String>(
+    let Some(buffer) = spi::one_p::<String>(
         "SELECT buffer_table::text FROM pgtrickle.pgt_sources WHERE source_relid = $1",
         &[source.into()],
     ) else {
         return;
     };
-    spi::exec(
+    spi::exec_p(
         &format!(
             "WITH f AS (SELECT st.frontier, st.frontier_xid, d.own_change_id FROM pgtrickle.pgt_dependencies d \
                           JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) WHERE d.source_relid = $1) \

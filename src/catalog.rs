@@ -72,7 +72,7 @@ const SELECT_ST: &str = "SELECT st.pgt_id, st.pgt_relid, n.nspname::text, c.reln
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
 
 fn load_where(cond: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<StreamTable> {
-    spi::rows(
+    spi::rows_p(
         &format!("{SELECT_ST} WHERE {cond} ORDER BY st.pgt_id"),
         args,
         |r| {
@@ -128,7 +128,7 @@ pub fn resolve_relation(name: &str) -> Option<Oid> {
         Some(s) => pg_trickle_core::ident::quote_qualified(s, &qn.name),
         None => pg_trickle_core::ident::quote_ident(&qn.name),
     };
-    spi::one::<Oid>("SELECT pg_catalog.to_regclass($1)::oid", &[text.into()])
+    spi::one_p::<Oid>("SELECT pg_catalog.to_regclass($1)::oid", &[text.into()])
 }
 
 /// Resolves `name` to a stream table: `undefined_table` when nothing has that name,

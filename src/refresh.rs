@@ -44,9 +44,18 @@ struct Applied {
     deleted: i64,
 }
 
+/// Runs a MERGE statement of the plan. It is prepared once per backend with a generic plan: its
+/// parameters only bound the change-buffer window, and planning would otherwise cost more than
+/// applying a small delta.
 fn apply(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Applied {
-    Spi::connect_mut(|client| {
-        let t = client.update(sql, None, args).spi_ok().first();
+    spi::with_settings(&[("plan_cache_mode", "force_generic_plan")], || {
+        apply_now(sql, args)
+    })
+}
+
+fn apply_now(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Applied {
+    spi::with_prepared(sql, args, |t| {
+        let t = t.first();
         Applied {
             frontier: t.get::<String>(1).spi_ok().unwrap_or_default(),
             xid: t.get::<String>(2).spi_ok(),
@@ -58,7 +67,7 @@ fn apply(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Applied {
 }
 
 fn table_sources(st: &StreamTable) -> Vec<Oid> {
-    spi::rows(
+    spi::rows_p(
         "SELECT source_relid FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1 AND source_type = 'TABLE'",
         &[st.pgt_id.into()],
         |r| r.get::<Oid>(1).ok().flatten(),
@@ -86,7 +95,7 @@ fn record(
     changes_read: Option<i64>,
     reason: Option<&str>,
 ) {
-    spi::exec(
+    spi::exec_p(
         "UPDATE pgtrickle.pgt_stream_tables SET frontier = $2::pg_snapshot, frontier_xid = $3::xid8, data_timestamp = $4, \
              last_refresh_at = clock_timestamp(), is_populated = true, status = 'ACTIVE', \
              last_error = NULL, consecutive_errors = 0, updated_at = now() WHERE pgt_id = $1",
@@ -94,7 +103,7 @@ fn record(
     );
     for source in table_sources(st) {
         let own = applied.xid.as_ref().and_then(|x| {
-            spi::one::<i64>(
+            spi::one_p::<i64>(
                 &format!(
                     "SELECT max(change_id) FROM {} WHERE xid = $1::xid8",
                     buffer_of(source)
@@ -102,12 +111,12 @@ fn record(
                 &[x.clone().into()],
             )
         });
-        spi::exec(
+        spi::exec_p(
             "UPDATE pgtrickle.pgt_dependencies SET own_change_id = $3 WHERE pgt_id = $1 AND source_relid = $2",
             &[st.pgt_id.into(), source.into(), own.into()],
         );
     }
-    spi::exec(
+    spi::exec_p(
         "INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, action, initiated_by, started_at, finished_at, \
              changes_read, rows_inserted, rows_updated, rows_deleted, reason) \
          VALUES ($1, $2, $3, $4, clock_timestamp(), $5, $6, $7, $8, $9)",
@@ -129,11 +138,11 @@ fn record(
 }
 
 fn lock_and_start(st: &StreamTable) -> TimestampWithTimeZone {
-    spi::exec(
+    spi::exec_p(
         &format!("LOCK TABLE {} IN EXCLUSIVE MODE", st.quoted()),
         &[],
     );
-    spi::one::<TimestampWithTimeZone>("SELECT clock_timestamp()", &[])
+    spi::one_p::<TimestampWithTimeZone>("SELECT clock_timestamp()", &[])
         .expect("clock_timestamp() is never NULL")
 }
 
@@ -171,7 +180,7 @@ pub fn refresh(st: &StreamTable, initiator: Initiator) {
             Some("the plan expects one source table"),
         );
     };
-    let own = spi::one::<i64>(
+    let own = spi::one_p::<i64>(
         "SELECT own_change_id FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1 AND source_relid = $2",
         &[st.pgt_id.into(), (*source).into()],
     );
@@ -188,7 +197,7 @@ pub fn refresh(st: &StreamTable, initiator: Initiator) {
         columns: Vec::new(),
         primary_key: None,
     };
-    let changes = spi::one::<i64>(
+    let changes = spi::one_p::<i64>(
         &format!(
             "SELECT count(*) FROM {} AS __pgt_c WHERE {}",
             src.buffer,
@@ -200,14 +209,14 @@ pub fn refresh(st: &StreamTable, initiator: Initiator) {
     if changes == 0 {
         // Nothing committed since the frontier: the data is current as of now. The frontier
         // stays, so transactions still in flight are picked up by a later refresh.
-        spi::exec(
+        spi::exec_p(
             "UPDATE pgtrickle.pgt_stream_tables SET data_timestamp = $2, last_refresh_at = clock_timestamp(), \
                  status = 'ACTIVE', last_error = NULL, consecutive_errors = 0 WHERE pgt_id = $1",
             &[st.pgt_id.into(), started.into()],
         );
         return;
     }
-    if spi::one::<bool>(&scan::truncate_in_window_sql(&src), &window_args()).unwrap_or(false) {
+    if spi::one_p::<bool>(&scan::truncate_in_window_sql(&src), &window_args()).unwrap_or(false) {
         return full_refresh_locked(st, started, initiator, Some("TRUNCATE of a source"));
     }
     let applied = apply(delta, &window_args());

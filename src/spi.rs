@@ -37,3 +37,97 @@ pub fn exec_all(stmts: &[String]) {
         exec(s, &[]);
     }
 }
+
+thread_local! {
+    /// Statements prepared once per backend and kept (SPI_keepplan), keyed by SQL text and
+    /// argument types. PostgreSQL's plan cache re-validates them after DDL on what they read.
+    static PLANS: std::cell::RefCell<std::collections::HashMap<String, std::rc::Rc<pgrx::spi::OwnedPreparedStatement>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The most statements kept per backend before the cache is emptied.
+const MAX_PLANS: usize = 512;
+
+/// Runs `sql` as a kept prepared statement (prepared on first use in this backend) and hands its
+/// result to `f`. For the refresh path, where planning would otherwise cost more than executing.
+pub fn with_prepared<R>(
+    sql: &str,
+    args: &[DatumWithOid],
+    f: impl FnOnce(pgrx::spi::SpiTupleTable) -> R,
+) -> R {
+    let mut key = sql.to_string();
+    for a in args {
+        key.push_str(&format!("\u{1}{}", a.oid().to_u32()));
+    }
+    Spi::connect_mut(|client| {
+        let cached = PLANS.with(|p| p.borrow().get(&key).cloned());
+        let stmt = match cached {
+            Some(s) => s,
+            None => {
+                let oids: Vec<pgrx::PgOid> =
+                    args.iter().map(|a| pgrx::PgOid::from(a.oid())).collect();
+                let s = std::rc::Rc::new(client.prepare_mut(sql, &oids).spi_ok().keep());
+                PLANS.with(|p| {
+                    let mut p = p.borrow_mut();
+                    if p.len() >= MAX_PLANS {
+                        p.clear();
+                    }
+                    p.insert(key, s.clone());
+                });
+                s
+            }
+        };
+        let t = client.update(&*stmt, None, args).spi_ok();
+        f(t)
+    })
+}
+
+/// [`exec`] through a kept prepared statement.
+pub fn exec_p(sql: &str, args: &[DatumWithOid]) {
+    with_prepared(sql, args, |_| ())
+}
+
+/// [`one`] through a kept prepared statement.
+pub fn one_p<T: FromDatum + IntoDatum>(sql: &str, args: &[DatumWithOid]) -> Option<T> {
+    with_prepared(sql, args, |t| {
+        if t.is_empty() {
+            None
+        } else {
+            t.first().get_one::<T>().spi_ok()
+        }
+    })
+}
+
+/// [`rows`] through a kept prepared statement.
+pub fn rows_p<R>(
+    sql: &str,
+    args: &[DatumWithOid],
+    mut f: impl FnMut(&pgrx::spi::SpiHeapTupleData) -> R,
+) -> Vec<R> {
+    with_prepared(sql, args, |t| t.map(|row| f(&row)).collect())
+}
+
+/// Runs `f` with configuration parameters set for the current transaction only, restoring their
+/// previous values afterwards (an error aborts the transaction, which restores them anyway).
+pub fn with_settings<R>(settings: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
+    let saved: Vec<(String, String)> = settings
+        .iter()
+        .map(|(name, value)| {
+            let old = one_p::<String>("SELECT pg_catalog.current_setting($1)", &[(*name).into()])
+                .unwrap_or_default();
+            exec_p(
+                "SELECT pg_catalog.set_config($1, $2, true)",
+                &[(*name).into(), (*value).into()],
+            );
+            (name.to_string(), old)
+        })
+        .collect();
+    let out = f();
+    for (name, old) in saved {
+        exec_p(
+            "SELECT pg_catalog.set_config($1, $2, true)",
+            &[name.into(), old.into()],
+        );
+    }
+    out
+}

@@ -463,23 +463,52 @@ impl GroupPlan {
             }
         }
         nw_cols.push(format!("({}) AS __pgt_rescan", rescan.join(" OR ")));
-        // 4. Rescanned groups, recomputed from the source (NULL-safe key match).
-        let restrict = if nk == 0 {
-            "EXISTS (SELECT 1 FROM __pgt_nw WHERE __pgt_rescan)".to_string()
+        // 4. Rescanned groups, recomputed from the source. Each branch is gated by a one-time
+        //    filter, so the source is not touched when no group needs a rescan; groups whose keys
+        //    are all non-NULL are matched with IN (index-friendly), the others NULL-safely.
+        let rescan_sql = if nk == 0 {
+            self.state_sql_with(
+                src,
+                None,
+                Some("(SELECT bool_or(__pgt_rescan) FROM __pgt_nw)"),
+            )
         } else {
+            let tuple: Vec<String> = self.keys.iter().map(|k| format!("({k})")).collect();
+            let all_set = keys
+                .iter()
+                .map(|k| format!("{k} IS NOT NULL"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let any_null_r = keys
+                .iter()
+                .map(|k| format!("__pgt_r.{k} IS NULL"))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let any_null_src = tuple
+                .iter()
+                .map(|k| format!("{k} IS NULL"))
+                .collect::<Vec<_>>()
+                .join(" OR ");
             let matches: Vec<String> = self
                 .keys
                 .iter()
                 .enumerate()
                 .map(|(i, k)| format!("__pgt_r.{} IS NOT DISTINCT FROM ({k})", keys[i]))
                 .collect();
-            let tuple: Vec<String> = self.keys.iter().map(|k| format!("({k})")).collect();
-            format!(
-                "(({tuple}) IN (SELECT {key_list} FROM __pgt_nw WHERE __pgt_rescan) \
-                 OR EXISTS (SELECT 1 FROM __pgt_nw AS __pgt_r WHERE __pgt_r.__pgt_rescan AND ({anynull}) AND {matches}))",
+            let plain = format!(
+                "(SELECT bool_or(__pgt_rescan AND {all_set}) FROM __pgt_nw) \
+                 AND ({tuple}) IN (SELECT {key_list} FROM __pgt_nw WHERE __pgt_rescan AND {all_set})",
                 tuple = tuple.join(", "),
-                anynull = keys.iter().map(|k| format!("__pgt_r.{k} IS NULL")).collect::<Vec<_>>().join(" OR "),
-                matches = matches.join(" AND "),
+            );
+            let nulls = format!(
+                "(SELECT bool_or(__pgt_rescan AND NOT ({all_set})) FROM __pgt_nw) AND ({any_null_src}) \
+                 AND EXISTS (SELECT 1 FROM __pgt_nw AS __pgt_r WHERE __pgt_r.__pgt_rescan AND ({any_null_r}) AND {m})",
+                m = matches.join(" AND "),
+            );
+            format!(
+                "{} UNION ALL {}",
+                self.state_sql(src, Some(&plain)),
+                self.state_sql(src, Some(&nulls))
             )
         };
         let keep = {
@@ -520,11 +549,7 @@ impl GroupPlan {
             dg_cols = dg_cols.join(", "),
             identity = self.row_identity_of(None),
             nw_cols = nw_cols.join(", "),
-            rescan_state = if nk == 0 {
-                self.state_sql_with(src, None, Some(&restrict))
-            } else {
-                self.state_sql(src, Some(&restrict))
-            },
+            rescan_state = rescan_sql,
             out = self.output_columns(),
             nulls = nulls.join(", "),
             hidden_nulls = hidden_nulls.join(", "),
