@@ -31,7 +31,7 @@ echo "$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $("$PG_CONFIG" -
 for n in "${sizes[@]}"; do
   q "DROP TABLE IF EXISTS src CASCADE"
   q "CREATE TABLE src (id int PRIMARY KEY, grp int NOT NULL, val numeric(10,2) NOT NULL, pad text)"
-  q "INSERT INTO src SELECT i, i % 1000, (i * 7919 % 100000) / 100.0, repeat('x', 40) FROM generate_series(1, $n) i"
+  q "INSERT INTO src SELECT i, i % 1000, (i::bigint * 7919 % 100000) / 100.0, repeat('x', 40) FROM generate_series(1, $n) i"
   q "VACUUM ANALYZE src"
   q "SET client_min_messages = warning;
      SELECT pgtrickle.create_stream_table('agg_diff', \$q\$$AGG\$q\$, refresh_mode => 'DIFFERENTIAL');
@@ -49,9 +49,13 @@ for n in "${sizes[@]}"; do
     # Each run changes k random rows: value changes that also move rows between groups and
     # across the filter boundary.
     change="UPDATE src SET val = (val + 313.37)::numeric % 1000, grp = (grp + 7) % 1000 WHERE id IN (SELECT (random() * ($n - 1))::int + 1 FROM generate_series(1, $k))"
-    q "$change"
-    ad=$(q "SELECT ms('SELECT pgtrickle.refresh_stream_table(''agg_diff'')')")
-    fd=$(q "SELECT ms('SELECT pgtrickle.refresh_stream_table(''flt_diff'')')")
+    # Steady state, as in the scheduler's long-lived session: the refresh statements are
+    # prepared by two warm-up refreshes in the same session before the measured one.
+    # Each -c is its own transaction, all in one session.
+    warm=(-c "UPDATE src SET val = val + 1 WHERE id = 1"
+          -c "SELECT pgtrickle.refresh_stream_table('agg_diff'), pgtrickle.refresh_stream_table('flt_diff')")
+    read -r ad fd < <("${PSQL[@]}" "${warm[@]}" "${warm[@]}" -c "$change" \
+      -c "SELECT ms('SELECT pgtrickle.refresh_stream_table(''agg_diff'')') || ' ' || ms('SELECT pgtrickle.refresh_stream_table(''flt_diff'')')" | tail -n 1)
     af=$(q "SELECT ms('SELECT pgtrickle.refresh_stream_table(''agg_full'')')")
     ff=$(q "SELECT ms('SELECT pgtrickle.refresh_stream_table(''flt_full'')')")
     am=$(q "SELECT ms('REFRESH MATERIALIZED VIEW agg_mv')")

@@ -101,7 +101,8 @@ fn record(
              last_error = NULL, consecutive_errors = 0, updated_at = now() WHERE pgt_id = $1",
         &[st.pgt_id.into(), applied.frontier.clone().into(), applied.xid.clone().into(), started.into()],
     );
-    for source in table_sources(st) {
+    let sources = table_sources(st);
+    for &source in &sources {
         let own = applied.xid.as_ref().and_then(|x| {
             spi::one_p::<i64>(
                 &format!(
@@ -132,7 +133,7 @@ fn record(
             reason.map(str::to_string).into(),
         ],
     );
-    for source in table_sources(st) {
+    for source in sources {
         capture::trim_buffer(source);
     }
 }
@@ -164,6 +165,10 @@ fn full_refresh_locked(
 
 /// Refreshes `st` the way its plan says: DIFFERENTIAL when it has a delta plan and a frontier to
 /// start from (FULL when a TRUNCATE is in the window), FULL otherwise.
+/// AUTO refreshes FULL when the window holds more changes than this fraction of the source's
+/// rows: past it, recomputing costs less than applying the delta.
+const AUTO_FULL_FRACTION: f64 = 0.25;
+
 pub fn refresh(st: &StreamTable, initiator: Initiator) {
     let started = lock_and_start(st);
     // Re-read under the lock: a concurrent refresh may have moved the frontier.
@@ -180,9 +185,14 @@ pub fn refresh(st: &StreamTable, initiator: Initiator) {
             Some("the plan expects one source table"),
         );
     };
-    let own = spi::one_p::<i64>(
-        "SELECT own_change_id FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1 AND source_relid = $2",
+    let (own, source_rows) = spi::with_prepared(
+        "SELECT d.own_change_id, c.reltuples::float8 FROM pgtrickle.pgt_dependencies d \
+           JOIN pg_catalog.pg_class c ON c.oid = d.source_relid WHERE d.pgt_id = $1 AND d.source_relid = $2",
         &[st.pgt_id.into(), (*source).into()],
+        |t| {
+            let t = t.first();
+            (t.get::<i64>(1).spi_ok(), t.get::<f64>(2).spi_ok().unwrap_or(-1.0))
+        },
     );
     let window_args = || -> Vec<pgrx::datum::DatumWithOid<'static>> {
         vec![
@@ -191,21 +201,14 @@ pub fn refresh(st: &StreamTable, initiator: Initiator) {
             own.into(),
         ]
     };
-    let src = pg_trickle_core::ivm::SourceTable {
-        quoted: String::new(),
-        buffer: buffer_of(*source),
-        columns: Vec::new(),
-        primary_key: None,
-    };
-    let changes = spi::one_p::<i64>(
-        &format!(
-            "SELECT count(*) FROM {} AS __pgt_c WHERE {}",
-            src.buffer,
-            scan::window_predicate()
-        ),
-        &window_args(),
-    )
-    .unwrap_or(0);
+    let (changes, truncated) =
+        spi::with_prepared(&scan::probe_sql(&buffer_of(*source)), &window_args(), |t| {
+            let t = t.first();
+            (
+                t.get::<i64>(1).spi_ok().unwrap_or(0),
+                t.get::<bool>(2).spi_ok().unwrap_or(false),
+            )
+        });
     if changes == 0 {
         // Nothing committed since the frontier: the data is current as of now. The frontier
         // stays, so transactions still in flight are picked up by a later refresh.
@@ -216,8 +219,19 @@ pub fn refresh(st: &StreamTable, initiator: Initiator) {
         );
         return;
     }
-    if spi::one_p::<bool>(&scan::truncate_in_window_sql(&src), &window_args()).unwrap_or(false) {
+    if truncated {
         return full_refresh_locked(st, started, initiator, Some("TRUNCATE of a source"));
+    }
+    if st.refresh_mode == "AUTO"
+        && source_rows > 0.0
+        && changes as f64 > AUTO_FULL_FRACTION * source_rows
+    {
+        let reason = format!(
+            "{changes} changes exceed {}% of the source's ~{} rows",
+            (AUTO_FULL_FRACTION * 100.0) as i64,
+            source_rows as i64
+        );
+        return full_refresh_locked(st, started, initiator, Some(&reason));
     }
     let applied = apply(delta, &window_args());
     record(

@@ -113,12 +113,13 @@ pub fn with_settings<R>(settings: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
     let saved: Vec<(String, String)> = settings
         .iter()
         .map(|(name, value)| {
-            let old = one_p::<String>("SELECT pg_catalog.current_setting($1)", &[(*name).into()])
-                .unwrap_or_default();
-            exec_p(
-                "SELECT pg_catalog.set_config($1, $2, true)",
+            // The target list is evaluated in order: the old value is read before it is set.
+            let old = with_prepared(
+                "SELECT pg_catalog.current_setting($1), pg_catalog.set_config($1, $2, true)",
                 &[(*name).into(), (*value).into()],
-            );
+                |t| t.first().get::<String>(1).spi_ok(),
+            )
+            .unwrap_or_default();
             (name.to_string(), old)
         })
         .collect();

@@ -336,3 +336,83 @@ fn drop_extension_removes_everything() {
     );
     db.exec("INSERT INTO src VALUES (1)");
 }
+
+#[test]
+fn auto_picks_differential_where_it_can_and_says_why_not_elsewhere() {
+    let mut db = TestDb::new("auto_mode");
+    db.exec(
+        "CREATE TABLE a (id int PRIMARY KEY, g int, v int); CREATE TABLE b (id int PRIMARY KEY, w int);
+         INSERT INTO a SELECT i, i % 5, i FROM generate_series(1, 100) i; INSERT INTO b VALUES (1, 1);
+         ANALYZE a;
+         SELECT pgtrickle.create_stream_table('agg', 'SELECT g, sum(v) AS s FROM a GROUP BY g');
+         SELECT pgtrickle.create_stream_table('joined', 'SELECT a.id, b.w FROM a JOIN b USING (id)');",
+    );
+    assert_eq!(
+        db.value::<String>("SELECT string_agg(name || '=' || refresh_mode, ' ' ORDER BY name) FROM pgtrickle.pgt_status()"),
+        "public.agg=DIFFERENTIAL public.joined=FULL"
+    );
+    let explain: String = db.value("SELECT pgtrickle.explain_stream_table('joined')");
+    assert!(
+        explain.contains("not differential because the query uses 2 tables (joins"),
+        "{explain}"
+    );
+    let explain: String = db.value("SELECT pgtrickle.explain_stream_table('agg')");
+    assert!(
+        explain.contains("sum(v) (algebraic: running sum and non-NULL count)"),
+        "{explain}"
+    );
+    // A small change set is applied differentially; one touching most rows is recomputed.
+    db.exec("UPDATE a SET v = v + 1 WHERE id <= 3; SELECT pgtrickle.refresh_stream_table('agg')");
+    db.exec("UPDATE a SET v = v + 1 WHERE id <= 80; SELECT pgtrickle.refresh_stream_table('agg')");
+    let history: String = db.value(
+        "SELECT string_agg(action || ':' || coalesce(reason, '-'), ' | ' ORDER BY refresh_id) FROM pgtrickle.pgt_refresh_history h \
+           JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) WHERE st.pgt_relid = 'agg'::regclass",
+    );
+    assert_eq!(
+        history,
+        "FULL:- | DIFFERENTIAL:- | FULL:80 changes exceed 25% of the source's ~100 rows"
+    );
+    assert_eq!(
+        db.oracle("agg", "SELECT g, sum(v) AS s FROM a GROUP BY g"),
+        (0, 0)
+    );
+    // TRUNCATE in the window makes the next refresh FULL.
+    db.exec(
+        "TRUNCATE a; INSERT INTO a VALUES (1, 1, 1); SELECT pgtrickle.refresh_stream_table('agg')",
+    );
+    assert_eq!(
+        db.value::<String>("SELECT action || ':' || reason FROM pgtrickle.pgt_refresh_history ORDER BY refresh_id DESC LIMIT 1"),
+        "FULL:TRUNCATE of a source"
+    );
+    assert_eq!(
+        db.oracle("agg", "SELECT g, sum(v) AS s FROM a GROUP BY g"),
+        (0, 0)
+    );
+    // Switching modes re-plans in place.
+    db.exec("SELECT pgtrickle.alter_stream_table('agg', refresh_mode => 'FULL')");
+    assert_eq!(
+        db.value::<String>(
+            "SELECT refresh_mode FROM pgtrickle.pgt_status() WHERE name = 'public.agg'"
+        ),
+        "FULL"
+    );
+    db.exec("SELECT pgtrickle.alter_stream_table('agg', refresh_mode => 'DIFFERENTIAL'); INSERT INTO a VALUES (2, 2, 2); SELECT pgtrickle.refresh_stream_table('agg')");
+    assert_eq!(
+        db.oracle("agg", "SELECT g, sum(v) AS s FROM a GROUP BY g"),
+        (0, 0)
+    );
+    assert_eq!(
+        db.error_code(
+            "SELECT pgtrickle.alter_stream_table('joined', refresh_mode => 'DIFFERENTIAL')"
+        ),
+        "0A000"
+    );
+    let (missing, extra): (i64, i64) = {
+        let r = db
+            .client
+            .query_one("SELECT * FROM pgtrickle.verify_stream_table('joined')", &[])
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((missing, extra), (0, 0));
+}

@@ -66,17 +66,12 @@ impl Rng {
         }
     }
     fn item(&mut self, id: u64) -> String {
-        format!(
-            "({id}, {}, {}, {}, {}, {}, {}, {})",
-            self.grp(),
-            self.below(3),
-            self.val(),
-            self.below(10),
-            ["true", "false", "NULL"][self.below(3) as usize],
-            ["'x1'", "'y2'", "'ax'", "NULL", "'zz'"][self.below(5) as usize],
-            // Multiples of 0.25 are exact in float8, so float sums do not depend on row order.
-            format!("{}::float8", self.below(40) as f64 * 0.25),
-        )
+        let (grp, sub, val, qty) = (self.grp(), self.below(3), self.val(), self.below(10));
+        let flag = ["true", "false", "NULL"][self.below(3) as usize];
+        let note = ["'x1'", "'y2'", "'ax'", "NULL", "'zz'"][self.below(5) as usize];
+        // Multiples of 0.25 are exact in float8, so float sums do not depend on row order.
+        let f = self.below(40) as f64 * 0.25;
+        format!("({id}, {grp}, {sub}, {val}, {qty}, {flag}, {note}, {f}::float8)")
     }
 }
 

@@ -52,20 +52,11 @@ pub fn events_sql(src: &SourceTable) -> String {
     )
 }
 
-/// Whether the window holds a TRUNCATE (then only a full refresh is exact).
-pub fn truncate_in_window_sql(src: &SourceTable) -> String {
+/// The cheap probe before planning anything: how many changes the window holds, and whether one
+/// is a TRUNCATE (then only a full refresh is exact). One index-backed scan of the buffer.
+pub fn probe_sql(buffer: &str) -> String {
     format!(
-        "SELECT EXISTS (SELECT 1 FROM {} AS __pgt_c WHERE __pgt_c.action = 'T' AND {})",
-        src.buffer,
-        window_predicate()
-    )
-}
-
-/// Whether the window holds any change at all: the cheap probe before planning anything.
-pub fn any_change_sql(src: &SourceTable) -> String {
-    format!(
-        "SELECT EXISTS (SELECT 1 FROM {} AS __pgt_c WHERE {})",
-        src.buffer,
+        "SELECT count(*), COALESCE(bool_or(__pgt_c.action = 'T'), false) FROM {buffer} AS __pgt_c WHERE {}",
         window_predicate()
     )
 }
