@@ -7,6 +7,7 @@ pub mod aggregate;
 pub mod distinct;
 pub mod expr;
 pub mod filter;
+mod model;
 pub mod parse;
 pub mod project;
 pub mod scan;
@@ -235,4 +236,133 @@ fn aggregate_calls(spec: &QuerySpec) -> Vec<Expr> {
         visit(h);
     }
     calls
+}
+
+#[cfg(test)]
+mod tests {
+    use super::aggregate::AggKind;
+    use super::*;
+
+    fn src(pk: bool) -> SourceTable {
+        SourceTable {
+            quoted: "\"public\".\"products\"".into(),
+            buffer: "\"pgtrickle_changes\".\"changes_1\"".into(),
+            columns: vec![
+                (1, "id".into()),
+                (2, "category".into()),
+                (3, "price".into()),
+                (4, "score".into()),
+            ],
+            primary_key: pk.then(|| vec!["id".into()]),
+        }
+    }
+
+    /// Types as PostgreSQL would report them for the probes below.
+    fn probe(sql: &str) -> Result<Vec<String>, String> {
+        let list = sql
+            .trim_start_matches("SELECT ")
+            .split(" FROM ")
+            .next()
+            .unwrap();
+        Ok(list
+            .split(", ")
+            .map(|e| {
+                let e = e.to_ascii_lowercase();
+                if e.starts_with("count") {
+                    "bigint".to_string()
+                } else if e.contains("score") {
+                    "double precision".to_string()
+                } else {
+                    "numeric".to_string()
+                }
+            })
+            .collect())
+    }
+
+    #[test]
+    fn the_guides_aggregate_is_algebraic_and_semi_algebraic() {
+        let q = "SELECT category, COUNT(*) AS n, ROUND(AVG(price), 2) AS a, MIN(price) AS lo, COUNT(*) FILTER (WHERE price > 1) AS f FROM products GROUP BY category";
+        let Plan::Groups(g) = Plan::new(q, &src(true), &mut probe).unwrap() else {
+            panic!("groups")
+        };
+        let kinds: Vec<&AggKind> = g.aggs.iter().map(|a| &a.kind).collect();
+        assert!(matches!(
+            kinds[..],
+            [
+                AggKind::CountStar,
+                AggKind::Avg { .. },
+                AggKind::Min { .. },
+                AggKind::CountStar
+            ]
+        ));
+        assert!(!g.always_rescan);
+        assert_eq!(g.visible[0].to_string(), "\"__pgt_k1\"");
+        assert!(g.visible[2]
+            .to_string()
+            .starts_with("ROUND((CASE WHEN \"__pgt_a2_n\" = 0"));
+        let hidden: Vec<String> = g.hidden_columns().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            hidden,
+            [
+                "__pgt_count",
+                "__pgt_a1",
+                "__pgt_a2",
+                "__pgt_a2_n",
+                "__pgt_a3",
+                "__pgt_a4"
+            ]
+        );
+        let delta = Plan::Groups(g).delta_sql(&src(true), "\"public\".\"st\"");
+        assert!(delta.contains("LEFT JOIN \"public\".\"st\" AS __pgt_t"));
+    }
+
+    #[test]
+    fn float_sums_and_ordered_aggregates_rescan() {
+        let q = "SELECT category, sum(score) AS s, string_agg(category, ',' ORDER BY id) AS l FROM products GROUP BY category";
+        let Plan::Groups(g) = Plan::new(q, &src(true), &mut probe).unwrap() else {
+            panic!("groups")
+        };
+        assert!(g
+            .aggs
+            .iter()
+            .all(|a| matches!(a.kind, AggKind::Rescan { .. })));
+        assert!(g.always_rescan);
+    }
+
+    #[test]
+    fn projections_need_a_key_and_grouped_outputs_need_grouping() {
+        assert!(matches!(
+            Plan::new(
+                "SELECT id, price FROM products WHERE price > 1",
+                &src(true),
+                &mut probe
+            ),
+            Ok(Plan::Rows { .. })
+        ));
+        let err = Plan::new("SELECT id, price FROM products", &src(false), &mut probe).unwrap_err();
+        assert!(err.contains("without a primary key"), "{err}");
+        assert!(matches!(
+            Plan::new(
+                "SELECT category, count(*) FROM products GROUP BY 1",
+                &src(false),
+                &mut probe
+            ),
+            Ok(Plan::Groups(_))
+        ));
+        let err = Plan::new(
+            "SELECT id, price, count(*) FROM products GROUP BY id",
+            &src(true),
+            &mut probe,
+        )
+        .unwrap_err();
+        assert!(err.contains("neither grouped nor aggregated"), "{err}");
+        assert!(matches!(
+            Plan::new(
+                "SELECT DISTINCT category FROM products",
+                &src(false),
+                &mut probe
+            ),
+            Ok(Plan::Groups(_))
+        ));
+    }
 }

@@ -1,0 +1,328 @@
+//! An in-memory multiset evaluator of the operators and of their delta rules, for property tests
+//! (tier 1): for random tables and random change batches, the maintained result after applying a
+//! batch's delta to the old result equals the result evaluated on the new table. The rules here
+//! are the ones the module docs of [`super::scan`], [`super::filter`], [`super::project`],
+//! [`super::aggregate`] and [`super::distinct`] state and their SQL implements; the oracle
+//! harness (tier 3) checks the SQL itself against PostgreSQL.
+
+#![cfg(test)]
+
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+type Row = (Option<i8>, Option<i64>); // (grp, val)
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(u8, Row),
+    Update(u8, Row),
+    Delete(u8),
+}
+
+/// A captured change: action with its old and new images (Scan's buffer rows).
+type Change = (Option<Row>, Option<Row>);
+
+fn apply(table: &mut BTreeMap<u8, Row>, ops: &[Op]) -> Vec<(u8, Change)> {
+    let mut log = Vec::new();
+    for op in ops {
+        match op {
+            Op::Insert(id, r) => {
+                if !table.contains_key(id) {
+                    table.insert(*id, *r);
+                    log.push((*id, (None, Some(*r))));
+                }
+            }
+            Op::Update(id, r) => {
+                if let Some(old) = table.insert(*id, *r) {
+                    log.push((*id, (Some(old), Some(*r))));
+                } else {
+                    table.remove(id);
+                }
+            }
+            Op::Delete(id) => {
+                if let Some(old) = table.remove(id) {
+                    log.push((*id, (Some(old), None)));
+                }
+            }
+        }
+    }
+    log
+}
+
+/// ΔScan: weighted images, −1 for old, +1 for new.
+fn events(log: &[(u8, Change)]) -> Vec<(u8, Row, i64)> {
+    let mut ev = Vec::new();
+    for (id, (old, new)) in log {
+        if let Some(o) = old {
+            ev.push((*id, *o, -1));
+        }
+        if let Some(n) = new {
+            ev.push((*id, *n, 1));
+        }
+    }
+    ev
+}
+
+fn pred(r: &Row) -> bool {
+    r.1.is_some_and(|v| v > 10)
+}
+
+fn project(r: &Row) -> (Option<i8>, Option<i64>) {
+    (r.0, r.1.map(|v| v * 2))
+}
+
+// ---- Filter + Project by primary key ------------------------------------------------------
+
+fn rows_full(t: &BTreeMap<u8, Row>) -> BTreeMap<u8, (Option<i8>, Option<i64>)> {
+    t.iter()
+        .filter(|(_, r)| pred(r))
+        .map(|(id, r)| (*id, project(r)))
+        .collect()
+}
+
+/// Δπσ: per identity, weights summed by content; +1 → upsert, lone −1 → delete.
+fn rows_maintain(st: &mut BTreeMap<u8, (Option<i8>, Option<i64>)>, ev: &[(u8, Row, i64)]) {
+    let mut net: BTreeMap<(u8, (Option<i8>, Option<i64>)), i64> = BTreeMap::new();
+    for (id, r, w) in ev.iter().filter(|(_, r, _)| pred(r)) {
+        *net.entry((*id, project(r))).or_default() += w;
+    }
+    let mut per_id: BTreeMap<u8, Vec<((Option<i8>, Option<i64>), i64)>> = BTreeMap::new();
+    for ((id, c), w) in net.into_iter().filter(|(_, w)| *w != 0) {
+        per_id.entry(id).or_default().push((c, w));
+    }
+    for (id, mut v) in per_id {
+        v.sort_by_key(|(_, w)| -w);
+        let (c, w) = v[0];
+        if w > 0 {
+            st.insert(id, c);
+        } else {
+            st.remove(&id);
+        }
+    }
+}
+
+// ---- Aggregate: GROUP BY grp, count(*), count(val), sum(val), min(val), max(val) ------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct State {
+    count: i64,
+    count_val: i64,
+    sum: i64,
+    n: i64,
+    min: Option<i64>,
+    max: Option<i64>,
+}
+
+fn group_state(rows: impl Iterator<Item = Row>) -> BTreeMap<Option<i8>, State> {
+    let mut m: BTreeMap<Option<i8>, State> = BTreeMap::new();
+    for (g, v) in rows {
+        let s = m.entry(g).or_insert(State {
+            count: 0,
+            count_val: 0,
+            sum: 0,
+            n: 0,
+            min: None,
+            max: None,
+        });
+        s.count += 1;
+        if let Some(v) = v {
+            s.count_val += 1;
+            s.sum += v;
+            s.n += 1;
+            s.min = Some(s.min.map_or(v, |m| m.min(v)));
+            s.max = Some(s.max.map_or(v, |m| m.max(v)));
+        }
+    }
+    m
+}
+
+fn having(s: &State) -> bool {
+    s.count > 2
+}
+
+fn agg_full(t: &BTreeMap<u8, Row>, with_having: bool) -> BTreeMap<Option<i8>, State> {
+    let mut m = group_state(t.values().copied().filter(pred));
+    if with_having {
+        m.retain(|_, s| having(s));
+    }
+    m
+}
+
+/// ΔAggregate: grouped deltas added to the stored state; a group whose extremum may have left,
+/// or (with HAVING) that is not stored, is rescanned from the new table; count 0 deletes the
+/// group; HAVING decides visibility on the new state.
+fn agg_maintain(
+    st: &mut BTreeMap<Option<i8>, State>,
+    ev: &[(u8, Row, i64)],
+    new_table: &BTreeMap<u8, Row>,
+    with_having: bool,
+) {
+    #[derive(Default)]
+    struct D {
+        dc: i64,
+        dcv: i64,
+        dsum: i64,
+        min_ins: Option<i64>,
+        min_del: Option<i64>,
+        max_ins: Option<i64>,
+        max_del: Option<i64>,
+    }
+    let mut deltas: BTreeMap<Option<i8>, D> = BTreeMap::new();
+    for (_, r, w) in ev.iter().filter(|(_, r, _)| pred(r)) {
+        let d = deltas.entry(r.0).or_default();
+        d.dc += w;
+        if let Some(v) = r.1 {
+            d.dcv += w;
+            d.dsum += w * v;
+            let (ins_min, ins_max, del_min, del_max) = (
+                &mut d.min_ins,
+                &mut d.max_ins,
+                &mut d.min_del,
+                &mut d.max_del,
+            );
+            if *w > 0 {
+                *ins_min = Some(ins_min.map_or(v, |m| m.min(v)));
+                *ins_max = Some(ins_max.map_or(v, |m| m.max(v)));
+            } else {
+                *del_min = Some(del_min.map_or(v, |m| m.min(v)));
+                *del_max = Some(del_max.map_or(v, |m| m.max(v)));
+            }
+        }
+    }
+    for (g, d) in deltas {
+        let old = st.get(&g).copied();
+        let mut rescan = with_having && old.is_none();
+        let o = old.unwrap_or(State {
+            count: 0,
+            count_val: 0,
+            sum: 0,
+            n: 0,
+            min: None,
+            max: None,
+        });
+        if let Some(del) = d.min_del {
+            rescan |= o.min.is_none_or(|m| del <= m);
+        }
+        if let Some(del) = d.max_del {
+            rescan |= o.max.is_none_or(|m| del >= m);
+        }
+        let new = if rescan {
+            group_state(
+                new_table
+                    .values()
+                    .copied()
+                    .filter(pred)
+                    .filter(|r| r.0 == g),
+            )
+            .get(&g)
+            .copied()
+        } else {
+            let min = match (o.min, d.min_ins) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let max = match (o.max, d.max_ins) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            Some(State {
+                count: o.count + d.dc,
+                count_val: o.count_val + d.dcv,
+                sum: o.sum + d.dsum,
+                n: o.n + d.dcv,
+                min,
+                max,
+            })
+        };
+        match new {
+            Some(s) if s.count > 0 && (!with_having || having(&s)) => {
+                st.insert(g, s);
+            }
+            _ => {
+                st.remove(&g);
+            }
+        }
+    }
+}
+
+fn arb_row() -> impl Strategy<Value = Row> {
+    (
+        prop::option::weighted(0.85, 0i8..4),
+        prop::option::weighted(0.85, 0i64..30),
+    )
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..24, arb_row()).prop_map(|(i, r)| Op::Insert(i, r)),
+        (0u8..24, arb_row()).prop_map(|(i, r)| Op::Update(i, r)),
+        (0u8..24).prop_map(Op::Delete),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn filter_project_delta_is_exact(init in prop::collection::vec(arb_op(), 0..30),
+                                     batches in prop::collection::vec(prop::collection::vec(arb_op(), 0..12), 1..6)) {
+        let mut t = BTreeMap::new();
+        apply(&mut t, &init);
+        let mut st = rows_full(&t);
+        for b in &batches {
+            let log = apply(&mut t, b);
+            rows_maintain(&mut st, &events(&log));
+            prop_assert_eq!(&st, &rows_full(&t));
+        }
+    }
+
+    #[test]
+    fn aggregate_delta_is_exact(init in prop::collection::vec(arb_op(), 0..30),
+                                batches in prop::collection::vec(prop::collection::vec(arb_op(), 0..12), 1..6),
+                                with_having in any::<bool>()) {
+        let mut t = BTreeMap::new();
+        apply(&mut t, &init);
+        let mut st = agg_full(&t, with_having);
+        for b in &batches {
+            let log = apply(&mut t, b);
+            agg_maintain(&mut st, &events(&log), &t, with_having);
+            prop_assert_eq!(&st, &agg_full(&t, with_having));
+        }
+    }
+
+    /// DISTINCT grp over a keyless multiset is the aggregate with only the count.
+    #[test]
+    fn distinct_delta_is_exact(init in prop::collection::vec(arb_op(), 0..30),
+                               batches in prop::collection::vec(prop::collection::vec(arb_op(), 0..12), 1..6)) {
+        let mut t = BTreeMap::new();
+        apply(&mut t, &init);
+        let distinct = |st: &BTreeMap<Option<i8>, State>| st.keys().copied().collect::<Vec<_>>();
+        let mut st = agg_full(&t, false);
+        for b in &batches {
+            let log = apply(&mut t, b);
+            agg_maintain(&mut st, &events(&log), &t, false);
+            prop_assert_eq!(distinct(&st), distinct(&agg_full(&t, false)));
+        }
+    }
+
+    /// Weights make the order of changes within a window irrelevant: any permutation of the
+    /// window's images nets to the same delta.
+    #[test]
+    fn scan_delta_is_order_independent(init in prop::collection::vec(arb_op(), 0..20),
+                                       batch in prop::collection::vec(arb_op(), 0..16),
+                                       seed in any::<u64>()) {
+        let mut t = BTreeMap::new();
+        apply(&mut t, &init);
+        let before = agg_full(&t, false);
+        let log = apply(&mut t, &batch);
+        let mut ev = events(&log);
+        let mut s = seed | 1;
+        for i in (1..ev.len()).rev() {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            ev.swap(i, (s % (i as u64 + 1)) as usize);
+        }
+        let mut st = before.clone();
+        agg_maintain(&mut st, &ev, &t, false);
+        prop_assert_eq!(st, agg_full(&t, false));
+    }
+}
