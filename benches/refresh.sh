@@ -13,10 +13,12 @@ PSQL=("$(pg_bin psql)" -X -q -At -v ON_ERROR_STOP=1 -d pgtrickle_bench)
 PGBENCH=$(pg_bin pgbench)
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(100000 1000000)
 q() { "${PSQL[@]}" -c "$1"; }
+# Statements whose output is not wanted.
+run() { "${PSQL[@]}" -c "$1" >/dev/null; }
 
-"$(pg_bin psql)" -X -q -d postgres -c "DROP DATABASE IF EXISTS pgtrickle_bench" -c "CREATE DATABASE pgtrickle_bench"
-q "SET client_min_messages = warning; CREATE EXTENSION pg_trickle"
-q "CREATE FUNCTION ms(sql text, reps int DEFAULT 1) RETURNS numeric LANGUAGE plpgsql AS \$\$
+"$(pg_bin psql)" -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS pgtrickle_bench" -c "CREATE DATABASE pgtrickle_bench"
+run "SET client_min_messages = warning; CREATE EXTENSION pg_trickle"
+run "CREATE FUNCTION ms(sql text, reps int DEFAULT 1) RETURNS numeric LANGUAGE plpgsql AS \$\$
    DECLARE t0 timestamptz; BEGIN t0 := clock_timestamp();
      FOR i IN 1..reps LOOP EXECUTE sql; END LOOP;
      RETURN round((extract(epoch FROM clock_timestamp() - t0) * 1000 / reps)::numeric, 3); END \$\$"
@@ -29,23 +31,24 @@ echo
 echo "$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $("$PG_CONFIG" --version), $(date -u +%Y-%m-%d)"
 
 for n in "${sizes[@]}"; do
-  q "DROP TABLE IF EXISTS src CASCADE"
-  q "CREATE TABLE src (id int PRIMARY KEY, grp int NOT NULL, val numeric(10,2) NOT NULL, pad text)"
-  q "INSERT INTO src SELECT i, i % 1000, (i::bigint * 7919 % 100000) / 100.0, repeat('x', 40) FROM generate_series(1, $n) i"
-  q "VACUUM ANALYZE src"
-  q "SET client_min_messages = warning;
+  run "SET client_min_messages = warning; DROP TABLE IF EXISTS src CASCADE"
+  run "CREATE TABLE src (id int PRIMARY KEY, grp int NOT NULL, val numeric(10,2) NOT NULL, pad text)"
+  run "INSERT INTO src SELECT i, i % 1000, (i::bigint * 7919 % 100000) / 100.0, repeat('x', 40) FROM generate_series(1, $n) i"
+  run "VACUUM ANALYZE src"
+  run "SET client_min_messages = warning;
      SELECT pgtrickle.create_stream_table('agg_diff', \$q\$$AGG\$q\$, refresh_mode => 'DIFFERENTIAL');
      SELECT pgtrickle.create_stream_table('agg_full', \$q\$$AGG\$q\$, refresh_mode => 'FULL');
      SELECT pgtrickle.create_stream_table('flt_diff', \$q\$$FILTER\$q\$, refresh_mode => 'DIFFERENTIAL');
      SELECT pgtrickle.create_stream_table('flt_full', \$q\$$FILTER\$q\$, refresh_mode => 'FULL');
      CREATE MATERIALIZED VIEW agg_mv AS $AGG; CREATE MATERIALIZED VIEW flt_mv AS $FILTER;"
-  q "VACUUM ANALYZE"
+  run "VACUUM ANALYZE"
   echo
   echo "### $n source rows"
   echo
   echo "| changed rows | aggregate: DIFFERENTIAL | FULL | REFRESH MATERIALIZED VIEW | speedup vs MV | filter: DIFFERENTIAL | FULL | REFRESH MATERIALIZED VIEW | speedup vs MV |"
   echo "|---|---|---|---|---|---|---|---|---|"
-  for k in 1 100 10000 $((n / 100)); do
+  for k in 1 100 10000 "1%"; do
+    label=$k; [ "$k" = "1%" ] && { k=$((n / 100)); label="$k (1%)"; }
     # Each run changes k random rows: value changes that also move rows between groups and
     # across the filter boundary.
     change="UPDATE src SET val = (val + 313.37)::numeric % 1000, grp = (grp + 7) % 1000 WHERE id IN (SELECT (random() * ($n - 1))::int + 1 FROM generate_series(1, $k))"
@@ -66,25 +69,25 @@ for n in "${sizes[@]}"; do
     done
     sa=$(q "SELECT round($am / greatest($ad, 0.001), 1)")
     sf=$(q "SELECT round($fm / greatest($fd, 0.001), 1)")
-    echo "| $k | $ad ms | $af ms | $am ms | ${sa}× | $fd ms | $ff ms | $fm ms | ${sf}× |"
+    echo "| $label | $ad ms | $af ms | $am ms | ${sa}× | $fd ms | $ff ms | $fm ms | ${sf}× |"
   done
   noop=$(q "SELECT ms('SELECT pgtrickle.refresh_stream_table(''agg_diff'')', 200)")
   echo
   echo "No-op refresh (nothing changed), mean of 200: $noop ms."
-  q "DROP MATERIALIZED VIEW agg_mv, flt_mv; SELECT pgtrickle.drop_stream_table(s) FROM unnest(ARRAY['agg_diff','agg_full','flt_diff','flt_full']) s"
+  run "DROP MATERIALIZED VIEW agg_mv, flt_mv; SELECT pgtrickle.drop_stream_table(s) FROM unnest(ARRAY['agg_diff','agg_full','flt_diff','flt_full']) s"
 done
 
 # Write path: single-row UPDATEs with pgbench, 2 clients, 15 s each, without and with capture.
 n=${sizes[0]}
-q "DROP TABLE IF EXISTS src CASCADE"
-q "CREATE TABLE src (id int PRIMARY KEY, grp int NOT NULL, val numeric(10,2) NOT NULL, pad text)"
-q "INSERT INTO src SELECT i, i % 1000, i % 1000, repeat('x', 40) FROM generate_series(1, $n) i"
-q "VACUUM ANALYZE src"
+run "SET client_min_messages = warning; DROP TABLE IF EXISTS src CASCADE"
+run "CREATE TABLE src (id int PRIMARY KEY, grp int NOT NULL, val numeric(10,2) NOT NULL, pad text)"
+run "INSERT INTO src SELECT i, i % 1000, i % 1000, repeat('x', 40) FROM generate_series(1, $n) i"
+run "VACUUM ANALYZE src"
 script=$(mktemp)
 printf '\\set id random(1, %s)\nUPDATE src SET val = val + 1 WHERE id = :id;\n' "$n" > "$script"
 tps() { "$PGBENCH" -n -c 2 -j 2 -T 15 -f "$script" pgtrickle_bench 2>/dev/null | awk '/^tps/ {print int($3)}'; }
 base=$(tps)
-q "SET client_min_messages = warning; SELECT pgtrickle.create_stream_table('agg_diff', \$q\$$AGG\$q\$, refresh_mode => 'DIFFERENTIAL')"
+run "SET client_min_messages = warning; SELECT pgtrickle.create_stream_table('agg_diff', \$q\$$AGG\$q\$, refresh_mode => 'DIFFERENTIAL')"
 with=$(tps)
 rm -f "$script"
 echo

@@ -50,3 +50,32 @@ fn chapter_1_prints_what_the_guide_shows() {
 fn chapter_2_prints_what_the_guide_shows() {
     check_chapter("guide_ch2");
 }
+
+/// Chapter 1 under the default AUTO mode refreshes DIFFERENTIALLY (the guide's "read exactly 1
+/// row from the change buffer, adjusted only the Books group").
+#[test]
+fn chapter_1_refreshes_are_differential() {
+    let mut db = TestDb::new("guide_ch1_history");
+    let script =
+        std::fs::read_to_string(format!("{}/sql/guide_ch1.sql", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+    let before_cleanup = script
+        .split("SELECT pgtrickle.drop_stream_table")
+        .next()
+        .unwrap();
+    db.exec(before_cleanup);
+    let history: String = db.value(
+        "SELECT string_agg(action || ':' || coalesce(changes_read::text, '-') || ':' || rows_inserted || '/' || rows_updated || '/' || rows_deleted, ' ' ORDER BY refresh_id) \
+           FROM pgtrickle.pgt_refresh_history",
+    );
+    // Creation (FULL, 2 groups), the INSERT (1 change, Books updated), the UPDATE (1 change,
+    // Electronics updated): the other group is never written.
+    assert_eq!(
+        history,
+        "FULL:-:2/0/0 DIFFERENTIAL:1:0/1/0 DIFFERENTIAL:1:0/1/0"
+    );
+    assert_eq!(
+        db.value::<String>("SELECT refresh_mode FROM pgtrickle.pgt_status()"),
+        "DIFFERENTIAL"
+    );
+}

@@ -11,6 +11,8 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 
 type Row = (Option<i8>, Option<i64>); // (grp, val)
+/// A projected row: (grp, val * 2).
+type Out = (Option<i8>, Option<i64>);
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -67,13 +69,13 @@ fn pred(r: &Row) -> bool {
     r.1.is_some_and(|v| v > 10)
 }
 
-fn project(r: &Row) -> (Option<i8>, Option<i64>) {
+fn project(r: &Row) -> Out {
     (r.0, r.1.map(|v| v * 2))
 }
 
 // ---- Filter + Project by primary key ------------------------------------------------------
 
-fn rows_full(t: &BTreeMap<u8, Row>) -> BTreeMap<u8, (Option<i8>, Option<i64>)> {
+fn rows_full(t: &BTreeMap<u8, Row>) -> BTreeMap<u8, Out> {
     t.iter()
         .filter(|(_, r)| pred(r))
         .map(|(id, r)| (*id, project(r)))
@@ -81,12 +83,12 @@ fn rows_full(t: &BTreeMap<u8, Row>) -> BTreeMap<u8, (Option<i8>, Option<i64>)> {
 }
 
 /// Δπσ: per identity, weights summed by content; +1 → upsert, lone −1 → delete.
-fn rows_maintain(st: &mut BTreeMap<u8, (Option<i8>, Option<i64>)>, ev: &[(u8, Row, i64)]) {
-    let mut net: BTreeMap<(u8, (Option<i8>, Option<i64>)), i64> = BTreeMap::new();
+fn rows_maintain(st: &mut BTreeMap<u8, Out>, ev: &[(u8, Row, i64)]) {
+    let mut net: BTreeMap<(u8, Out), i64> = BTreeMap::new();
     for (id, r, w) in ev.iter().filter(|(_, r, _)| pred(r)) {
         *net.entry((*id, project(r))).or_default() += w;
     }
-    let mut per_id: BTreeMap<u8, Vec<((Option<i8>, Option<i64>), i64)>> = BTreeMap::new();
+    let mut per_id: BTreeMap<u8, Vec<(Out, i64)>> = BTreeMap::new();
     for ((id, c), w) in net.into_iter().filter(|(_, w)| *w != 0) {
         per_id.entry(id).or_default().push((c, w));
     }
