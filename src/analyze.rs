@@ -57,6 +57,22 @@ fn c_string(p: *const std::ffi::c_char) -> String {
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
+/// Prepares `sql` with SPI and returns its plan sources (one per statement).
+///
+/// # Safety
+/// The caller must be connected to SPI; the returned pointers live until the connection closes.
+unsafe fn prepare_sources(sql: &CString) -> Vec<*mut pg_sys::CachedPlanSource> {
+    // SAFETY: connected to SPI (caller's contract); SPI_prepare returns a plan or raises an
+    // ERROR, which unwinds through pgrx's guard.
+    let plan = pg_sys::SPI_prepare(sql.as_ptr(), 0, std::ptr::null_mut());
+    if plan.is_null() {
+        raise(PgtError::NotASelect(
+            "the query could not be prepared".into(),
+        ));
+    }
+    ptr_list(pg_sys::SPI_plan_get_plan_sources(plan))
+}
+
 /// Prepares `query` and describes it. Errors from PostgreSQL (syntax, unknown relation or column,
 /// parameters) propagate with their own SQLSTATE.
 pub fn analyze(query: &str) -> Analyzed {
@@ -68,14 +84,7 @@ pub fn analyze(query: &str) -> Analyzed {
         // SPI's procedure memory until the connection closes, and we copy what we need into Rust
         // values before that.
         unsafe {
-            let plan = pg_sys::SPI_prepare(cquery.as_ptr(), 0, std::ptr::null_mut());
-            if plan.is_null() {
-                raise(PgtError::NotASelect(
-                    "the query could not be prepared".into(),
-                ));
-            }
-            let sources: Vec<*mut pg_sys::CachedPlanSource> =
-                ptr_list(pg_sys::SPI_plan_get_plan_sources(plan));
+            let sources = prepare_sources(&cquery);
             match sources.len() {
                 0 => raise(PgtError::NotASelect("the query is empty".into())),
                 1 => {}
@@ -190,14 +199,7 @@ pub fn result_types(sql: &str) -> Vec<String> {
         // SAFETY: connected to SPI; SPI_prepare returns a plan or raises an ERROR. We read the
         // plan's result descriptor before the connection (and the plan) goes away.
         unsafe {
-            let plan = pg_sys::SPI_prepare(csql.as_ptr(), 0, std::ptr::null_mut());
-            if plan.is_null() {
-                raise(PgtError::NotASelect(
-                    "a type probe could not be prepared".into(),
-                ));
-            }
-            let sources: Vec<*mut pg_sys::CachedPlanSource> =
-                ptr_list(pg_sys::SPI_plan_get_plan_sources(plan));
+            let sources = prepare_sources(&csql);
             let Some(&ps) = sources.first() else {
                 return Vec::new();
             };

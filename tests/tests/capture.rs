@@ -9,6 +9,39 @@ fn buffer_rows(db: &mut TestDb) -> i64 {
     db.value(&format!("SELECT count(*) FROM {buf}"))
 }
 
+/// Four writers commit inserts, group-moving updates and deletes on `src (id, g, v)` (never
+/// touching id 1) while `refresh` runs in a loop on another connection; returns how many
+/// refresh rounds ran.
+fn write_while_refreshing(db: &TestDb, refresh: &str) -> usize {
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let mut c = db.connect();
+            std::thread::spawn(move || {
+                for i in 0..150 {
+                    let id = 1000 + w * 1000 + i;
+                    c.batch_execute(&format!(
+                        "BEGIN; INSERT INTO src VALUES ({id}, {i} % 7, {i}); UPDATE src SET g = (g + 1) % 7, v = v + 1 WHERE id = {}; \
+                         DELETE FROM src WHERE id = {}; COMMIT;",
+                        2 + (i * 7 + w) % 190,
+                        1000 + w * 1000 + i / 2
+                    ))
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut refresher = db.connect();
+    let mut rounds = 0;
+    while !writers.iter().all(|w| w.is_finished()) {
+        refresher.batch_execute(refresh).unwrap();
+        rounds += 1;
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    rounds
+}
+
 #[test]
 fn a_transaction_in_flight_across_a_refresh_is_not_trimmed_away() {
     let mut db = TestDb::new("in_flight");
@@ -95,32 +128,7 @@ fn concurrent_writers_and_refreshes_end_exact() {
          INSERT INTO src SELECT i, i % 7, i FROM generate_series(1, 200) i;
          SELECT pgtrickle.create_stream_table('agg', 'SELECT g, count(*) AS n, sum(v) AS s FROM src GROUP BY g', refresh_mode => 'FULL');",
     );
-    let writers: Vec<_> = (0..4)
-        .map(|w| {
-            let mut c = db.connect();
-            std::thread::spawn(move || {
-                for i in 0..150 {
-                    let id = 1000 + w * 1000 + i;
-                    c.batch_execute(&format!(
-                        "BEGIN; INSERT INTO src VALUES ({id}, {i} % 7, {i}); UPDATE src SET g = (g + 1) % 7 WHERE id = {} ; \
-                         DELETE FROM src WHERE id = {}; COMMIT;",
-                        1 + (i * 7 + w) % 200,
-                        1000 + w * 1000 + i / 2
-                    ))
-                    .unwrap();
-                }
-            })
-        })
-        .collect();
-    let mut refresher = db.connect();
-    while !writers.iter().all(|w| w.is_finished()) {
-        refresher
-            .batch_execute("SELECT pgtrickle.refresh_stream_table('agg')")
-            .unwrap();
-    }
-    for w in writers {
-        w.join().unwrap();
-    }
+    write_while_refreshing(&db, "SELECT pgtrickle.refresh_stream_table('agg')");
     db.exec("SELECT pgtrickle.refresh_stream_table('agg')");
     assert_eq!(
         db.oracle(
@@ -148,34 +156,10 @@ fn differential_refreshes_under_concurrent_writers_end_exact() {
             "BEGIN; INSERT INTO src VALUES (99999, 1, 1); UPDATE src SET g = 6 WHERE id = 1;",
         )
         .unwrap();
-    let writers: Vec<_> = (0..4)
-        .map(|w| {
-            let mut c = db.connect();
-            std::thread::spawn(move || {
-                for i in 0..150 {
-                    let id = 1000 + w * 1000 + i;
-                    c.batch_execute(&format!(
-                        "BEGIN; INSERT INTO src VALUES ({id}, {i} % 7, {i}); UPDATE src SET g = (g + 1) % 7, v = v + 1 WHERE id = {}; \
-                         DELETE FROM src WHERE id = {}; COMMIT;",
-                        2 + (i * 7 + w) % 190,
-                        1000 + w * 1000 + i / 2
-                    ))
-                    .unwrap();
-                }
-            })
-        })
-        .collect();
-    let mut refresher = db.connect();
-    let mut refreshes = 0;
-    while !writers.iter().all(|w| w.is_finished()) {
-        refresher
-            .batch_execute("SELECT pgtrickle.refresh_stream_table('agg'); SELECT pgtrickle.refresh_stream_table('rows_st')")
-            .unwrap();
-        refreshes += 1;
-    }
-    for w in writers {
-        w.join().unwrap();
-    }
+    let refreshes = write_while_refreshing(
+        &db,
+        "SELECT pgtrickle.refresh_stream_table('agg'); SELECT pgtrickle.refresh_stream_table('rows_st')",
+    );
     early.batch_execute("COMMIT").unwrap();
     db.exec("SELECT pgtrickle.refresh_stream_table('agg'); SELECT pgtrickle.refresh_stream_table('rows_st')");
     assert!(refreshes > 3, "the refresh loop ran {refreshes} times");
