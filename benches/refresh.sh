@@ -74,6 +74,16 @@ for n in "${sizes[@]}"; do
   noop=$(q "SELECT ms('SELECT pgtrickle.refresh_stream_table(''agg_diff'')', 200)")
   echo
   echo "No-op refresh (nothing changed), mean of 200: $noop ms."
+  # Sustained: one single-row UPDATE, then both DIFFERENTIAL refreshes, repeated for 15 s in one
+  # session (pgbench -r: mean latency per statement, as the client sees it over loopback).
+  loop=$(mktemp)
+  printf '\\set id random(1, %s)\nUPDATE src SET val = (val + 313.37)::numeric %% 1000, grp = (grp + 7) %% 1000 WHERE id = :id;\nSELECT pgtrickle.refresh_stream_table(%s);\nSELECT pgtrickle.refresh_stream_table(%s);\n' \
+    "$n" "'agg_diff'" "'flt_diff'" > "$loop"
+  lat=$("$PGBENCH" -n -c 1 -T 15 -r -f "$loop" pgtrickle_bench 2>/dev/null | awk '/refresh_stream_table\(.agg_diff/ {a=$1} /refresh_stream_table\(.flt_diff/ {f=$1} END {print a " " f}')
+  rm -f "$loop"
+  read -r la lf <<< "$lat"
+  echo
+  echo "Sustained (UPDATE one row, refresh both, repeated for 15 s): aggregate $la ms, filter $lf ms per refresh."
   run "DROP MATERIALIZED VIEW agg_mv, flt_mv; SELECT pgtrickle.drop_stream_table(s) FROM unnest(ARRAY['agg_diff','agg_full','flt_diff','flt_full']) s"
 done
 

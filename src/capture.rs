@@ -183,12 +183,7 @@ pub fn drop_unused_captures() {
 /// those up to the last change id it consumed. Nothing is trimmed while a consumer has no frontier yet. Only
 /// rows below the smallest frontier `xmax` can qualify, which bounds the scan.
 pub fn trim_buffer(source: Oid) {
-    let Some(buffer) = spi::one_p::<String>(
-        "SELECT buffer_table::text FROM pgtrickle.pgt_sources WHERE source_relid = $1",
-        &[source.into()],
-    ) else {
-        return;
-    };
+    let buffer = render::buffer_table(source.to_u32());
     spi::exec_p(
         &format!(
             "WITH f AS (SELECT st.frontier, st.frontier_xid, d.own_change_id FROM pgtrickle.pgt_dependencies d \

@@ -15,7 +15,7 @@ use crate::catalog::{self, StreamTable};
 use crate::error::SpiOk;
 use crate::spi;
 use pg_trickle_core::ivm::scan;
-use pgrx::pg_sys::Oid;
+use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
 
 /// Who asked for a refresh (recorded in the history).
@@ -95,37 +95,39 @@ fn record(
     changes_read: Option<i64>,
     reason: Option<&str>,
 ) {
-    spi::exec_p(
-        "UPDATE pgtrickle.pgt_stream_tables SET frontier = $2::pg_snapshot, frontier_xid = $3::xid8, data_timestamp = $4, \
-             last_refresh_at = clock_timestamp(), is_populated = true, status = 'ACTIVE', \
-             last_error = NULL, consecutive_errors = 0, updated_at = now() WHERE pgt_id = $1",
-        &[st.pgt_id.into(), applied.frontier.clone().into(), applied.xid.clone().into(), started.into()],
-    );
     let sources = table_sources(st);
-    for &source in &sources {
-        let own = applied.xid.as_ref().and_then(|x| {
-            spi::one_p::<i64>(
-                &format!(
-                    "SELECT max(change_id) FROM {} WHERE xid = $1::xid8",
-                    buffer_of(source)
-                ),
-                &[x.clone().into()],
+    // One statement: the new frontier, the history row, and per source the last change of the
+    // refreshing transaction itself that this refresh consumed.
+    let own_updates: String = sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                ", __pgt_d{i} AS (UPDATE pgtrickle.pgt_dependencies SET own_change_id = \
+                 (SELECT max(change_id) FROM {buf} WHERE xid = $3::xid8) \
+                 WHERE pgt_id = $1 AND source_relid = {oid}::oid)",
+                buf = buffer_of(*s),
+                oid = s.to_u32()
             )
-        });
-        spi::exec_p(
-            "UPDATE pgtrickle.pgt_dependencies SET own_change_id = $3 WHERE pgt_id = $1 AND source_relid = $2",
-            &[st.pgt_id.into(), source.into(), own.into()],
-        );
-    }
+        })
+        .collect();
     spi::exec_p(
-        "INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, action, initiated_by, started_at, finished_at, \
-             changes_read, rows_inserted, rows_updated, rows_deleted, reason) \
-         VALUES ($1, $2, $3, $4, clock_timestamp(), $5, $6, $7, $8, $9)",
+        &format!(
+            "WITH __pgt_st AS (UPDATE pgtrickle.pgt_stream_tables SET frontier = $2::pg_snapshot, \
+                 frontier_xid = $3::xid8, data_timestamp = $4, last_refresh_at = clock_timestamp(), \
+                 is_populated = true, status = 'ACTIVE', last_error = NULL, consecutive_errors = 0, \
+                 updated_at = now() WHERE pgt_id = $1){own_updates} \
+             INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, action, initiated_by, started_at, finished_at, \
+                 changes_read, rows_inserted, rows_updated, rows_deleted, reason) \
+             VALUES ($1, $5, $6, $4, clock_timestamp(), $7, $8, $9, $10, $11)"
+        ),
         &[
             st.pgt_id.into(),
+            applied.frontier.clone().into(),
+            applied.xid.clone().into(),
+            started.into(),
             action.into(),
             initiator.as_str().into(),
-            started.into(),
             changes_read.into(),
             applied.inserted.into(),
             applied.updated.into(),
@@ -138,11 +140,12 @@ fn record(
     }
 }
 
+/// Takes the refresh lock on the storage table (EXCLUSIVE: concurrent refreshes wait, readers
+/// do not) and returns the time the refresh starts.
 fn lock_and_start(st: &StreamTable) -> TimestampWithTimeZone {
-    spi::exec_p(
-        &format!("LOCK TABLE {} IN EXCLUSIVE MODE", st.quoted()),
-        &[],
-    );
+    // SAFETY: the relation exists (we hold its catalog row); the lock is released at the end of
+    // the transaction like any table lock.
+    unsafe { pg_sys::LockRelationOid(st.relid, pg_sys::ExclusiveLock as pg_sys::LOCKMODE) };
     spi::one_p::<TimestampWithTimeZone>("SELECT clock_timestamp()", &[])
         .expect("clock_timestamp() is never NULL")
 }

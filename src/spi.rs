@@ -110,25 +110,42 @@ pub fn rows_p<R>(
 /// Runs `f` with configuration parameters set for the current transaction only, restoring their
 /// previous values afterwards (an error aborts the transaction, which restores them anyway).
 pub fn with_settings<R>(settings: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
-    let saved: Vec<(String, String)> = settings
+    let set = |name: &std::ffi::CStr, value: &std::ffi::CStr| {
+        // SAFETY: both are NUL-terminated; set_config_option raises an ERROR for a bad name or
+        // value, and GUC_ACTION_LOCAL confines the change to the current transaction.
+        unsafe {
+            pgrx::pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pgrx::pg_sys::GucContext::PGC_USERSET,
+                pgrx::pg_sys::GucSource::PGC_S_SESSION,
+                pgrx::pg_sys::GucAction::GUC_ACTION_LOCAL,
+                true,
+                0,
+                false,
+            );
+        }
+    };
+    let saved: Vec<(std::ffi::CString, std::ffi::CString)> = settings
         .iter()
         .map(|(name, value)| {
-            // The target list is evaluated in order: the old value is read before it is set.
-            let old = with_prepared(
-                "SELECT pg_catalog.current_setting($1), pg_catalog.set_config($1, $2, true)",
-                &[(*name).into(), (*value).into()],
-                |t| t.first().get::<String>(1).spi_ok(),
-            )
-            .unwrap_or_default();
-            (name.to_string(), old)
+            let name = std::ffi::CString::new(*name).expect("setting names have no NUL");
+            // SAFETY: GetConfigOption returns the current value of a known setting as a string
+            // owned by the GUC machinery; we copy it before changing the setting.
+            let old = unsafe {
+                std::ffi::CStr::from_ptr(pgrx::pg_sys::GetConfigOption(name.as_ptr(), false, false))
+                    .to_owned()
+            };
+            set(
+                &name,
+                &std::ffi::CString::new(*value).expect("setting values have no NUL"),
+            );
+            (name, old)
         })
         .collect();
     let out = f();
     for (name, old) in saved {
-        exec_p(
-            "SELECT pg_catalog.set_config($1, $2, true)",
-            &[name.into(), old.into()],
-        );
+        set(&name, &old);
     }
     out
 }

@@ -16,12 +16,15 @@
 use super::SourceTable;
 use crate::ident::quote_ident;
 
-/// SQL for the window predicate over buffer alias `__pgt_c`.
+/// SQL for the window predicate over buffer alias `__pgt_c`. Its first conjunct is one range on
+/// `xid` (the buffer's index) below which nothing can be in the window, so consumed rows and the
+/// dead tuples of trimmed ones are not read.
 pub fn window_predicate() -> &'static str {
-    "((__pgt_c.xid >= pg_catalog.pg_snapshot_xmin($1::pg_snapshot) \
-       AND NOT pg_catalog.pg_visible_in_snapshot(__pgt_c.xid, $1::pg_snapshot) \
-       AND __pgt_c.xid IS DISTINCT FROM $2::xid8) \
-     OR (__pgt_c.xid = $2::xid8 AND __pgt_c.change_id > COALESCE($3::bigint, 0)))"
+    "__pgt_c.xid >= LEAST(pg_catalog.pg_snapshot_xmin($1::pg_snapshot), \
+                         COALESCE($2::xid8, pg_catalog.pg_snapshot_xmin($1::pg_snapshot))) \
+     AND ((NOT pg_catalog.pg_visible_in_snapshot(__pgt_c.xid, $1::pg_snapshot) \
+           AND __pgt_c.xid IS DISTINCT FROM $2::xid8) \
+          OR (__pgt_c.xid = $2::xid8 AND __pgt_c.change_id > COALESCE($3::bigint, 0)))"
 }
 
 /// The weighted row images of the window, shaped like the source table (same column names) plus
