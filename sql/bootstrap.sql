@@ -1,6 +1,6 @@
 -- pg_trickle catalog, in schema pgtrickle (created here so that it belongs to the extension).
--- Names of relations are never stored: they are read from pg_class through the OIDs below, so a
--- renamed stream table or source keeps working.
+-- Relations are identified by OID; their names are read from pg_class. The rendered refresh SQL
+-- names the storage table: a refresh re-renders it when the stream table was renamed.
 
 CREATE SCHEMA pgtrickle;
 COMMENT ON SCHEMA pgtrickle IS 'pg_trickle SQL API and catalog';
@@ -26,6 +26,7 @@ CREATE TABLE pgtrickle.pgt_stream_tables (
     full_merge_sql     text NOT NULL,                 -- recompute and apply (one statement)
     delta_merge_sql    text,                          -- apply the window's delta ($1..$3)
     explain_text       text NOT NULL,                 -- the operator tree
+    planned_for        text NOT NULL DEFAULT '',      -- the storage name the SQL above uses
     frontier           pg_snapshot,                   -- snapshot of the last refresh
     frontier_xid       xid8,                          -- the transaction that ran it
     data_timestamp     timestamptz,                   -- the data is current as of this time

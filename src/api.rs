@@ -118,7 +118,7 @@ fn create(
         ],
     )
     .expect("INSERT ... RETURNING returns the id");
-    catalog::store_plan(pgt_id, &built);
+    catalog::store_plan(pgt_id, &quote_qualified(schema, name), &built);
     wire_sources(pgt_id, storage, &catalog::relation_display(storage), &def);
     if initialize {
         let st = catalog::by_relid(storage).expect("stream table just recorded");
@@ -258,7 +258,7 @@ fn redefine(st: &StreamTable, query: &str, mode: RefreshMode, initialize: bool) 
              data_timestamp = NULL, updated_at = now() WHERE pgt_id = $1",
         &[st.pgt_id.into(), query.into(), names.into(), types.into(), colls.into(), mode.as_str().into()],
     );
-    catalog::store_plan(st.pgt_id, &built);
+    catalog::store_plan(st.pgt_id, &st.quoted(), &built);
     wire_sources(st.pgt_id, st.relid, &st.display(), &def);
     if initialize {
         let st = catalog::by_relid(st.relid).expect("stream table in catalog");

@@ -178,23 +178,39 @@ pub fn drop_unused_captures() {
     }
 }
 
-/// Deletes the buffer rows that every stream table reading `source` has consumed: rows whose
-/// transaction is visible in the consumer's frontier; for the refreshing transaction's own rows,
-/// those up to the last change id it consumed. Nothing is trimmed while a consumer has no frontier yet. Only
-/// rows below the smallest frontier `xmax` can qualify, which bounds the scan.
+/// Deletes the buffer rows that every DIFFERENTIAL stream table reading `source` has consumed:
+/// rows whose transaction is visible in the consumer's frontier; for the refreshing transaction's
+/// own rows, those up to the last change id it consumed. Stream tables refreshed FULL read no
+/// buffer, so with no DIFFERENTIAL consumer every committed row goes. Nothing is trimmed while a
+/// consumer has no frontier yet. Only rows below the smallest frontier `xmax` can qualify, which
+/// bounds the scan to the buffer's xid index.
 pub fn trim_buffer(source: Oid) {
-    let buffer = render::buffer_table(source.to_u32());
+    let buf = pg_trickle_core::ident::quote_qualified(
+        render::CHANGES_SCHEMA,
+        &render::buffer_table(source.to_u32()),
+    );
+    let consumers =
+        "SELECT st.frontier, st.frontier_xid, d.own_change_id FROM pgtrickle.pgt_dependencies d \
+                     JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) \
+                     WHERE d.source_relid = $1 AND st.delta_merge_sql IS NOT NULL";
+    let differential =
+        spi::one_p::<bool>(&format!("SELECT EXISTS ({consumers})"), &[source.into()])
+            .unwrap_or(true);
+    if !differential {
+        // Deletes what this snapshot sees: rows of transactions still in flight stay until the
+        // next refresh.
+        spi::exec_p(&format!("DELETE FROM {buf}"), &[]);
+        return;
+    }
     spi::exec_p(
         &format!(
-            "WITH f AS (SELECT st.frontier, st.frontier_xid, d.own_change_id FROM pgtrickle.pgt_dependencies d \
-                          JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) WHERE d.source_relid = $1) \
+            "WITH f AS ({consumers}) \
              DELETE FROM {buf} b \
               WHERE b.xid < (SELECT CASE WHEN bool_and(frontier IS NOT NULL) \
                                     THEN min(pg_catalog.pg_snapshot_xmax(frontier)) END FROM f) \
                 AND NOT EXISTS (SELECT 1 FROM f WHERE CASE WHEN b.xid = f.frontier_xid \
                                      THEN b.change_id > COALESCE(f.own_change_id, 0) \
-                                     ELSE NOT pg_catalog.pg_visible_in_snapshot(b.xid, f.frontier) END)",
-            buf = pg_trickle_core::ident::quote_qualified(render::CHANGES_SCHEMA, &buffer)
+                                     ELSE NOT pg_catalog.pg_visible_in_snapshot(b.xid, f.frontier) END)"
         ),
         &[source.into()],
     );

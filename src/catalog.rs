@@ -25,6 +25,8 @@ pub struct StreamTable {
     pub full_merge_sql: String,
     pub delta_merge_sql: Option<String>,
     pub explain_text: String,
+    /// The quoted storage name the rendered SQL uses.
+    pub planned_for: String,
     pub plan_reason: Option<String>,
     pub is_populated: bool,
     /// The last refresh's snapshot (text form) and transaction id (text form).
@@ -66,7 +68,7 @@ pub fn relation_quoted(relid: Oid) -> Option<String> {
 const SELECT_ST: &str = "SELECT st.pgt_id, st.pgt_relid, n.nspname::text, c.relname::text, \
     st.defining_query, st.schedule, st.refresh_mode, st.column_names, st.column_types, st.column_collations, \
     st.plan_kind, st.hidden_columns, st.full_merge_sql, st.delta_merge_sql, st.explain_text, st.plan_reason, \
-    st.is_populated, st.frontier::text, st.frontier_xid::text \
+    st.is_populated, st.frontier::text, st.frontier_xid::text, st.planned_for \
     FROM pgtrickle.pgt_stream_tables st \
     JOIN pg_catalog.pg_class c ON c.oid = st.pgt_relid \
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
@@ -107,6 +109,7 @@ fn load_where(cond: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<StreamTable
                 is_populated: r.get(17).ok().flatten().unwrap_or(false),
                 frontier: r.get(18).ok().flatten(),
                 frontier_xid: r.get(19).ok().flatten(),
+                planned_for: r.get(20).ok().flatten().unwrap_or_default(),
             }
         },
     )
@@ -313,12 +316,13 @@ pub fn dependents(relid: Oid) -> Vec<String> {
     .collect()
 }
 
-/// Records a rendered plan for a stream table.
-pub fn store_plan(pgt_id: i64, built: &crate::plan::Built) {
+/// Records a rendered plan for the stream table stored in `storage` (quoted name).
+pub fn store_plan(pgt_id: i64, storage: &str, built: &crate::plan::Built) {
     let hidden: Vec<String> = built.hidden.iter().map(|(n, _)| n.clone()).collect();
     spi::exec(
         "UPDATE pgtrickle.pgt_stream_tables SET plan_kind = $2, plan_reason = $3, hidden_columns = $4, \
-             full_merge_sql = $5, delta_merge_sql = $6, explain_text = $7, effective_mode = $8, updated_at = now() \
+             full_merge_sql = $5, delta_merge_sql = $6, explain_text = $7, effective_mode = $8, planned_for = $9, \
+             updated_at = now() \
          WHERE pgt_id = $1",
         &[
             pgt_id.into(),
@@ -329,6 +333,7 @@ pub fn store_plan(pgt_id: i64, built: &crate::plan::Built) {
             built.delta_merge_sql.clone().into(),
             built.explain.clone().into(),
             built.effective_mode().into(),
+            storage.into(),
         ],
     );
 }

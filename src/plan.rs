@@ -189,3 +189,21 @@ pub fn build(
         }
     }
 }
+
+/// Re-renders the refresh SQL of a stream table whose storage was renamed (the SQL names it).
+/// The plan itself cannot change: same query, same sources.
+pub fn rerender(st: &catalog::StreamTable) {
+    let analyzed = crate::analyze::analyze(&st.defining_query);
+    let sources = catalog::classify_sources(&analyzed.relations);
+    let mode = RefreshMode::parse(&st.refresh_mode).unwrap_or(RefreshMode::Auto);
+    let built = build(
+        &st.schema,
+        &st.name,
+        &st.defining_query,
+        &st.columns,
+        &analyzed,
+        &sources,
+        mode,
+    );
+    catalog::store_plan(st.pgt_id, &st.quoted(), &built);
+}

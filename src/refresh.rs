@@ -153,6 +153,12 @@ fn lock_and_start(st: &StreamTable) -> TimestampWithTimeZone {
 /// Recomputes `st` from its defining query.
 pub fn full_refresh(st: &StreamTable, initiator: Initiator, reason: Option<&str>) {
     let started = lock_and_start(st);
+    let mut st = catalog::by_relid(st.relid).expect("stream table in catalog");
+    if st.planned_for != st.quoted() {
+        crate::plan::rerender(&st);
+        st = catalog::by_relid(st.relid).expect("stream table in catalog");
+    }
+    let st = &st;
     full_refresh_locked(st, started, initiator, reason);
 }
 
@@ -175,7 +181,12 @@ const AUTO_FULL_FRACTION: f64 = 0.25;
 pub fn refresh(st: &StreamTable, initiator: Initiator) {
     let started = lock_and_start(st);
     // Re-read under the lock: a concurrent refresh may have moved the frontier.
-    let st = &catalog::by_relid(st.relid).expect("stream table in catalog");
+    let mut st = catalog::by_relid(st.relid).expect("stream table in catalog");
+    if st.planned_for != st.quoted() {
+        crate::plan::rerender(&st);
+        st = catalog::by_relid(st.relid).expect("stream table in catalog");
+    }
+    let st = &st;
     let (Some(delta), Some(frontier)) = (&st.delta_merge_sql, &st.frontier) else {
         return full_refresh_locked(st, started, initiator, None);
     };

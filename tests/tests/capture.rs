@@ -77,8 +77,9 @@ fn buffers_are_shared_and_trimmed_only_past_every_consumer() {
     let mut db = TestDb::new("shared_buffer");
     db.exec(
         "CREATE TABLE src (id int PRIMARY KEY, v int);
-         SELECT pgtrickle.create_stream_table('a', 'SELECT id FROM src', refresh_mode => 'FULL');
-         SELECT pgtrickle.create_stream_table('b', 'SELECT count(*) AS n FROM src', refresh_mode => 'FULL');
+         SELECT pgtrickle.create_stream_table('a', 'SELECT id FROM src', refresh_mode => 'DIFFERENTIAL');
+         SELECT pgtrickle.create_stream_table('b', 'SELECT count(*) AS n FROM src', refresh_mode => 'DIFFERENTIAL');
+         SELECT pgtrickle.create_stream_table('c', 'SELECT v FROM src', refresh_mode => 'FULL');
          INSERT INTO src SELECT i, i FROM generate_series(1, 5) i;",
     );
     assert_eq!(
@@ -88,7 +89,23 @@ fn buffers_are_shared_and_trimmed_only_past_every_consumer() {
     assert_eq!(buffer_rows(&mut db), 5);
     db.exec("SELECT pgtrickle.refresh_stream_table('a')");
     assert_eq!(buffer_rows(&mut db), 5, "b has not consumed them yet");
+    // A FULL stream table reads no buffer: it neither needs nor holds back its rows.
+    db.exec("SELECT pgtrickle.refresh_stream_table('c')");
+    assert_eq!(buffer_rows(&mut db), 5);
     db.exec("SELECT pgtrickle.refresh_stream_table('b')");
+    assert_eq!(buffer_rows(&mut db), 0);
+    for st in ["a", "b", "c"] {
+        assert_eq!(
+            db.value::<String>(&format!(
+                "SELECT missing || '/' || extra FROM pgtrickle.verify_stream_table('{st}')"
+            )),
+            "0/0"
+        );
+    }
+    // With only FULL stream tables left, every refresh empties the buffer.
+    db.exec("SELECT pgtrickle.drop_stream_table('a'); SELECT pgtrickle.drop_stream_table('b'); INSERT INTO src VALUES (6, 6)");
+    assert_eq!(buffer_rows(&mut db), 1);
+    db.exec("SELECT pgtrickle.refresh_stream_table('c')");
     assert_eq!(buffer_rows(&mut db), 0);
 }
 

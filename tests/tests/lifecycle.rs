@@ -416,3 +416,27 @@ fn auto_picks_differential_where_it_can_and_says_why_not_elsewhere() {
     };
     assert_eq!((missing, extra), (0, 0));
 }
+
+#[test]
+fn a_renamed_stream_table_keeps_refreshing() {
+    let mut db = TestDb::new("rename");
+    db.exec(
+        "CREATE TABLE src (id int PRIMARY KEY, g int); INSERT INTO src VALUES (1, 1), (2, 1);
+         SELECT pgtrickle.create_stream_table('agg', 'SELECT g, count(*) AS n FROM src GROUP BY g');
+         SELECT pgtrickle.create_stream_table('flat', 'SELECT id, g FROM src', refresh_mode => 'FULL');
+         ALTER TABLE agg RENAME TO agg2; CREATE SCHEMA other; ALTER TABLE flat SET SCHEMA other;
+         INSERT INTO src VALUES (3, 2);
+         SELECT pgtrickle.refresh_stream_table('agg2'); SELECT pgtrickle.refresh_stream_table('other.flat');",
+    );
+    assert_eq!(
+        db.oracle("agg2", "SELECT g, count(*) AS n FROM src GROUP BY g"),
+        (0, 0)
+    );
+    assert_eq!(db.oracle("other.flat", "SELECT id, g FROM src"), (0, 0));
+    assert_eq!(
+        db.value::<String>(
+            "SELECT string_agg(name, ',' ORDER BY name) FROM pgtrickle.pgt_status()"
+        ),
+        "other.flat,public.agg2"
+    );
+}
