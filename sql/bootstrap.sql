@@ -20,7 +20,7 @@ CREATE TABLE pgtrickle.pgt_stream_tables (
     column_names       text[] NOT NULL,               -- the defining query's output columns ...
     column_types       text[] NOT NULL,               -- ... their types, format_type() with typmod
     column_collations  text[] NOT NULL,               -- ... and collations ('' = the type's default)
-    plan_kind          text NOT NULL CHECK (plan_kind IN ('FULL', 'ROWS', 'GROUPS')),
+    plan_kind          text NOT NULL CHECK (plan_kind IN ('FULL', 'ROWS', 'BAG', 'GROUPS')),
     plan_reason        text,                          -- why AUTO refreshes FULL
     hidden_columns     text[] NOT NULL DEFAULT '{}',  -- maintained state columns of storage
     full_merge_sql     text NOT NULL,                 -- recompute and apply (one statement)

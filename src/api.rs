@@ -97,6 +97,7 @@ fn create(
         &def.analyzed.columns,
         &built.hidden,
     ));
+    spi::exec_all(&built.indexes);
     let storage = spi::one::<Oid>(
         "SELECT $1::regclass::oid",
         &[quote_qualified(schema, name).into()],
@@ -251,6 +252,7 @@ fn redefine(st: &StreamTable, query: &str, mode: RefreshMode, initialize: bool) 
             &[],
         );
     }
+    spi::exec_all(&built.indexes);
     let (names, types, colls) = catalog::column_arrays(&def.analyzed.columns);
     spi::exec(
         "UPDATE pgtrickle.pgt_stream_tables SET defining_query = $2, column_names = $3, column_types = $4, \

@@ -19,7 +19,7 @@ pub struct StreamTable {
     pub schedule: Option<String>,
     pub refresh_mode: String,
     pub columns: Vec<OutputColumn>,
-    /// `FULL`, `ROWS` or `GROUPS`.
+    /// `FULL`, `ROWS`, `BAG` or `GROUPS`.
     pub plan_kind: String,
     pub hidden_columns: Vec<String>,
     pub full_merge_sql: String,

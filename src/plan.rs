@@ -21,6 +21,8 @@ pub struct Built {
     /// Why a stream table that asked for AUTO refreshes FULL.
     pub reason: Option<String>,
     pub hidden: Vec<(String, String)>,
+    /// Indexes the plan's hidden columns need (DDL, run after they are added).
+    pub indexes: Vec<String>,
     pub full_merge_sql: String,
     pub delta_merge_sql: Option<String>,
     pub explain: String,
@@ -132,6 +134,7 @@ pub fn build(
             let hidden_names: Vec<String> = hidden.iter().map(|(n, _)| n.clone()).collect();
             let kind = match plan {
                 Plan::Rows { .. } => "ROWS",
+                Plan::Bag { .. } => "BAG",
                 Plan::Groups(_) => "GROUPS",
             };
             Built {
@@ -154,6 +157,14 @@ pub fn build(
                     plan.merge_kind(),
                 )),
                 explain: plan.explain(&src),
+                indexes: if matches!(plan, Plan::Bag { .. }) {
+                    vec![format!(
+                        "CREATE INDEX ON {storage} ({})",
+                        pg_trickle_core::ident::quote_ident(pg_trickle_core::ivm::bag::DUP)
+                    )]
+                } else {
+                    Vec::new()
+                },
                 hidden,
             }
         }
@@ -185,6 +196,7 @@ pub fn build(
                 ),
                 reason,
                 hidden: Vec::new(),
+                indexes: Vec::new(),
             }
         }
     }

@@ -40,6 +40,10 @@ const SHAPES: &[&str] = &[
     "SELECT DISTINCT grp, val FROM bag",
     "SELECT count(*) AS n, sum(val) AS s, max(note) AS m FROM bag",
     "SELECT grp, count(*) AS n FROM bag WHERE val IS NULL OR val < 5 GROUP BY 1",
+    // No primary key, no aggregation: a multiset whose duplicates are counted.
+    "SELECT * FROM bag",
+    "SELECT grp, val + 1 AS v1 FROM bag WHERE val IS NULL OR val > 2",
+    "SELECT note FROM bag",
 ];
 
 /// xorshift64*: a tiny deterministic generator, so a failing seed replays exactly.

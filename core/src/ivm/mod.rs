@@ -4,6 +4,7 @@
 //! operator, its delta rule in its module doc.
 
 pub mod aggregate;
+pub mod bag;
 pub mod distinct;
 pub mod expr;
 pub mod filter;
@@ -41,6 +42,8 @@ pub enum Plan {
         spec: Box<QuerySpec>,
         primary_key: Vec<String>,
     },
+    /// Filter/Project over a source without a primary key: a multiset of numbered copies.
+    Bag { spec: Box<QuerySpec> },
     /// Aggregate or DISTINCT: rows identified by their group key.
     Groups(Box<GroupPlan>),
 }
@@ -57,14 +60,14 @@ impl Plan {
             return Ok(Plan::Groups(Box::new(distinct::plan(&spec)?)));
         }
         if !spec.aggregates {
-            let pk = src.primary_key.clone().ok_or_else(|| {
-                "a source table without a primary key in a query that does not aggregate \
-                 (add a primary key, or aggregate)"
-                    .to_string()
-            })?;
-            return Ok(Plan::Rows {
-                spec: Box::new(spec),
-                primary_key: pk,
+            return Ok(match src.primary_key.clone() {
+                Some(pk) => Plan::Rows {
+                    spec: Box::new(spec),
+                    primary_key: pk,
+                },
+                None => Plan::Bag {
+                    spec: Box::new(spec),
+                },
             });
         }
         let calls = aggregate_calls(&spec);
@@ -106,6 +109,7 @@ impl Plan {
     pub fn hidden_columns(&self) -> Vec<(String, String)> {
         match self {
             Plan::Rows { .. } => Vec::new(),
+            Plan::Bag { .. } => vec![(bag::DUP.to_string(), "bigint".to_string())],
             Plan::Groups(g) => g.hidden_columns(),
         }
     }
@@ -120,6 +124,9 @@ impl Plan {
                 &spec.items,
                 spec.filter.as_ref(),
             ),
+            Plan::Bag { spec } => {
+                bag::full_rows_sql(src, &spec.alias, &spec.items, spec.filter.as_ref())
+            }
             Plan::Groups(g) => g.full_rows_sql(src),
         }
     }
@@ -134,6 +141,9 @@ impl Plan {
                 &spec.items,
                 spec.filter.as_ref(),
             ),
+            Plan::Bag { spec } => {
+                bag::delta_sql(src, storage, &spec.alias, &spec.items, spec.filter.as_ref())
+            }
             Plan::Groups(g) => g.delta_sql(src, storage),
         }
     }
@@ -141,7 +151,7 @@ impl Plan {
     /// How the delta is applied.
     pub fn merge_kind(&self) -> crate::render::MergeKind {
         match self {
-            Plan::Rows { .. } => crate::render::MergeKind::DeltaRows,
+            Plan::Rows { .. } | Plan::Bag { .. } => crate::render::MergeKind::DeltaRows,
             Plan::Groups(_) => crate::render::MergeKind::DeltaGroups,
         }
     }
@@ -159,6 +169,19 @@ impl Plan {
                         .collect::<Vec<_>>()
                         .join(", "),
                     primary_key.join(", ")
+                ));
+                if let Some(f) = &spec.filter {
+                    lines.push(format!("  Filter [{f}]"));
+                }
+            }
+            Plan::Bag { spec } => {
+                lines.push(format!(
+                    "Project [{}] (no primary key: a multiset, copies counted by content)",
+                    spec.items
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
                 if let Some(f) = &spec.filter {
                     lines.push(format!("  Filter [{f}]"));
@@ -339,8 +362,10 @@ mod tests {
             ),
             Ok(Plan::Rows { .. })
         ));
-        let err = Plan::new("SELECT id, price FROM products", &src(false), &mut probe).unwrap_err();
-        assert!(err.contains("without a primary key"), "{err}");
+        assert!(matches!(
+            Plan::new("SELECT id, price FROM products", &src(false), &mut probe),
+            Ok(Plan::Bag { .. })
+        ));
         assert!(matches!(
             Plan::new(
                 "SELECT category, count(*) FROM products GROUP BY 1",

@@ -1,7 +1,7 @@
 //! An in-memory multiset evaluator of the operators and of their delta rules, for property tests
 //! (tier 1): for random tables and random change batches, the maintained result after applying a
 //! batch's delta to the old result equals the result evaluated on the new table. The rules here
-//! are the ones the module docs of [`super::scan`], [`super::filter`], [`super::project`],
+//! are the ones the module docs of [`super::scan`], [`super::filter`], [`super::project`], [`super::bag`],
 //! [`super::aggregate`] and [`super::distinct`] state and their SQL implements; the oracle
 //! harness (tier 3) checks the SQL itself against PostgreSQL.
 
@@ -99,6 +99,38 @@ fn rows_maintain(st: &mut BTreeMap<u8, Out>, ev: &[(u8, Row, i64)]) {
             st.insert(id, c);
         } else {
             st.remove(&id);
+        }
+    }
+}
+
+// ---- Filter + Project without a key: a multiset of numbered copies ------------------------
+
+/// Copy identities per content: content -> numbers 1..c.
+fn bag_full(t: &BTreeMap<u8, Row>) -> BTreeMap<Out, Vec<i64>> {
+    let mut m: BTreeMap<Out, Vec<i64>> = BTreeMap::new();
+    for r in t.values().filter(|r| pred(r)) {
+        let copies = m.entry(project(r)).or_default();
+        copies.push(copies.len() as i64 + 1);
+    }
+    m
+}
+
+/// ΔBag: net weight per content; +k adds copies c+1..c+k, −k removes copies c−k+1..c.
+fn bag_maintain(st: &mut BTreeMap<Out, Vec<i64>>, ev: &[(u8, Row, i64)]) {
+    let mut net: BTreeMap<Out, i64> = BTreeMap::new();
+    for (_, r, w) in ev.iter().filter(|(_, r, _)| pred(r)) {
+        *net.entry(project(r)).or_default() += w;
+    }
+    for (content, k) in net.into_iter().filter(|(_, k)| *k != 0) {
+        let copies = st.entry(content).or_default();
+        let c = copies.len() as i64;
+        if k > 0 {
+            copies.extend(c + 1..=c + k);
+        } else {
+            copies.retain(|&n| n <= c + k);
+        }
+        if copies.is_empty() {
+            st.remove(&content);
         }
     }
 }
@@ -275,6 +307,19 @@ proptest! {
             let log = apply(&mut t, b);
             rows_maintain(&mut st, &events(&log));
             prop_assert_eq!(&st, &rows_full(&t));
+        }
+    }
+
+    #[test]
+    fn keyless_project_delta_is_exact(init in prop::collection::vec(arb_op(), 0..30),
+                                      batches in prop::collection::vec(prop::collection::vec(arb_op(), 0..12), 1..6)) {
+        let mut t = BTreeMap::new();
+        apply(&mut t, &init);
+        let mut st = bag_full(&t);
+        for b in &batches {
+            let log = apply(&mut t, b);
+            bag_maintain(&mut st, &events(&log));
+            prop_assert_eq!(&st, &bag_full(&t));
         }
     }
 
