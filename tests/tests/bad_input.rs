@@ -107,7 +107,7 @@ fn bad_alter_and_replace_change_nothing() {
     db.exec("SELECT pgtrickle.create_stream_table('s', 'SELECT id, v FROM t', schedule => '5m', refresh_mode => 'FULL')");
     db.exec("CREATE TABLE nopk (a int)");
     for (sql, code) in [
-        ("SELECT pgtrickle.create_or_replace_stream_table('s', 'SELECT a FROM nopk', schedule => '5m', refresh_mode => 'DIFFERENTIAL')", "0A000"),
+        ("SELECT pgtrickle.create_or_replace_stream_table('s', 'SELECT a, random() AS r FROM nopk', schedule => '5m', refresh_mode => 'DIFFERENTIAL')", "0A000"),
         (
             "SELECT pgtrickle.alter_stream_table('s', schedule => '0s')",
             "22023",
