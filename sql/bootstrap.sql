@@ -24,7 +24,9 @@ CREATE TABLE pgtrickle.pgt_stream_tables (
     plan_reason        text,                          -- why AUTO refreshes FULL
     hidden_columns     text[] NOT NULL DEFAULT '{}',  -- maintained state columns of storage
     full_merge_sql     text NOT NULL,                 -- recompute and apply (one statement)
-    delta_merge_sql    text,                          -- apply the window's delta ($1..$3)
+    delta_merge_sql    text,                          -- apply the window's delta ($1, $2, $3...)
+    plan_sources       oid[],                         -- sources of the delta, in parameter order ($3...)
+    probe_sql          text,                          -- "how many changes in the window?"
     explain_text       text NOT NULL,                 -- the operator tree
     planned_for        text NOT NULL DEFAULT '',      -- the storage name the SQL above uses
     frontier           pg_snapshot,                   -- snapshot of the last refresh

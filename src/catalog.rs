@@ -27,6 +27,9 @@ pub struct StreamTable {
     pub explain_text: String,
     /// The quoted storage name the rendered SQL uses.
     pub planned_for: String,
+    /// Sources of the delta statement, in parameter order, and the window probe.
+    pub plan_sources: Vec<Oid>,
+    pub probe_sql: Option<String>,
     pub plan_reason: Option<String>,
     pub is_populated: bool,
     /// The last refresh's snapshot (text form) and transaction id (text form).
@@ -68,7 +71,7 @@ pub fn relation_quoted(relid: Oid) -> Option<String> {
 const SELECT_ST: &str = "SELECT st.pgt_id, st.pgt_relid, n.nspname::text, c.relname::text, \
     st.defining_query, st.schedule, st.refresh_mode, st.column_names, st.column_types, st.column_collations, \
     st.plan_kind, st.hidden_columns, st.full_merge_sql, st.delta_merge_sql, st.explain_text, st.plan_reason, \
-    st.is_populated, st.frontier::text, st.frontier_xid::text, st.planned_for \
+    st.is_populated, st.frontier::text, st.frontier_xid::text, st.planned_for, st.plan_sources, st.probe_sql \
     FROM pgtrickle.pgt_stream_tables st \
     JOIN pg_catalog.pg_class c ON c.oid = st.pgt_relid \
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
@@ -110,6 +113,8 @@ fn load_where(cond: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<StreamTable
                 frontier: r.get(18).ok().flatten(),
                 frontier_xid: r.get(19).ok().flatten(),
                 planned_for: r.get(20).ok().flatten().unwrap_or_default(),
+                plan_sources: r.get(21).ok().flatten().unwrap_or_default(),
+                probe_sql: r.get(22).ok().flatten(),
             }
         },
     )
@@ -322,6 +327,7 @@ pub fn store_plan(pgt_id: i64, storage: &str, built: &crate::plan::Built) {
     spi::exec(
         "UPDATE pgtrickle.pgt_stream_tables SET plan_kind = $2, plan_reason = $3, hidden_columns = $4, \
              full_merge_sql = $5, delta_merge_sql = $6, explain_text = $7, effective_mode = $8, planned_for = $9, \
+             plan_sources = $10, probe_sql = $11, \
              updated_at = now() \
          WHERE pgt_id = $1",
         &[
@@ -334,6 +340,8 @@ pub fn store_plan(pgt_id: i64, storage: &str, built: &crate::plan::Built) {
             built.explain.clone().into(),
             built.effective_mode().into(),
             storage.into(),
+            built.window.as_ref().map(|w| w.sources.clone()).into(),
+            built.window.as_ref().map(|w| w.probe_sql.clone()).into(),
         ],
     );
 }

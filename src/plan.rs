@@ -26,6 +26,8 @@ pub struct Built {
     pub full_merge_sql: String,
     pub delta_merge_sql: Option<String>,
     pub explain: String,
+    /// For a differential plan: its sources in parameter order and its probe.
+    pub window: Option<Window>,
 }
 
 impl Built {
@@ -76,14 +78,21 @@ pub fn source_table(relid: Oid) -> Result<SourceTable, String> {
         buffer: quote_qualified(CHANGES_SCHEMA, &render::buffer_table(relid.to_u32())),
         columns: current,
         primary_key: (!pk.is_empty()).then_some(pk),
+        own_param: 3,
     })
+}
+
+/// The distinct sources of a differential plan, in parameter order, and its probe.
+pub struct Window {
+    pub sources: Vec<Oid>,
+    pub probe_sql: String,
 }
 
 fn differential(
     query: &str,
     analyzed: &Analyzed,
     sources: &[Source],
-) -> Result<(Plan, SourceTable), String> {
+) -> Result<(Plan, Window), String> {
     if analyzed.volatile {
         return Err("a volatile function (random(), nextval(), clock_timestamp(), ...)".into());
     }
@@ -96,19 +105,60 @@ fn differential(
     if let Some(v) = sources.iter().find(|s| s.kind == SourceKind::View) {
         return Err(format!("view {} (supported in a later version)", v.display));
     }
-    let tables: Vec<&Source> = sources
+    let from = pg_trickle_core::ivm::parse::from_tables(query)?;
+    // Each FROM table resolved as PostgreSQL resolved it (same text, same search_path).
+    let mut distinct: Vec<Oid> = Vec::new();
+    let mut from_sources = Vec::new();
+    for t in &from {
+        let oid = spi::one::<Oid>(
+            "SELECT pg_catalog.to_regclass($1)::oid",
+            &[t.name.clone().into()],
+        )
+        .ok_or_else(|| format!("table {} that pg_trickle cannot resolve", t.name))?;
+        if !sources
+            .iter()
+            .any(|s| s.relid == oid && s.kind == SourceKind::Table)
+        {
+            return Err(format!("relation {} that is not a table", t.name));
+        }
+        let param = match distinct.iter().position(|&o| o == oid) {
+            Some(i) => i,
+            None => {
+                distinct.push(oid);
+                distinct.len() - 1
+            }
+        };
+        let mut src = source_table(oid)?;
+        src.own_param = 3 + param;
+        from_sources.push(src);
+    }
+    let tables = sources
         .iter()
         .filter(|s| s.kind == SourceKind::Table)
-        .collect();
-    let [table] = tables.as_slice() else {
+        .count();
+    if tables != distinct.len() {
         return Err(format!(
-            "{} tables (joins are supported in a later version)",
-            tables.len()
+            "{tables} tables where the FROM clause names {}",
+            distinct.len()
         ));
-    };
-    let src = source_table(table.relid)?;
-    let plan = Plan::new(query, &src, &mut |sql| Ok(result_types(sql)))?;
-    Ok((plan, src))
+    }
+    let plan = Plan::new(query, &from_sources, &mut |sql| Ok(result_types(sql)))?;
+    let mut seen = Vec::new();
+    let probe_sources: Vec<&SourceTable> = from_sources
+        .iter()
+        .filter(|s| {
+            let new = !seen.contains(&s.own_param);
+            seen.push(s.own_param);
+            new
+        })
+        .collect();
+    Ok((
+        plan,
+        Window {
+            probe_sql: pg_trickle_core::ivm::scan::probe_sql(&probe_sources),
+            sources: distinct,
+        },
+    ))
 }
 
 /// Plans a stream table `schema.name` with output `columns` for `mode`. AUTO falls back to FULL
@@ -129,7 +179,7 @@ pub fn build(
         _ => differential(query, analyzed, sources),
     };
     match attempt {
-        Ok((plan, src)) => {
+        Ok((plan, window)) => {
             let hidden = plan.hidden_columns();
             let hidden_names: Vec<String> = hidden.iter().map(|(n, _)| n.clone()).collect();
             let kind = match plan {
@@ -145,7 +195,7 @@ pub fn build(
                     name,
                     &visible,
                     &hidden_names,
-                    &plan.full_rows_sql(&src),
+                    &plan.full_rows_sql(),
                     MergeKind::Full,
                 ),
                 delta_merge_sql: Some(render::merge_sql(
@@ -153,10 +203,11 @@ pub fn build(
                     name,
                     &visible,
                     &hidden_names,
-                    &plan.delta_sql(&src, &storage),
+                    &plan.delta_sql(&storage),
                     plan.merge_kind(),
                 )),
-                explain: plan.explain(&src),
+                explain: plan.explain(),
+                window: Some(window),
                 indexes: if matches!(plan, Plan::Bag { .. }) {
                     vec![format!(
                         "CREATE INDEX ON {storage} ({})",
@@ -197,6 +248,7 @@ pub fn build(
                 reason,
                 hidden: Vec::new(),
                 indexes: Vec::new(),
+                window: None,
             }
         }
     }

@@ -14,7 +14,6 @@ use crate::capture;
 use crate::catalog::{self, StreamTable};
 use crate::error::SpiOk;
 use crate::spi;
-use pg_trickle_core::ivm::scan;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
 
@@ -190,39 +189,42 @@ pub fn refresh(st: &StreamTable, initiator: Initiator) {
     let (Some(delta), Some(frontier)) = (&st.delta_merge_sql, &st.frontier) else {
         return full_refresh_locked(st, started, initiator, None);
     };
-    let sources = table_sources(st);
-    let [source] = sources.as_slice() else {
-        return full_refresh_locked(
-            st,
-            started,
-            initiator,
-            Some("the plan expects one source table"),
-        );
+    let Some(probe) = &st.probe_sql else {
+        return full_refresh_locked(st, started, initiator, None);
     };
-    let (own, source_rows) = spi::with_prepared(
-        "SELECT d.own_change_id, c.reltuples::float8 FROM pgtrickle.pgt_dependencies d \
-           JOIN pg_catalog.pg_class c ON c.oid = d.source_relid WHERE d.pgt_id = $1 AND d.source_relid = $2",
-        &[st.pgt_id.into(), (*source).into()],
-        |t| {
-            let t = t.first();
-            (t.get::<i64>(1).spi_ok(), t.get::<f64>(2).spi_ok().unwrap_or(-1.0))
-        },
-    );
-    let window_args = || -> Vec<pgrx::datum::DatumWithOid<'static>> {
-        vec![
-            frontier.clone().into(),
-            st.frontier_xid.clone().into(),
-            own.into(),
-        ]
-    };
-    let (changes, truncated) =
-        spi::with_prepared(&scan::probe_sql(&buffer_of(*source)), &window_args(), |t| {
-            let t = t.first();
-            (
-                t.get::<i64>(1).spi_ok().unwrap_or(0),
-                t.get::<bool>(2).spi_ok().unwrap_or(false),
+    // Per source, in parameter order: the last own change consumed, and the source's size.
+    let per_source: Vec<(Option<i64>, f64)> = st
+        .plan_sources
+        .iter()
+        .map(|source| {
+            spi::with_prepared(
+                "SELECT d.own_change_id, c.reltuples::float8 FROM pgtrickle.pgt_dependencies d \
+                   JOIN pg_catalog.pg_class c ON c.oid = d.source_relid WHERE d.pgt_id = $1 AND d.source_relid = $2",
+                &[st.pgt_id.into(), (*source).into()],
+                |t| {
+                    if t.is_empty() {
+                        return (None, -1.0);
+                    }
+                    let t = t.first();
+                    (t.get::<i64>(1).spi_ok(), t.get::<f64>(2).spi_ok().unwrap_or(-1.0))
+                },
             )
-        });
+        })
+        .collect();
+    let source_rows: f64 = per_source.iter().map(|(_, r)| r.max(0.0)).sum();
+    let window_args = || -> Vec<pgrx::datum::DatumWithOid<'static>> {
+        let mut args: Vec<pgrx::datum::DatumWithOid<'static>> =
+            vec![frontier.clone().into(), st.frontier_xid.clone().into()];
+        args.extend(per_source.iter().map(|(own, _)| (*own).into()));
+        args
+    };
+    let (changes, truncated) = spi::with_prepared(probe, &window_args(), |t| {
+        let t = t.first();
+        (
+            t.get::<i64>(1).spi_ok().unwrap_or(0),
+            t.get::<bool>(2).spi_ok().unwrap_or(false),
+        )
+    });
     if changes == 0 {
         // Nothing committed since the frontier: the data is current as of now. The frontier
         // stays, so transactions still in flight are picked up by a later refresh.

@@ -44,6 +44,17 @@ const SHAPES: &[&str] = &[
     "SELECT * FROM bag",
     "SELECT grp, val + 1 AS v1 FROM bag WHERE val IS NULL OR val > 2",
     "SELECT note FROM bag",
+    // Two-table inner joins (both sides change in every round).
+    "SELECT i.id, i.val, c.label FROM items i JOIN cat c ON c.code = i.grp",
+    "SELECT i.id, c.code FROM items i, cat c WHERE c.code = i.grp AND c.weight > 2",
+    "SELECT c.label, count(*) AS n, sum(i.val) AS s, avg(i.qty) AS q FROM items i JOIN cat c ON c.code = i.grp GROUP BY c.label",
+    "SELECT c.code, min(i.val) AS lo, max(i.val) AS hi FROM items i JOIN cat c ON i.grp = c.code GROUP BY c.code HAVING count(*) > 1",
+    "SELECT DISTINCT c.label FROM items i JOIN cat c ON c.code = i.grp",
+    "SELECT b.val, c.label FROM bag b JOIN cat c ON c.code = b.grp",
+    "SELECT i.id, j.id AS other FROM items i JOIN items j ON j.sub = i.sub AND j.id < i.id WHERE i.grp = 'a'",
+    "SELECT count(*) AS n, sum(c.weight) AS w FROM items i JOIN cat c ON c.code = i.grp",
+    "SELECT i.grp, count(*) AS n FROM items i JOIN cat c ON c.weight > i.qty GROUP BY i.grp",
+    "SELECT * FROM cat c JOIN items i ON i.grp = c.code WHERE i.flag",
 ];
 
 /// xorshift64*: a tiny deterministic generator, so a failing seed replays exactly.
@@ -82,7 +93,9 @@ impl Rng {
 fn setup(db: &mut TestDb) {
     db.exec(
         "CREATE TABLE items (id int PRIMARY KEY, grp text, sub int, val numeric(10,2), qty int, flag boolean, note text, f float8);
-         CREATE TABLE bag (grp text, val int, note text);",
+         CREATE TABLE bag (grp text, val int, note text);
+         CREATE TABLE cat (code text PRIMARY KEY, label text, weight int);
+         INSERT INTO cat VALUES ('a', 'Alpha', 1), ('b', 'Beta', 3), ('c', 'Gamma', 5), ('d', 'Delta', 7);",
     );
 }
 
@@ -165,6 +178,32 @@ fn random_round(db: &mut TestDb, rng: &mut Rng, next_id: &mut u64, round: usize)
             rng.grp()
         ));
     }
+    // The other side of the joins: new codes, relabels, key changes, deletes.
+    let code = ["'a'", "'b'", "'c'", "'A'", "'d'", "'e'"][rng.below(6) as usize];
+    sql.push(format!(
+        "INSERT INTO cat VALUES ({code}, 'L' || {}, {}) ON CONFLICT (code) DO UPDATE SET weight = cat.weight + 1",
+        rng.below(3),
+        rng.below(9)
+    ));
+    if rng.below(2) == 0 {
+        sql.push(format!(
+            "UPDATE cat SET label = 'L' || {}, weight = {} WHERE code = {code}",
+            rng.below(3),
+            rng.below(9)
+        ));
+    }
+    if rng.below(3) == 0 {
+        let to = ["'a'", "'b'", "'c'", "'A'", "'d'", "'e'"][rng.below(6) as usize];
+        sql.push(format!("UPDATE cat SET code = {to} WHERE code = {code} AND NOT EXISTS (SELECT 1 FROM cat WHERE code = {to})"));
+    }
+    if rng.below(4) == 0 {
+        sql.push(format!("DELETE FROM cat WHERE code = {code}"));
+    }
+    // Both sides in one transaction.
+    sql.push(format!(
+        "BEGIN; UPDATE cat SET weight = weight + 1 WHERE code = {code}; UPDATE items SET grp = {code} WHERE id = {}; COMMIT",
+        pick(rng)
+    ));
     if round == 7 {
         sql.push("TRUNCATE bag".into());
     }

@@ -19,7 +19,8 @@
 //! group that is not stored (hidden by HAVING, so its state is unknown) is rescanned.
 
 use super::expr::{agg_call, ident, is_aggregate, substitute};
-use super::{SourceTable, Unsupported, COL_PREFIX};
+use super::join::Input;
+use super::{Unsupported, COL_PREFIX};
 use crate::ident::quote_ident;
 use crate::render::ROW_ID;
 use sqlparser::ast::Expr;
@@ -49,7 +50,10 @@ pub struct Agg {
 /// A maintained aggregate (or DISTINCT, which is an aggregate with no aggregate calls).
 #[derive(Debug, Clone)]
 pub struct GroupPlan {
-    pub alias: String,
+    /// Where the rows come from (the FROM clause and its delta).
+    pub input: Input,
+    /// The query this plan maintains.
+    pub spec: super::parse::QuerySpec,
     pub keys: Vec<Expr>,
     pub aggs: Vec<Agg>,
     /// Output expressions over the group state (`__pgt_k<i>`, `__pgt_a<j>`...).
@@ -93,6 +97,7 @@ impl GroupPlan {
     /// their single arguments (None where there is none), both from PostgreSQL.
     pub fn new(
         spec: &super::parse::QuerySpec,
+        input: Input,
         calls: &[Expr],
         agg_types: &[String],
         arg_types: &[Option<String>],
@@ -185,7 +190,8 @@ impl GroupPlan {
             .collect::<Result<Vec<_>, _>>()?;
         let having_state = spec.having.as_ref().map(&over_state).transpose()?;
         Ok(GroupPlan {
-            alias: spec.alias.clone(),
+            input,
+            spec: spec.clone(),
             scalar: keys.is_empty(),
             keys,
             aggs,
@@ -223,18 +229,13 @@ impl GroupPlan {
 
     /// The group state computed from the source (initial population, FULL, rescans): keys,
     /// `__pgt_count`, and every aggregate's state.
-    pub fn state_sql(&self, src: &SourceTable, restrict: Option<&str>) -> String {
-        self.state_sql_with(src, restrict, None)
+    pub fn state_sql(&self, restrict: Option<&str>) -> String {
+        self.state_sql_with(restrict, None)
     }
 
     /// [`Self::state_sql`] with an extra HAVING condition (for scalar rescans: a scalar aggregate
     /// returns its one row even over no input, so whether to rescan at all goes in HAVING).
-    fn state_sql_with(
-        &self,
-        src: &SourceTable,
-        restrict: Option<&str>,
-        extra_having: Option<&str>,
-    ) -> String {
+    fn state_sql_with(&self, restrict: Option<&str>, extra_having: Option<&str>) -> String {
         let mut cols: Vec<String> = self
             .keys
             .iter()
@@ -311,10 +312,9 @@ impl GroupPlan {
             format!(" HAVING {}", having_parts.join(" AND "))
         };
         format!(
-            "SELECT {} FROM {} AS {}{where_sql}{group}{having}",
+            "SELECT {} FROM {}{where_sql}{group}{having}",
             cols.join(", "),
-            src.quoted,
-            quote_ident(&self.alias)
+            self.input.full_from,
         )
     }
 
@@ -351,17 +351,17 @@ impl GroupPlan {
     }
 
     /// The full result (visible columns, identity, hidden state) from the source.
-    pub fn full_rows_sql(&self, src: &SourceTable) -> String {
+    pub fn full_rows_sql(&self) -> String {
         format!(
             "SELECT {} FROM ({}) AS __pgt_g",
             self.output_columns(),
-            self.state_sql(src, None)
+            self.state_sql(None)
         )
     }
 
     /// The delta: one row per changed group with its new visible columns, identity, hidden state
     /// and `__pgt_keep` (false: delete the group's row).
-    pub fn delta_sql(&self, src: &SourceTable, storage: &str) -> String {
+    pub fn delta_sql(&self, storage: &str) -> String {
         let nk = self.keys.len();
         let keys: Vec<String> = (0..nk).map(|i| quote_ident(&key_col(i))).collect();
         let key_list = keys.join(", ");
@@ -373,7 +373,6 @@ impl GroupPlan {
             .enumerate()
             .map(|(i, k)| format!("{k} AS {}", keys[i]))
             .collect();
-        d_cols.push("__pgt_w".into());
         for (j, a) in self.aggs.iter().enumerate() {
             if let Some(arg) = &a.arg {
                 d_cols.push(format!("{arg} AS __pgt_x{}", j + 1));
@@ -467,11 +466,7 @@ impl GroupPlan {
         //    filter, so the source is not touched when no group needs a rescan; groups whose keys
         //    are all non-NULL are matched with IN (index-friendly), the others NULL-safely.
         let rescan_sql = if nk == 0 {
-            self.state_sql_with(
-                src,
-                None,
-                Some("(SELECT bool_or(__pgt_rescan) FROM __pgt_nw)"),
-            )
+            self.state_sql_with(None, Some("(SELECT bool_or(__pgt_rescan) FROM __pgt_nw)"))
         } else {
             let tuple: Vec<String> = self.keys.iter().map(|k| format!("({k})")).collect();
             let all_set = keys
@@ -507,8 +502,8 @@ impl GroupPlan {
             );
             format!(
                 "{} UNION ALL {}",
-                self.state_sql(src, Some(&plain)),
-                self.state_sql(src, Some(&nulls))
+                self.state_sql(Some(&plain)),
+                self.state_sql(Some(&nulls))
             )
         };
         let keep = {
@@ -534,7 +529,7 @@ impl GroupPlan {
         let rid = quote_ident(ROW_ID);
         let vsep = if nulls.is_empty() { "" } else { ", " };
         format!(
-            "WITH __pgt_d AS (SELECT {d_cols} FROM ({events}) AS {alias}{where_}), \
+            "WITH __pgt_d AS ({rows}), \
              __pgt_dg AS (SELECT {key_list}{ksep}{dg_cols}, {identity} AS {rid} FROM __pgt_d{group_by}), \
              __pgt_nw AS MATERIALIZED (SELECT {nw_cols} FROM __pgt_dg LEFT JOIN {storage} AS __pgt_t ON __pgt_t.{rid} = __pgt_dg.{rid}), \
              __pgt_rs AS MATERIALIZED ({rescan_state}) \
@@ -542,10 +537,7 @@ impl GroupPlan {
              UNION ALL SELECT {out}, true FROM __pgt_rs AS __pgt_g \
              UNION ALL SELECT {nulls}{vsep}__pgt_nw.{rid}, {hidden_nulls}, false FROM __pgt_nw \
                WHERE __pgt_rescan AND NOT EXISTS (SELECT 1 FROM __pgt_rs AS __pgt_g WHERE {identity_g} = __pgt_nw.{rid})",
-            d_cols = d_cols.join(", "),
-            events = super::scan::events_sql(src),
-            alias = quote_ident(&self.alias),
-            where_ = super::filter::where_clause(self.filter.as_ref()),
+            rows = self.input.delta_rows(&d_cols.join(", "), self.filter.as_ref()),
             dg_cols = dg_cols.join(", "),
             identity = self.row_identity_of(None),
             nw_cols = nw_cols.join(", "),

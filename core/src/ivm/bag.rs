@@ -9,7 +9,8 @@
 //! contiguous, so full and delta paths always agree on the identities. Duplicates are counted,
 //! never collapsed.
 
-use super::{SourceTable, COL_PREFIX};
+use super::join::Input;
+use super::COL_PREFIX;
 use crate::ident::quote_ident;
 use crate::render::ROW_ID;
 use sqlparser::ast::Expr;
@@ -35,41 +36,29 @@ fn identity(h: &str, n: &str) -> String {
 }
 
 /// The full result: projected columns, copy identities, content hash.
-pub fn full_rows_sql(
-    src: &SourceTable,
-    alias: &str,
-    items: &[Expr],
-    filter: Option<&Expr>,
-) -> String {
+pub fn full_rows_sql(input: &Input, items: &[Expr], filter: Option<&Expr>) -> String {
     let (proj, cols) = projected(items);
     let sep = if items.is_empty() { "" } else { ", " };
     format!(
         "SELECT {cols}{sep}{id} AS {rid}, __pgt_h AS {dup} FROM (\
            SELECT {cols}{sep}__pgt_h, row_number() OVER (PARTITION BY __pgt_h) AS __pgt_n FROM (\
              SELECT {cols}{sep}pg_catalog.hashtextextended(ROW({cols})::text, 0) AS __pgt_h FROM (\
-               SELECT {proj} FROM {table} AS {a}{w}) AS __pgt_p) AS __pgt_h1) AS __pgt_h2",
+               SELECT {proj} FROM {from}{w}) AS __pgt_p) AS __pgt_h1) AS __pgt_h2",
         id = identity("__pgt_h", "__pgt_n"),
         rid = quote_ident(ROW_ID),
         dup = quote_ident(DUP),
-        table = src.quoted,
-        a = quote_ident(alias),
+        from = input.full_from,
         w = super::filter::where_clause(filter),
     )
 }
 
 /// The delta: one row per copy gained (`__pgt_net` > 0) or lost (< 0).
-pub fn delta_sql(
-    src: &SourceTable,
-    storage: &str,
-    alias: &str,
-    items: &[Expr],
-    filter: Option<&Expr>,
-) -> String {
+pub fn delta_sql(input: &Input, storage: &str, items: &[Expr], filter: Option<&Expr>) -> String {
     let (proj, cols) = projected(items);
     let sep = if items.is_empty() { "" } else { ", " };
     format!(
         "WITH __pgt_d AS (SELECT {cols}{sep}pg_catalog.hashtextextended(ROW({cols})::text, 0) AS __pgt_h, __pgt_w \
-                          FROM (SELECT {proj}{sep}__pgt_w FROM ({events}) AS {a}{w}) AS __pgt_p), \
+                          FROM ({rows}) AS __pgt_p), \
               __pgt_n AS (SELECT DISTINCT ON (__pgt_h) {cols}{sep}__pgt_h, \
                                  sum(__pgt_w) OVER (PARTITION BY __pgt_h) AS __pgt_net FROM __pgt_d ORDER BY __pgt_h), \
               __pgt_cur AS (SELECT __pgt_n.*, (SELECT count(*) FROM {storage} AS __pgt_t WHERE __pgt_t.{dup} = __pgt_n.__pgt_h) AS __pgt_c \
@@ -78,9 +67,7 @@ pub fn delta_sql(
            FROM __pgt_cur, LATERAL pg_catalog.generate_series( \
                 CASE WHEN __pgt_net > 0 THEN __pgt_c + 1 ELSE __pgt_c + __pgt_net + 1 END, \
                 CASE WHEN __pgt_net > 0 THEN __pgt_c + __pgt_net ELSE __pgt_c END) AS __pgt_copy",
-        events = super::scan::events_sql(src),
-        a = quote_ident(alias),
-        w = super::filter::where_clause(filter),
+        rows = input.delta_rows(&proj, filter),
         dup = quote_ident(DUP),
         id = identity("__pgt_h", "__pgt_copy"),
         rid = quote_ident(ROW_ID),

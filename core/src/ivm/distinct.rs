@@ -10,7 +10,7 @@ use super::parse::QuerySpec;
 use super::Unsupported;
 
 /// The DISTINCT plan: the Aggregate plan with keys = outputs and no aggregate calls.
-pub fn plan(spec: &QuerySpec) -> Result<GroupPlan, Unsupported> {
+pub fn plan(spec: &QuerySpec, input: super::join::Input) -> Result<GroupPlan, Unsupported> {
     debug_assert!(spec.distinct);
-    GroupPlan::new(spec, &[], &[], &[])
+    GroupPlan::new(spec, input, &[], &[], &[])
 }

@@ -8,6 +8,7 @@ pub mod bag;
 pub mod distinct;
 pub mod expr;
 pub mod filter;
+pub mod join;
 mod model;
 pub mod parse;
 pub mod project;
@@ -32,6 +33,8 @@ pub struct SourceTable {
     /// Captured columns: attnum and name, in order.
     pub columns: Vec<(i16, String)>,
     pub primary_key: Option<Vec<String>>,
+    /// The refresh parameter (`$n`) carrying the last own change consumed from this buffer.
+    pub own_param: usize,
 }
 
 /// How a stream table is maintained.
@@ -40,10 +43,15 @@ pub enum Plan {
     /// Filter/Project rows identified by the source's primary key.
     Rows {
         spec: Box<QuerySpec>,
-        primary_key: Vec<String>,
+        input: Box<join::Input>,
+        /// The row identity expression, over the FROM tables' primary keys.
+        identity: String,
     },
     /// Filter/Project over a source without a primary key: a multiset of numbered copies.
-    Bag { spec: Box<QuerySpec> },
+    Bag {
+        spec: Box<QuerySpec>,
+        input: Box<join::Input>,
+    },
     /// Aggregate or DISTINCT: rows identified by their group key.
     Groups(Box<GroupPlan>),
 }
@@ -53,29 +61,36 @@ pub type TypeProbe<'a> = dyn FnMut(&str) -> Result<Vec<String>, String> + 'a;
 
 impl Plan {
     /// Plans the differential maintenance of `sql` over `src`, or says why it cannot.
-    pub fn new(sql: &str, src: &SourceTable, probe: &mut TypeProbe) -> Result<Plan, Unsupported> {
-        let names: Vec<String> = src.columns.iter().map(|(_, n)| n.clone()).collect();
-        let spec = parse::parse(sql, &names)?;
+    /// `sources` are the sources of the FROM tables, in FROM order (see [`parse::from_tables`]).
+    pub fn new(
+        sql: &str,
+        sources: &[SourceTable],
+        probe: &mut TypeProbe,
+    ) -> Result<Plan, Unsupported> {
+        let columns: Vec<Vec<String>> = sources
+            .iter()
+            .map(|s| s.columns.iter().map(|(_, n)| n.clone()).collect())
+            .collect();
+        let spec = parse::parse(sql, &columns)?;
+        let input = join::Input::new(&spec, sources);
         if spec.distinct {
-            return Ok(Plan::Groups(Box::new(distinct::plan(&spec)?)));
+            return Ok(Plan::Groups(Box::new(distinct::plan(&spec, input)?)));
         }
         if !spec.aggregates {
-            return Ok(match src.primary_key.clone() {
-                Some(pk) => Plan::Rows {
+            return Ok(match input.key_identity() {
+                Some(identity) => Plan::Rows {
                     spec: Box::new(spec),
-                    primary_key: pk,
+                    input: Box::new(input),
+                    identity,
                 },
                 None => Plan::Bag {
                     spec: Box::new(spec),
+                    input: Box::new(input),
                 },
             });
         }
         let calls = aggregate_calls(&spec);
-        let from = format!(
-            " FROM {} AS {}",
-            src.quoted,
-            crate::ident::quote_ident(&spec.alias)
-        );
+        let from = format!(" FROM {}", input.full_from);
         let agg_types = if calls.is_empty() {
             Vec::new()
         } else {
@@ -101,7 +116,7 @@ impl Plan {
             .map(|a| a.as_ref().and_then(|_| arg_types_iter.next()))
             .collect();
         Ok(Plan::Groups(Box::new(GroupPlan::new(
-            &spec, &calls, &agg_types, &arg_types,
+            &spec, input, &calls, &agg_types, &arg_types,
         )?)))
     }
 
@@ -115,36 +130,33 @@ impl Plan {
     }
 
     /// The full result: `__pgt_c<i>`, `__pgt_row_id`, hidden columns.
-    pub fn full_rows_sql(&self, src: &SourceTable) -> String {
+    pub fn full_rows_sql(&self) -> String {
         match self {
-            Plan::Rows { spec, primary_key } => project::full_rows_sql(
-                src,
-                &spec.alias,
-                primary_key,
-                &spec.items,
-                spec.filter.as_ref(),
-            ),
-            Plan::Bag { spec } => {
-                bag::full_rows_sql(src, &spec.alias, &spec.items, spec.filter.as_ref())
+            Plan::Rows {
+                spec,
+                input,
+                identity,
+            } => project::full_rows_sql(input, identity, &spec.items, spec.filter.as_ref()),
+            Plan::Bag { spec, input } => {
+                bag::full_rows_sql(input, &spec.items, spec.filter.as_ref())
             }
-            Plan::Groups(g) => g.full_rows_sql(src),
+            Plan::Groups(g) => g.full_rows_sql(),
         }
     }
 
-    /// The delta over the window `$1..$3` (see [`scan`]).
-    pub fn delta_sql(&self, src: &SourceTable, storage: &str) -> String {
+    /// The delta over the window (`$1`, `$2`, and each source's own-change parameter; see
+    /// [`scan`]).
+    pub fn delta_sql(&self, storage: &str) -> String {
         match self {
-            Plan::Rows { spec, primary_key } => project::delta_sql(
-                src,
-                &spec.alias,
-                primary_key,
-                &spec.items,
-                spec.filter.as_ref(),
-            ),
-            Plan::Bag { spec } => {
-                bag::delta_sql(src, storage, &spec.alias, &spec.items, spec.filter.as_ref())
+            Plan::Rows {
+                spec,
+                input,
+                identity,
+            } => project::delta_sql(input, identity, &spec.items, spec.filter.as_ref()),
+            Plan::Bag { spec, input } => {
+                bag::delta_sql(input, storage, &spec.items, spec.filter.as_ref())
             }
-            Plan::Groups(g) => g.delta_sql(src, storage),
+            Plan::Groups(g) => g.delta_sql(storage),
         }
     }
 
@@ -157,37 +169,36 @@ impl Plan {
     }
 
     /// The operator tree, one operator a line, top first.
-    pub fn explain(&self, src: &SourceTable) -> String {
-        let mut lines = Vec::new();
-        match self {
-            Plan::Rows { spec, primary_key } => {
-                lines.push(format!(
-                    "Project [{}] (row identity: primary key {})",
+    pub fn explain(&self) -> String {
+        let (mut lines, spec_filter, input, spec_input) = match self {
+            Plan::Rows { spec, input, .. } => (
+                vec![format!(
+                    "Project [{}] (row identity: the primary keys)",
                     spec.items
                         .iter()
                         .map(|e| e.to_string())
                         .collect::<Vec<_>>()
-                        .join(", "),
-                    primary_key.join(", ")
-                ));
-                if let Some(f) = &spec.filter {
-                    lines.push(format!("  Filter [{f}]"));
-                }
-            }
-            Plan::Bag { spec } => {
-                lines.push(format!(
+                        .join(", ")
+                )],
+                spec.filter.clone(),
+                input.as_ref(),
+                spec.as_ref(),
+            ),
+            Plan::Bag { spec, input } => (
+                vec![format!(
                     "Project [{}] (no primary key: a multiset, copies counted by content)",
                     spec.items
                         .iter()
                         .map(|e| e.to_string())
                         .collect::<Vec<_>>()
                         .join(", ")
-                ));
-                if let Some(f) = &spec.filter {
-                    lines.push(format!("  Filter [{f}]"));
-                }
-            }
+                )],
+                spec.filter.clone(),
+                input.as_ref(),
+                spec.as_ref(),
+            ),
             Plan::Groups(g) => {
+                let mut lines = Vec::new();
                 if let Some(h) = &g.having {
                     lines.push(format!("Having [{h}] (a group whose visibility flips is inserted or deleted whole)"));
                 }
@@ -226,15 +237,18 @@ impl Plan {
                         lines.push(format!("  {} ({how})", a.call));
                     }
                 }
-                if let Some(f) = &g.filter {
-                    lines.push(format!("  Filter [{f}]"));
-                }
+                (lines, g.filter.clone(), &g.input, &g.spec)
             }
+        };
+        if let Some(f) = spec_filter {
+            lines.push(format!("  Filter [{f}]"));
         }
-        lines.push(format!(
-            "    Scan {} (changes from {})",
-            src.quoted, src.buffer
-        ));
+        lines.extend(
+            input
+                .describe(spec_input)
+                .into_iter()
+                .map(|l| format!("    {l}")),
+        );
         lines.join("\n")
     }
 }
@@ -277,6 +291,7 @@ mod tests {
                 (4, "score".into()),
             ],
             primary_key: pk.then(|| vec!["id".into()]),
+            own_param: 3,
         }
     }
 
@@ -305,7 +320,7 @@ mod tests {
     #[test]
     fn the_guides_aggregate_is_algebraic_and_semi_algebraic() {
         let q = "SELECT category, COUNT(*) AS n, ROUND(AVG(price), 2) AS a, MIN(price) AS lo, COUNT(*) FILTER (WHERE price > 1) AS f FROM products GROUP BY category";
-        let Plan::Groups(g) = Plan::new(q, &src(true), &mut probe).unwrap() else {
+        let Plan::Groups(g) = Plan::new(q, &[src(true)], &mut probe).unwrap() else {
             panic!("groups")
         };
         let kinds: Vec<&AggKind> = g.aggs.iter().map(|a| &a.kind).collect();
@@ -335,14 +350,14 @@ mod tests {
                 "__pgt_a4"
             ]
         );
-        let delta = Plan::Groups(g).delta_sql(&src(true), "\"public\".\"st\"");
+        let delta = Plan::Groups(g).delta_sql("\"public\".\"st\"");
         assert!(delta.contains("LEFT JOIN \"public\".\"st\" AS __pgt_t"));
     }
 
     #[test]
     fn float_sums_and_ordered_aggregates_rescan() {
         let q = "SELECT category, sum(score) AS s, string_agg(category, ',' ORDER BY id) AS l FROM products GROUP BY category";
-        let Plan::Groups(g) = Plan::new(q, &src(true), &mut probe).unwrap() else {
+        let Plan::Groups(g) = Plan::new(q, &[src(true)], &mut probe).unwrap() else {
             panic!("groups")
         };
         assert!(g
@@ -357,26 +372,26 @@ mod tests {
         assert!(matches!(
             Plan::new(
                 "SELECT id, price FROM products WHERE price > 1",
-                &src(true),
+                &[src(true)],
                 &mut probe
             ),
             Ok(Plan::Rows { .. })
         ));
         assert!(matches!(
-            Plan::new("SELECT id, price FROM products", &src(false), &mut probe),
+            Plan::new("SELECT id, price FROM products", &[src(false)], &mut probe),
             Ok(Plan::Bag { .. })
         ));
         assert!(matches!(
             Plan::new(
                 "SELECT category, count(*) FROM products GROUP BY 1",
-                &src(false),
+                &[src(false)],
                 &mut probe
             ),
             Ok(Plan::Groups(_))
         ));
         let err = Plan::new(
             "SELECT id, price, count(*) FROM products GROUP BY id",
-            &src(true),
+            &[src(true)],
             &mut probe,
         )
         .unwrap_err();
@@ -384,7 +399,7 @@ mod tests {
         assert!(matches!(
             Plan::new(
                 "SELECT DISTINCT category FROM products",
-                &src(false),
+                &[src(false)],
                 &mut probe
             ),
             Ok(Plan::Groups(_))

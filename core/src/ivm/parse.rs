@@ -5,7 +5,8 @@
 
 use super::expr::{contains_aggregate, unsupported_construct};
 use sqlparser::ast::{
-    Distinct, Expr, GroupByExpr, Ident, SelectItem, SetExpr, Statement, TableFactor, Value,
+    Distinct, Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, SelectItem, SetExpr,
+    Statement, TableFactor, Value,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -16,14 +17,34 @@ pub struct QuerySpec {
     pub distinct: bool,
     /// Output expressions, one per output column (`*` expanded).
     pub items: Vec<Expr>,
-    /// The name the query's column references may be qualified with (alias or table name).
-    pub alias: String,
+    /// The tables in FROM, in order: name as written and the alias column references may be
+    /// qualified with (the alias, or the table's own name).
+    pub from: Vec<FromTable>,
+    /// How two tables are joined (None for a single table).
+    pub join: Option<Join>,
     pub filter: Option<Expr>,
     /// GROUP BY expressions (ordinals and output-name references resolved).
     pub group_by: Vec<Expr>,
     pub having: Option<Expr>,
     /// Whether the query aggregates (GROUP BY, HAVING or an aggregate call).
     pub aggregates: bool,
+}
+
+/// A table of the FROM clause.
+#[derive(Debug, Clone)]
+pub struct FromTable {
+    /// The table's name as written (possibly schema-qualified).
+    pub name: String,
+    pub alias: String,
+}
+
+/// How the two tables of a join are combined.
+#[derive(Debug, Clone)]
+pub enum Join {
+    /// `a [INNER] JOIN b ON cond`.
+    On(Box<Expr>),
+    /// `a, b` (conditions, if any, are in WHERE).
+    Cross,
 }
 
 /// Why a query is not differentiable: the construct, for the user.
@@ -67,8 +88,70 @@ fn check_expr(e: &Expr) -> Result<(), Unsupported> {
     Ok(())
 }
 
-/// Parses `sql`. `source_columns` are the source table's columns in order (to expand `*`).
-pub fn parse(sql: &str, source_columns: &[String]) -> Result<QuerySpec, Unsupported> {
+fn qualified(alias: &str, column: &str) -> Expr {
+    Expr::CompoundIdentifier(vec![
+        Ident::with_quote('"', alias),
+        Ident::with_quote('"', column),
+    ])
+}
+
+fn from_table(f: &TableFactor) -> Result<FromTable, Unsupported> {
+    match f {
+        TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            sample: None,
+            ..
+        } => {
+            let own = name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(|i| {
+                    if i.quote_style.is_some() {
+                        i.value.clone()
+                    } else {
+                        i.value.to_lowercase()
+                    }
+                })
+                .unwrap_or_default();
+            let alias = match alias {
+                Some(a) if !a.columns.is_empty() => {
+                    return Err("a table alias with column names".into())
+                }
+                Some(a) => {
+                    if a.name.quote_style.is_some() {
+                        a.name.value.clone()
+                    } else {
+                        a.name.value.to_lowercase()
+                    }
+                }
+                None => own,
+            };
+            Ok(FromTable {
+                name: name.to_string(),
+                alias,
+            })
+        }
+        TableFactor::Derived { .. } => {
+            Err("a subquery in FROM (supported in a later version)".into())
+        }
+        TableFactor::Table { args: Some(_), .. } | TableFactor::Function { .. } => {
+            Err("a function in FROM".into())
+        }
+        _ => Err("this kind of FROM item".into()),
+    }
+}
+
+/// The tables a query's FROM clause names, in order (to look up their columns before [`parse`]).
+pub fn from_tables(sql: &str) -> Result<Vec<FromTable>, Unsupported> {
+    parse(sql, &[]).map(|q| q.from)
+}
+
+/// Parses `sql`. `source_columns` are the columns of each FROM table, in FROM order (to expand
+/// `*`); the tables themselves are found with [`from_tables`] first.
+pub fn parse(sql: &str, source_columns: &[Vec<String>]) -> Result<QuerySpec, Unsupported> {
     let stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql)
         .map_err(|e| format!("syntax pg_trickle's parser does not understand ({e})"))?;
     let [Statement::Query(q)] = stmts.as_slice() else {
@@ -104,42 +187,52 @@ pub fn parse(sql: &str, source_columns: &[String]) -> Result<QuerySpec, Unsuppor
     if !select.named_window.is_empty() || select.qualify.is_some() {
         return Err("a WINDOW clause".into());
     }
-    let alias = match select.from.as_slice() {
+    let (from, join) = match select.from.as_slice() {
         [] => return Err("a query without FROM".into()),
-        [twj] => {
-            if !twj.joins.is_empty() {
-                return Err("a join (supported in a later version)".into());
-            }
-            match &twj.relation {
-                TableFactor::Table {
-                    name,
-                    alias,
-                    args: None,
-                    sample: None,
-                    ..
-                } => match alias {
-                    Some(a) if !a.columns.is_empty() => {
-                        return Err("a table alias with column names".into())
+        [twj] => match twj.joins.as_slice() {
+            [] => (vec![from_table(&twj.relation)?], None),
+            [j] => {
+                let cond = match &j.join_operator {
+                    JoinOperator::Inner(c) | JoinOperator::Join(c) => c,
+                    JoinOperator::CrossJoin(c) => c,
+                    JoinOperator::Left(_)
+                    | JoinOperator::LeftOuter(_)
+                    | JoinOperator::Right(_)
+                    | JoinOperator::RightOuter(_)
+                    | JoinOperator::FullOuter(_) => {
+                        return Err("an outer join (supported in a later version)".into())
                     }
-                    Some(a) => a.name.value.clone(),
-                    None => name
-                        .0
-                        .last()
-                        .and_then(|p| p.as_ident())
-                        .map(|i| i.value.clone())
-                        .unwrap_or_default(),
-                },
-                TableFactor::Derived { .. } => {
-                    return Err("a subquery in FROM (supported in a later version)".into())
-                }
-                TableFactor::Table { args: Some(_), .. } | TableFactor::Function { .. } => {
-                    return Err("a function in FROM".into())
-                }
-                _ => return Err("this kind of FROM item".into()),
+                    _ => return Err("this kind of join".into()),
+                };
+                let join = match cond {
+                    JoinConstraint::On(e) => {
+                        check_expr(e)?;
+                        Join::On(Box::new(e.clone()))
+                    }
+                    JoinConstraint::None => Join::Cross,
+                    JoinConstraint::Using(_) => {
+                        return Err("JOIN ... USING (write the condition with ON)".into())
+                    }
+                    JoinConstraint::Natural => return Err("NATURAL JOIN".into()),
+                };
+                (
+                    vec![from_table(&twj.relation)?, from_table(&j.relation)?],
+                    Some(join),
+                )
             }
-        }
-        _ => return Err("several tables in FROM (a join, supported in a later version)".into()),
+            _ => {
+                return Err("a join of more than two tables (supported in a later version)".into())
+            }
+        },
+        [a, b] if a.joins.is_empty() && b.joins.is_empty() => (
+            vec![from_table(&a.relation)?, from_table(&b.relation)?],
+            Some(Join::Cross),
+        ),
+        _ => return Err("a join of more than two tables (supported in a later version)".into()),
     };
+    if from.len() == 2 && from[0].alias == from[1].alias {
+        return Err("two FROM items with the same name (give one an alias)".into());
+    }
     let mut items = Vec::new();
     for item in &select.projection {
         match item {
@@ -148,18 +241,34 @@ pub fn parse(sql: &str, source_columns: &[String]) -> Result<QuerySpec, Unsuppor
                 items.push(e.clone());
             }
             SelectItem::Wildcard(opts) | SelectItem::QualifiedWildcard(_, opts)
-                if opts.opt_exclude.is_none()
-                    && opts.opt_except.is_none()
-                    && opts.opt_replace.is_none()
-                    && opts.opt_rename.is_none() =>
+                if opts.opt_exclude.is_some()
+                    || opts.opt_except.is_some()
+                    || opts.opt_replace.is_some()
+                    || opts.opt_rename.is_some() =>
             {
+                return Err("this kind of select-list item".into());
+            }
+            SelectItem::Wildcard(_) => {
+                for (t, cols) in from.iter().zip(source_columns) {
+                    items.extend(cols.iter().map(|c| qualified(&t.alias, c)));
+                }
+            }
+            SelectItem::QualifiedWildcard(kind, _) => {
+                let name = kind.to_string();
+                let name = name.trim_end_matches(".*");
+                let Some(i) = from.iter().position(|t| {
+                    t.alias == name.trim_matches('"') || t.alias.eq_ignore_ascii_case(name)
+                }) else {
+                    return Err(format!("{name}.* that pg_trickle cannot resolve"));
+                };
                 items.extend(
                     source_columns
-                        .iter()
-                        .map(|c| Expr::Identifier(Ident::with_quote('"', c))),
+                        .get(i)
+                        .into_iter()
+                        .flatten()
+                        .map(|c| qualified(&from[i].alias, c)),
                 );
             }
-            _ => return Err("this kind of select-list item".into()),
         }
     }
     let output_names: Vec<Option<String>> = select
@@ -178,7 +287,12 @@ pub fn parse(sql: &str, source_columns: &[String]) -> Result<QuerySpec, Unsuppor
                     return Err("GROUPING SETS/ROLLUP/CUBE (supported in a later version)".into());
                 }
                 check_expr(e)?;
-                keys.push(resolve_group_key(e, &items, &output_names, source_columns)?);
+                keys.push(resolve_group_key(
+                    e,
+                    &items,
+                    &output_names,
+                    &source_columns.concat(),
+                )?);
             }
             keys
         }
@@ -198,7 +312,8 @@ pub fn parse(sql: &str, source_columns: &[String]) -> Result<QuerySpec, Unsuppor
     Ok(QuerySpec {
         distinct,
         items,
-        alias,
+        from,
+        join,
         filter: select.selection.clone(),
         group_by,
         having: select.having.clone(),
@@ -250,8 +365,8 @@ fn resolve_group_key(
 mod tests {
     use super::*;
 
-    fn cols() -> Vec<String> {
-        vec!["id".into(), "category".into(), "price".into()]
+    fn cols() -> Vec<Vec<String>> {
+        vec![vec!["id".into(), "category".into(), "price".into()]]
     }
 
     #[test]
@@ -261,21 +376,26 @@ mod tests {
             &cols(),
         )
         .unwrap();
-        assert_eq!(q.alias, "p");
+        assert_eq!(q.from[0].alias, "p");
         assert!(q.aggregates && !q.distinct);
         assert_eq!(q.group_by[0].to_string(), "category");
         assert_eq!(q.items.len(), 2);
         let star = parse("SELECT * FROM products", &cols()).unwrap();
         assert_eq!(star.items.len(), 3);
-        assert_eq!(star.alias, "products");
+        assert_eq!(star.from[0].alias, "products");
         assert!(!star.aggregates);
     }
 
     #[test]
     fn names_what_it_refuses() {
         for (sql, what) in [
-            ("SELECT * FROM a JOIN b ON a.id = b.id", "join"),
-            ("SELECT * FROM a, b", "several tables"),
+            ("SELECT * FROM a LEFT JOIN b ON a.id = b.id", "outer join"),
+            ("SELECT * FROM a JOIN b USING (id)", "USING"),
+            ("SELECT * FROM a, b, c", "more than two"),
+            (
+                "SELECT * FROM a JOIN b ON true JOIN c ON true",
+                "more than two",
+            ),
             ("SELECT id FROM a UNION SELECT id FROM b", "UNION"),
             ("WITH x AS (SELECT 1) SELECT * FROM x", "WITH"),
             ("SELECT id FROM a ORDER BY id LIMIT 3", "LIMIT"),

@@ -8,22 +8,11 @@
 //! cancel. One MERGE applies it: update or insert the +1 rows, delete the −1-only ones. A change
 //! of the primary key itself is a −1 under the old identity and a +1 under the new one.
 
-use super::{SourceTable, COL_PREFIX};
+use super::join::Input;
+use super::COL_PREFIX;
 use crate::ident::quote_ident;
 use crate::render::ROW_ID;
 use sqlparser::ast::Expr;
-
-/// `hashtextextended(ROW(pk...)::text, 0)` over alias `alias`.
-pub fn key_identity(alias: &str, pk: &[String]) -> String {
-    let cols: Vec<String> = pk
-        .iter()
-        .map(|c| format!("{}.{}", quote_ident(alias), quote_ident(c)))
-        .collect();
-    format!(
-        "pg_catalog.hashtextextended(ROW({})::text, 0)",
-        cols.join(", ")
-    )
-}
 
 fn projected(items: &[Expr]) -> String {
     items
@@ -34,50 +23,32 @@ fn projected(items: &[Expr]) -> String {
         .join(", ")
 }
 
-/// The full result: projected columns and row identity, from the source table itself.
-pub fn full_rows_sql(
-    src: &SourceTable,
-    alias: &str,
-    pk: &[String],
-    items: &[Expr],
-    filter: Option<&Expr>,
-) -> String {
+/// The full result: projected columns and row identity (`id`, over the FROM tables' keys).
+pub fn full_rows_sql(input: &Input, id: &str, items: &[Expr], filter: Option<&Expr>) -> String {
     let sep = if items.is_empty() { "" } else { ", " };
     format!(
-        "SELECT {cols}{sep}{id} AS {rid} FROM {table} AS {a}{w}",
+        "SELECT {cols}{sep}{id} AS {rid} FROM {from}{w}",
         cols = projected(items),
-        id = key_identity(alias, pk),
         rid = quote_ident(ROW_ID),
-        table = src.quoted,
-        a = quote_ident(alias),
+        from = input.full_from,
         w = super::filter::where_clause(filter),
     )
 }
 
 /// The delta: one row per changed identity with its new columns and `__pgt_net` (> 0: the row's
 /// new content; < 0: delete the row).
-pub fn delta_sql(
-    src: &SourceTable,
-    alias: &str,
-    pk: &[String],
-    items: &[Expr],
-    filter: Option<&Expr>,
-) -> String {
+pub fn delta_sql(input: &Input, id: &str, items: &[Expr], filter: Option<&Expr>) -> String {
     let n = items.len();
     let cols: Vec<String> = (1..=n)
         .map(|i| quote_ident(&format!("{COL_PREFIX}{i}")))
         .collect();
     let sep = if n == 0 { "" } else { ", " };
+    let rid = quote_ident(ROW_ID);
     format!(
-        "WITH __pgt_d AS (SELECT {proj}{sep}{id} AS {rid}, __pgt_w FROM ({events}) AS {a}{w}), \
+        "WITH __pgt_d AS ({rows}), \
          __pgt_n AS (SELECT *, sum(__pgt_w) OVER (PARTITION BY {rid}, pg_catalog.hashtextextended(ROW({cols})::text, 0)) AS __pgt_net FROM __pgt_d) \
          SELECT DISTINCT ON ({rid}) {cols}{sep}{rid}, __pgt_net FROM __pgt_n WHERE __pgt_net <> 0 ORDER BY {rid}, __pgt_net DESC",
-        proj = projected(items),
-        id = key_identity(alias, pk),
-        rid = quote_ident(ROW_ID),
-        events = super::scan::events_sql(src),
-        a = quote_ident(alias),
-        w = super::filter::where_clause(filter),
+        rows = input.delta_rows(&format!("{}{sep}{id} AS {rid}", projected(items)), filter),
         cols = cols.join(", "),
     )
 }

@@ -16,16 +16,18 @@
 use super::SourceTable;
 use crate::ident::quote_ident;
 
-/// SQL for the window predicate over buffer alias `__pgt_c`. Its first conjunct is one range on
-/// `xid` (the buffer's index) below which nothing can be in the window, so consumed rows and the
-/// dead tuples of trimmed ones are not read.
-pub fn window_predicate() -> &'static str {
-    "__pgt_c.xid >= LEAST(pg_catalog.pg_snapshot_xmin($1::pg_snapshot), \
+/// SQL for the window predicate over buffer alias `__pgt_c`, the source's own-change parameter
+/// being `$own`. Its first conjunct is one range on `xid` (the buffer's index) below which
+/// nothing can be in the window, so consumed rows and the dead tuples of trimmed ones are not read.
+pub fn window_predicate(own: usize) -> String {
+    WINDOW.replace("$3", &format!("${own}"))
+}
+
+const WINDOW: &str = "__pgt_c.xid >= LEAST(pg_catalog.pg_snapshot_xmin($1::pg_snapshot), \
                          COALESCE($2::xid8, pg_catalog.pg_snapshot_xmin($1::pg_snapshot))) \
      AND ((NOT pg_catalog.pg_visible_in_snapshot(__pgt_c.xid, $1::pg_snapshot) \
            AND __pgt_c.xid IS DISTINCT FROM $2::xid8) \
-          OR (__pgt_c.xid = $2::xid8 AND __pgt_c.change_id > COALESCE($3::bigint, 0)))"
-}
+          OR (__pgt_c.xid = $2::xid8 AND __pgt_c.change_id > COALESCE($3::bigint, 0)))";
 
 /// The weighted row images of the window, shaped like the source table (same column names) plus
 /// `__pgt_w`.
@@ -51,16 +53,26 @@ pub fn events_sql(src: &SourceTable) -> String {
         old = image("old"),
         new = image("new"),
         buf = src.buffer,
-        win = window_predicate(),
+        win = window_predicate(src.own_param),
     )
 }
 
 /// The cheap probe before planning anything: how many changes the window holds, and whether one
 /// is a TRUNCATE (then only a full refresh is exact). One index-backed scan of the buffer.
-pub fn probe_sql(buffer: &str) -> String {
+pub fn probe_sql(sources: &[&SourceTable]) -> String {
+    let parts: Vec<String> = sources
+        .iter()
+        .map(|s| {
+            format!(
+                "SELECT count(*) AS n, COALESCE(bool_or(__pgt_c.action = 'T'), false) AS t FROM {} AS __pgt_c WHERE {}",
+                s.buffer,
+                window_predicate(s.own_param)
+            )
+        })
+        .collect();
     format!(
-        "SELECT count(*), COALESCE(bool_or(__pgt_c.action = 'T'), false) FROM {buffer} AS __pgt_c WHERE {}",
-        window_predicate()
+        "SELECT COALESCE(sum(n), 0)::bigint, COALESCE(bool_or(t), false) FROM ({}) AS __pgt_p",
+        parts.join(" UNION ALL ")
     )
 }
 
@@ -75,6 +87,7 @@ mod tests {
             buffer: "\"pgtrickle_changes\".\"changes_1\"".into(),
             columns: vec![(1, "id".into()), (3, "v".into())],
             primary_key: Some(vec!["id".into()]),
+            own_param: 3,
         };
         let sql = events_sql(&src);
         assert!(sql.contains(
