@@ -1,13 +1,20 @@
-//! The FROM clause as an operator input: one table (Scan), or two tables joined (inner join with
-//! ON, or a cross join whose conditions are in WHERE).
+//! The FROM clause as an operator input: one table (Scan), up to eight tables joined by inner
+//! joins (ON, or cross joins whose conditions are in WHERE), or two tables by a LEFT JOIN.
 //!
-//! **Delta rule (join).** Δ(L ⋈ R) = ΔL ⋈ R_old + L_new ⋈ ΔR, with weights multiplied. L_new and
+//! **Delta rule (inner join).** Δ(L ⋈ R) = ΔL ⋈ R_old + L_new ⋈ ΔR, with weights multiplied,
+//! and for n tables Σi T1..T(i−1) new ⋈ ΔTi ⋈ T(i+1)..Tn old. L_new and
 //! R_new are the tables as the refresh's snapshot sees them, ΔL and ΔR the window's weighted
 //! images (see [`super::scan`]), and R_old = R_new − ΔR: the current rows with weight +1 plus the
 //! window's images with their weights negated, so a row inserted in the window cancels out of it
 //! and a deleted one comes back. Both sides changing in one window are counted once each way,
 //! never ΔL ⋈ ΔR twice; a join-key update is a −1 under the old partner and a +1 under the new
 //! one; NULL keys never match, as in the query. A self-join is two inputs reading one buffer.
+//!
+//! **Delta rule (left join).** L ⟕ R = L ⋈ R plus each left row without a partner, NULL-extended.
+//! The inner part follows the rule above; the NULL-extended part changes only for the window's
+//! left rows (Σ w·[no partner in R_new]) and for old left rows that match a changed right row
+//! (Σ w·([no partner in R_new] − [no partner in R_old])), so rows appear and disappear as
+//! partners come and go.
 
 use super::parse::{Join, QuerySpec};
 use super::SourceTable;
@@ -18,11 +25,19 @@ use crate::ident::quote_ident;
 pub struct Input {
     /// The FROM clause over the tables themselves (full results and group rescans).
     pub full_from: String,
-    /// The delta of the FROM clause: FROM clauses whose rows, weighted by the paired
-    /// expression, add up to the window's change of the FROM clause's rows.
-    pub variants: Vec<(String, String)>,
+    /// The delta of the FROM clause: FROM clauses whose rows, weighted, add up to the window's
+    /// change of the FROM clause's rows.
+    pub variants: Vec<Variant>,
     /// For each FROM table: its alias and its source.
     pub tables: Vec<(String, SourceTable)>,
+}
+
+/// One part of a delta: rows of `from` (where `condition` holds), each weighted by `weight`.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub from: String,
+    pub condition: Option<String>,
+    pub weight: String,
 }
 
 /// A source's current rows with weight +1 plus its window's images with negated weights: the
@@ -38,6 +53,22 @@ fn old_state(src: &SourceTable) -> String {
     )
 }
 
+/// Renders a FROM clause over `factors` (each a relation expression) aliased `aliases` and
+/// combined by `joins`; `inner_only` turns LEFT joins into inner joins (the delta's inner part).
+fn render_from(factors: &[String], aliases: &[String], joins: &[Join], inner_only: bool) -> String {
+    let mut out = format!("{} AS {}", factors[0], aliases[0]);
+    for (k, j) in joins.iter().enumerate() {
+        let (f, a) = (&factors[k + 1], &aliases[k + 1]);
+        out.push_str(&match j {
+            Join::On(c) => format!(" JOIN {f} AS {a} ON ({c})"),
+            Join::Left(c) if inner_only => format!(" JOIN {f} AS {a} ON ({c})"),
+            Join::Left(c) => format!(" LEFT JOIN {f} AS {a} ON ({c})"),
+            Join::Cross => format!(" CROSS JOIN {f} AS {a}"),
+        });
+    }
+    out
+}
+
 impl Input {
     /// `sources` are the FROM tables' sources, in FROM order.
     pub fn new(spec: &QuerySpec, sources: &[SourceTable]) -> Input {
@@ -48,39 +79,67 @@ impl Input {
             .map(|(t, s)| (t.alias.clone(), s.clone()))
             .collect();
         let a: Vec<String> = tables.iter().map(|(al, _)| quote_ident(al)).collect();
-        match (&spec.join, tables.as_slice()) {
-            (Some(join), [(_, l), (_, r)]) => {
-                let combine = |left: String, right: String| match join {
-                    Join::On(cond) => {
-                        format!("{left} AS {} JOIN {right} AS {} ON ({cond})", a[0], a[1])
-                    }
-                    Join::Cross => format!("{left} AS {}, {right} AS {}", a[0], a[1]),
-                };
-                let events = |s: &SourceTable| format!("({})", super::scan::events_sql(s));
-                Input {
-                    full_from: combine(l.quoted.clone(), r.quoted.clone()),
-                    variants: vec![
-                        (
-                            combine(events(l), old_state(r)),
-                            format!("{}.__pgt_w * {}.__pgt_w", a[0], a[1]),
-                        ),
-                        (
-                            combine(l.quoted.clone(), events(r)),
-                            format!("{}.__pgt_w", a[1]),
-                        ),
-                    ],
-                    tables,
-                }
-            }
-            (_, [(_, s)]) => Input {
-                full_from: format!("{} AS {}", s.quoted, a[0]),
-                variants: vec![(
-                    format!("({}) AS {}", super::scan::events_sql(s), a[0]),
-                    format!("{}.__pgt_w", a[0]),
-                )],
-                tables,
-            },
-            _ => unreachable!("the parser admits one table or two joined"),
+        let real: Vec<String> = tables.iter().map(|(_, s)| s.quoted.clone()).collect();
+        let events = |s: &SourceTable| format!("({})", super::scan::events_sql(s));
+        let n = tables.len();
+        // Δ(T1 ⋈ ... ⋈ Tn) = Σi T1..T(i-1) new ⋈ ΔTi ⋈ T(i+1)..Tn old, weights multiplied.
+        let mut variants = Vec::new();
+        for i in 0..n {
+            let factors: Vec<String> = tables
+                .iter()
+                .enumerate()
+                .map(|(j, (_, s))| match j.cmp(&i) {
+                    std::cmp::Ordering::Less => s.quoted.clone(),
+                    std::cmp::Ordering::Equal => events(s),
+                    std::cmp::Ordering::Greater => old_state(s),
+                })
+                .collect();
+            let weight = (i..n)
+                .map(|j| format!("{}.__pgt_w", a[j]))
+                .collect::<Vec<_>>()
+                .join(" * ");
+            variants.push(Variant {
+                from: render_from(&factors, &a, &spec.joins, true),
+                condition: None,
+                weight,
+            });
+        }
+        if let [Join::Left(cond)] = spec.joins.as_slice() {
+            // L ⟕ R = (L ⋈ R) + (the rows of L without a partner, NULL-extended). The inner part
+            // is above; the NULL-extended part changes for the window's left rows and for left
+            // rows whose partners changed:
+            //   Σ (l, w) ∈ ΔL: w·[no partner in R_new]
+            // + Σ (l, w) ∈ L_old matching some ΔR row: w·([no partner in R_new] − [no partner in R_old])
+            // with L_old = L_new − ΔL. `LEFT JOIN R AS r ON false` supplies R's columns as NULLs.
+            let (l, r) = (&tables[0].1, &tables[1].1);
+            let (al, ar) = (&a[0], &a[1]);
+            let null_side = format!("LEFT JOIN {} AS {ar} ON false", r.quoted);
+            let no_partner_new = format!(
+                "NOT EXISTS (SELECT 1 FROM {} AS {ar} WHERE ({cond}))",
+                r.quoted
+            );
+            let partners_old = format!(
+                "(SELECT COALESCE(sum({ar}.__pgt_w), 0) FROM {old} AS {ar} WHERE ({cond}))",
+                old = old_state(r)
+            );
+            let l_old = old_state(l);
+            variants.push(Variant {
+                from: format!("{} AS {al} {null_side}", events(l)),
+                condition: Some(no_partner_new.clone()),
+                weight: format!("{al}.__pgt_w"),
+            });
+            variants.push(Variant {
+                from: format!("{l_old} AS {al} {null_side}"),
+                condition: Some(format!("EXISTS (SELECT 1 FROM {ev} AS {ar} WHERE ({cond}))", ev = events(r))),
+                weight: format!(
+                    "{al}.__pgt_w * ((CASE WHEN {no_partner_new} THEN 1 ELSE 0 END) - (CASE WHEN {partners_old} = 0 THEN 1 ELSE 0 END))"
+                ),
+            });
+        }
+        Input {
+            full_from: render_from(&real, &a, &spec.joins, false),
+            variants,
+            tables,
         }
     }
 
@@ -90,10 +149,21 @@ impl Input {
         let sep = if cols.is_empty() { "" } else { ", " };
         self.variants
             .iter()
-            .map(|(from, w)| {
+            .map(|v| {
+                let conds: Vec<String> = v
+                    .condition
+                    .iter()
+                    .cloned()
+                    .chain(filter.map(|f| format!("({f})")))
+                    .collect();
+                let w = if conds.is_empty() {
+                    String::new()
+                } else {
+                    format!(" WHERE {}", conds.join(" AND "))
+                };
                 format!(
-                    "SELECT {cols}{sep}{w} AS __pgt_w FROM {from}{}",
-                    super::filter::where_clause(filter)
+                    "SELECT {cols}{sep}{} AS __pgt_w FROM {}{w}",
+                    v.weight, v.from
                 )
             })
             .collect::<Vec<_>>()
@@ -116,15 +186,13 @@ impl Input {
 
     pub fn describe(&self, spec: &QuerySpec) -> Vec<String> {
         let mut lines = Vec::new();
-        let mut indent = "";
-        if let Some(j) = &spec.join {
+        let indent = if spec.joins.is_empty() { "" } else { "  " };
+        for j in &spec.joins {
             lines.push(match j {
-                Join::On(c) => format!("Join [{c}] (ΔL ⋈ R_old + L_new ⋈ ΔR)"),
-                Join::Cross => {
-                    "Join (cross; conditions in the filter) (ΔL ⋈ R_old + L_new ⋈ ΔR)".to_string()
-                }
+                Join::On(c) => format!("Join [{c}] (Σi T1..Ti-1 new ⋈ ΔTi ⋈ Ti+1..Tn old)"),
+                Join::Cross => "Join (cross; conditions in the filter) (Σi T1..Ti-1 new ⋈ ΔTi ⋈ Ti+1..Tn old)".to_string(),
+                Join::Left(c) => format!("Left join [{c}] (inner delta + NULL-extended rows of left rows whose partners came or went)"),
             });
-            indent = "  ";
         }
         for (alias, s) in &self.tables {
             lines.push(format!(

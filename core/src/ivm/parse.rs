@@ -20,8 +20,8 @@ pub struct QuerySpec {
     /// The tables in FROM, in order: name as written and the alias column references may be
     /// qualified with (the alias, or the table's own name).
     pub from: Vec<FromTable>,
-    /// How two tables are joined (None for a single table).
-    pub join: Option<Join>,
+    /// How each table after the first is joined to the ones before it (empty for one table).
+    pub joins: Vec<Join>,
     pub filter: Option<Expr>,
     /// GROUP BY expressions (ordinals and output-name references resolved).
     pub group_by: Vec<Expr>,
@@ -38,14 +38,19 @@ pub struct FromTable {
     pub alias: String,
 }
 
-/// How the two tables of a join are combined.
+/// How a table is joined to the tables before it.
 #[derive(Debug, Clone)]
 pub enum Join {
-    /// `a [INNER] JOIN b ON cond`.
+    /// `[INNER] JOIN b ON cond`.
     On(Box<Expr>),
-    /// `a, b` (conditions, if any, are in WHERE).
+    /// `, b` or `CROSS JOIN b` (conditions, if any, are in WHERE).
     Cross,
+    /// `LEFT [OUTER] JOIN b ON cond` (two tables).
+    Left(Box<Expr>),
 }
+
+/// The most tables a differential join reads.
+pub const MAX_JOIN_TABLES: usize = 8;
 
 /// Why a query is not differentiable: the construct, for the user.
 pub type Unsupported = String;
@@ -187,51 +192,66 @@ pub fn parse(sql: &str, source_columns: &[Vec<String>]) -> Result<QuerySpec, Uns
     if !select.named_window.is_empty() || select.qualify.is_some() {
         return Err("a WINDOW clause".into());
     }
-    let (from, join) = match select.from.as_slice() {
+    let (from, joins) = match select.from.as_slice() {
         [] => return Err("a query without FROM".into()),
-        [twj] => match twj.joins.as_slice() {
-            [] => (vec![from_table(&twj.relation)?], None),
-            [j] => {
-                let cond = match &j.join_operator {
-                    JoinOperator::Inner(c) | JoinOperator::Join(c) => c,
-                    JoinOperator::CrossJoin(c) => c,
-                    JoinOperator::Left(_)
-                    | JoinOperator::LeftOuter(_)
-                    | JoinOperator::Right(_)
+        [twj] => {
+            let mut from = vec![from_table(&twj.relation)?];
+            let mut joins = Vec::new();
+            for j in &twj.joins {
+                let (cond, left) = match &j.join_operator {
+                    JoinOperator::Inner(c) | JoinOperator::Join(c) | JoinOperator::CrossJoin(c) => {
+                        (c, false)
+                    }
+                    JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (c, true),
+                    JoinOperator::Right(_)
                     | JoinOperator::RightOuter(_)
                     | JoinOperator::FullOuter(_) => {
-                        return Err("an outer join (supported in a later version)".into())
+                        return Err("a RIGHT or FULL join (supported in a later version)".into())
                     }
                     _ => return Err("this kind of join".into()),
                 };
-                let join = match cond {
+                joins.push(match cond {
                     JoinConstraint::On(e) => {
                         check_expr(e)?;
-                        Join::On(Box::new(e.clone()))
+                        if left {
+                            Join::Left(Box::new(e.clone()))
+                        } else {
+                            Join::On(Box::new(e.clone()))
+                        }
                     }
-                    JoinConstraint::None => Join::Cross,
+                    JoinConstraint::None if !left => Join::Cross,
                     JoinConstraint::Using(_) => {
                         return Err("JOIN ... USING (write the condition with ON)".into())
                     }
                     JoinConstraint::Natural => return Err("NATURAL JOIN".into()),
-                };
-                (
-                    vec![from_table(&twj.relation)?, from_table(&j.relation)?],
-                    Some(join),
-                )
+                    _ => return Err("this kind of join".into()),
+                });
+                from.push(from_table(&j.relation)?);
             }
-            _ => {
-                return Err("a join of more than two tables (supported in a later version)".into())
+            (from, joins)
+        }
+        items => {
+            let mut from = Vec::new();
+            for twj in items {
+                if !twj.joins.is_empty() {
+                    return Err("JOIN mixed with a comma-separated FROM list".into());
+                }
+                from.push(from_table(&twj.relation)?);
             }
-        },
-        [a, b] if a.joins.is_empty() && b.joins.is_empty() => (
-            vec![from_table(&a.relation)?, from_table(&b.relation)?],
-            Some(Join::Cross),
-        ),
-        _ => return Err("a join of more than two tables (supported in a later version)".into()),
+            let joins = vec![Join::Cross; from.len() - 1];
+            (from, joins)
+        }
     };
-    if from.len() == 2 && from[0].alias == from[1].alias {
-        return Err("two FROM items with the same name (give one an alias)".into());
+    if from.len() > MAX_JOIN_TABLES {
+        return Err(format!("a join of more than {MAX_JOIN_TABLES} tables"));
+    }
+    if from.len() > 2 && joins.iter().any(|j| matches!(j, Join::Left(_))) {
+        return Err("a LEFT JOIN among more than two tables (supported in a later version)".into());
+    }
+    for (i, t) in from.iter().enumerate() {
+        if from[..i].iter().any(|o| o.alias == t.alias) {
+            return Err("two FROM items with the same name (give one an alias)".into());
+        }
     }
     let mut items = Vec::new();
     for item in &select.projection {
@@ -313,7 +333,7 @@ pub fn parse(sql: &str, source_columns: &[Vec<String>]) -> Result<QuerySpec, Uns
         distinct,
         items,
         from,
-        join,
+        joins,
         filter: select.selection.clone(),
         group_by,
         having: select.having.clone(),
