@@ -409,13 +409,21 @@ mod tests {
     #[test]
     fn names_what_it_refuses() {
         for (sql, what) in [
-            ("SELECT * FROM a LEFT JOIN b ON a.id = b.id", "outer join"),
-            ("SELECT * FROM a JOIN b USING (id)", "USING"),
-            ("SELECT * FROM a, b, c", "more than two"),
             (
-                "SELECT * FROM a JOIN b ON true JOIN c ON true",
-                "more than two",
+                "SELECT * FROM a RIGHT JOIN b ON a.id = b.id",
+                "RIGHT or FULL",
             ),
+            (
+                "SELECT * FROM a FULL JOIN b ON a.id = b.id",
+                "RIGHT or FULL",
+            ),
+            ("SELECT * FROM a JOIN b USING (id)", "USING"),
+            (
+                "SELECT * FROM a LEFT JOIN b ON true JOIN c ON true",
+                "LEFT JOIN among more than two",
+            ),
+            ("SELECT * FROM a, b, c, d, e, f, g, h, i", "more than 8"),
+            ("SELECT * FROM a, b JOIN c ON true", "mixed"),
             ("SELECT id FROM a UNION SELECT id FROM b", "UNION"),
             ("WITH x AS (SELECT 1) SELECT * FROM x", "WITH"),
             ("SELECT id FROM a ORDER BY id LIMIT 3", "LIMIT"),
