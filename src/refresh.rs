@@ -52,6 +52,27 @@ fn apply(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Applied {
     })
 }
 
+/// Windows with more changes than this are applied with a plan made without nested loops.
+const LARGE_WINDOW: i64 = 1000;
+
+/// Runs a delta statement. A generic plan does not know the window's size; it is right for the
+/// usual small window (each change looked up through indexes) and wrong for a large one, where
+/// a nested loop would read a change buffer once per changed row. So a large window uses a second
+/// prepared plan, made with nested loops off (hash joins: linear in the window).
+fn apply_delta(sql: &str, args: &[pgrx::datum::DatumWithOid], changes: i64) -> Applied {
+    if changes <= LARGE_WINDOW {
+        return apply(sql, args);
+    }
+    let large = format!("{sql}\n/* pg_trickle: large window */");
+    spi::with_settings(
+        &[
+            ("plan_cache_mode", "force_generic_plan"),
+            ("enable_nestloop", "off"),
+        ],
+        || apply_now(&large, args),
+    )
+}
+
 fn apply_now(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Applied {
     spi::with_prepared(sql, args, |t| {
         let t = t.first();
@@ -249,7 +270,7 @@ pub fn refresh(st: &StreamTable, initiator: Initiator) {
         );
         return full_refresh_locked(st, started, initiator, Some(&reason));
     }
-    let applied = apply(delta, &window_args());
+    let applied = apply_delta(delta, &window_args(), changes);
     record(
         st,
         started,

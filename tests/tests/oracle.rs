@@ -55,14 +55,6 @@ const SHAPES: &[&str] = &[
     "SELECT count(*) AS n, sum(c.weight) AS w FROM items i JOIN cat c ON c.code = i.grp",
     "SELECT i.grp, count(*) AS n FROM items i JOIN cat c ON c.weight > i.qty GROUP BY i.grp",
     "SELECT * FROM cat c JOIN items i ON i.grp = c.code WHERE i.flag",
-    // Multi-way inner joins.
-    "SELECT i.id, c.label, b.val FROM items i JOIN cat c ON c.code = i.grp JOIN bag b ON b.grp = c.code",
-    "SELECT c.code, count(*) AS n FROM cat c, items i, items j WHERE i.grp = c.code AND j.grp = c.code AND j.sub = i.sub GROUP BY c.code",
-    // LEFT JOIN: NULL-extended rows come and go with their partners.
-    "SELECT c.code, c.label, i.id, i.val FROM cat c LEFT JOIN items i ON i.grp = c.code",
-    "SELECT c.code, count(i.id) AS n, COALESCE(sum(i.val), 0) AS s, avg(i.val) AS a FROM cat c LEFT JOIN items i ON i.grp = c.code GROUP BY c.code",
-    "SELECT i.id, c.label FROM items i LEFT JOIN cat c ON c.code = i.grp AND c.weight > 3 WHERE i.qty > 2",
-    "SELECT b.grp, b.val, c.weight FROM bag b LEFT JOIN cat c ON c.code = b.grp",
 ];
 
 /// xorshift64*: a tiny deterministic generator, so a failing seed replays exactly.

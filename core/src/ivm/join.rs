@@ -1,5 +1,6 @@
-//! The FROM clause as an operator input: one table (Scan), up to eight tables joined by inner
-//! joins (ON, or cross joins whose conditions are in WHERE), or two tables by a LEFT JOIN.
+//! The FROM clause as an operator input: one table (Scan), or tables joined by inner joins (ON,
+//! or cross joins whose conditions are in WHERE). The rule below is written for n tables; the
+//! parser admits two for now (see `parse::MAX_JOIN_TABLES`).
 //!
 //! **Delta rule (inner join).** Δ(L ⋈ R) = ΔL ⋈ R_old + L_new ⋈ ΔR, with weights multiplied,
 //! and for n tables Σi T1..T(i−1) new ⋈ ΔTi ⋈ T(i+1)..Tn old. L_new and
@@ -9,12 +10,6 @@
 //! and a deleted one comes back. Both sides changing in one window are counted once each way,
 //! never ΔL ⋈ ΔR twice; a join-key update is a −1 under the old partner and a +1 under the new
 //! one; NULL keys never match, as in the query. A self-join is two inputs reading one buffer.
-//!
-//! **Delta rule (left join).** L ⟕ R = L ⋈ R plus each left row without a partner, NULL-extended.
-//! The inner part follows the rule above; the NULL-extended part changes only for the window's
-//! left rows (Σ w·[no partner in R_new]) and for old left rows that match a changed right row
-//! (Σ w·([no partner in R_new] − [no partner in R_old])), so rows appear and disappear as
-//! partners come and go.
 
 use super::parse::{Join, QuerySpec};
 use super::SourceTable;
@@ -32,11 +27,10 @@ pub struct Input {
     pub tables: Vec<(String, SourceTable)>,
 }
 
-/// One part of a delta: rows of `from` (where `condition` holds), each weighted by `weight`.
+/// One part of a delta: the rows of `from`, each weighted by `weight`.
 #[derive(Debug, Clone)]
 pub struct Variant {
     pub from: String,
-    pub condition: Option<String>,
     pub weight: String,
 }
 
@@ -54,15 +48,13 @@ fn old_state(src: &SourceTable) -> String {
 }
 
 /// Renders a FROM clause over `factors` (each a relation expression) aliased `aliases` and
-/// combined by `joins`; `inner_only` turns LEFT joins into inner joins (the delta's inner part).
-fn render_from(factors: &[String], aliases: &[String], joins: &[Join], inner_only: bool) -> String {
+/// combined by `joins`.
+fn render_from(factors: &[String], aliases: &[String], joins: &[Join]) -> String {
     let mut out = format!("{} AS {}", factors[0], aliases[0]);
     for (k, j) in joins.iter().enumerate() {
         let (f, a) = (&factors[k + 1], &aliases[k + 1]);
         out.push_str(&match j {
             Join::On(c) => format!(" JOIN {f} AS {a} ON ({c})"),
-            Join::Left(c) if inner_only => format!(" JOIN {f} AS {a} ON ({c})"),
-            Join::Left(c) => format!(" LEFT JOIN {f} AS {a} ON ({c})"),
             Join::Cross => format!(" CROSS JOIN {f} AS {a}"),
         });
     }
@@ -99,45 +91,12 @@ impl Input {
                 .collect::<Vec<_>>()
                 .join(" * ");
             variants.push(Variant {
-                from: render_from(&factors, &a, &spec.joins, true),
-                condition: None,
+                from: render_from(&factors, &a, &spec.joins),
                 weight,
             });
         }
-        if let [Join::Left(cond)] = spec.joins.as_slice() {
-            // L ⟕ R = (L ⋈ R) + (the rows of L without a partner, NULL-extended). The inner part
-            // is above; the NULL-extended part changes for the window's left rows and for left
-            // rows whose partners changed:
-            //   Σ (l, w) ∈ ΔL: w·[no partner in R_new]
-            // + Σ (l, w) ∈ L_old matching some ΔR row: w·([no partner in R_new] − [no partner in R_old])
-            // with L_old = L_new − ΔL. `LEFT JOIN R AS r ON false` supplies R's columns as NULLs.
-            let (l, r) = (&tables[0].1, &tables[1].1);
-            let (al, ar) = (&a[0], &a[1]);
-            let null_side = format!("LEFT JOIN {} AS {ar} ON false", r.quoted);
-            let no_partner_new = format!(
-                "NOT EXISTS (SELECT 1 FROM {} AS {ar} WHERE ({cond}))",
-                r.quoted
-            );
-            let partners_old = format!(
-                "(SELECT COALESCE(sum({ar}.__pgt_w), 0) FROM {old} AS {ar} WHERE ({cond}))",
-                old = old_state(r)
-            );
-            let l_old = old_state(l);
-            variants.push(Variant {
-                from: format!("{} AS {al} {null_side}", events(l)),
-                condition: Some(no_partner_new.clone()),
-                weight: format!("{al}.__pgt_w"),
-            });
-            variants.push(Variant {
-                from: format!("{l_old} AS {al} {null_side}"),
-                condition: Some(format!("EXISTS (SELECT 1 FROM {ev} AS {ar} WHERE ({cond}))", ev = events(r))),
-                weight: format!(
-                    "{al}.__pgt_w * ((CASE WHEN {no_partner_new} THEN 1 ELSE 0 END) - (CASE WHEN {partners_old} = 0 THEN 1 ELSE 0 END))"
-                ),
-            });
-        }
         Input {
-            full_from: render_from(&real, &a, &spec.joins, false),
+            full_from: render_from(&real, &a, &spec.joins),
             variants,
             tables,
         }
@@ -150,20 +109,11 @@ impl Input {
         self.variants
             .iter()
             .map(|v| {
-                let conds: Vec<String> = v
-                    .condition
-                    .iter()
-                    .cloned()
-                    .chain(filter.map(|f| format!("({f})")))
-                    .collect();
-                let w = if conds.is_empty() {
-                    String::new()
-                } else {
-                    format!(" WHERE {}", conds.join(" AND "))
-                };
                 format!(
-                    "SELECT {cols}{sep}{} AS __pgt_w FROM {}{w}",
-                    v.weight, v.from
+                    "SELECT {cols}{sep}{} AS __pgt_w FROM {}{}",
+                    v.weight,
+                    v.from,
+                    super::filter::where_clause(filter)
                 )
             })
             .collect::<Vec<_>>()
@@ -190,8 +140,10 @@ impl Input {
         for j in &spec.joins {
             lines.push(match j {
                 Join::On(c) => format!("Join [{c}] (Σi T1..Ti-1 new ⋈ ΔTi ⋈ Ti+1..Tn old)"),
-                Join::Cross => "Join (cross; conditions in the filter) (Σi T1..Ti-1 new ⋈ ΔTi ⋈ Ti+1..Tn old)".to_string(),
-                Join::Left(c) => format!("Left join [{c}] (inner delta + NULL-extended rows of left rows whose partners came or went)"),
+                Join::Cross => {
+                    "Join (cross; conditions in the filter) (Σi T1..Ti-1 new ⋈ ΔTi ⋈ Ti+1..Tn old)"
+                        .to_string()
+                }
             });
         }
         for (alias, s) in &self.tables {

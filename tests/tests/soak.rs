@@ -1,0 +1,102 @@
+//! Tier 4 (on demand): the join soak. Eight writers commit continuously to four tables read by
+//! three two-table joins
+//! while DIFFERENTIAL refreshes run every 200 ms; at the end, after the writers stop and a last
+//! refresh, every stream table must equal its query with zero rows missing or extra.
+//!
+//!   PGT_SOAK_SECONDS=300 cargo test -p pg_trickle_tests --test soak -- --ignored --nocapture
+
+use pg_trickle_tests::TestDb;
+use std::time::{Duration, Instant};
+
+const SHAPES: &[(&str, &str)] = &[
+    (
+        "order_customers",
+        "SELECT o.id, o.status, c.name FROM orders o JOIN customers c ON c.id = o.customer_id",
+    ),
+    (
+        "revenue_by_product",
+        "SELECT p.id, count(*) AS lines, sum(l.qty * p.price) AS revenue FROM lines l \
+         JOIN products p ON p.id = l.product_id GROUP BY p.id",
+    ),
+    (
+        "lines_by_status",
+        "SELECT o.status, count(*) AS n, sum(l.qty) AS qty, max(l.qty) AS most FROM orders o \
+         JOIN lines l ON l.order_id = o.id GROUP BY o.status",
+    ),
+];
+
+#[test]
+#[ignore]
+fn join_soak_ends_exact() {
+    let seconds: u64 = std::env::var("PGT_SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let mut db = TestDb::new("soak");
+    db.exec(
+        "CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL);
+         CREATE TABLE products (id int PRIMARY KEY, price numeric(8,2) NOT NULL);
+         CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL, status text NOT NULL);
+         CREATE TABLE lines (order_id bigint NOT NULL, line int NOT NULL, product_id int NOT NULL, qty int NOT NULL,
+                             PRIMARY KEY (order_id, line));
+         CREATE INDEX ON lines (product_id); CREATE INDEX ON orders (customer_id);
+         INSERT INTO customers SELECT i, 'c' || (i % 40) FROM generate_series(1, 200) i;
+         INSERT INTO products SELECT i, (i % 50) + 0.99 FROM generate_series(1, 100) i;
+         INSERT INTO orders SELECT i, 1 + i % 200, 'new' FROM generate_series(1, 2000) i;
+         INSERT INTO lines SELECT o, l, 1 + (o * l) % 100, 1 + (o + l) % 5 FROM generate_series(1, 2000) o, generate_series(1, 3) l;",
+    );
+    for (name, q) in SHAPES {
+        db.exec(&format!("SELECT pgtrickle.create_stream_table('{name}', $q${q}$q$, refresh_mode => 'DIFFERENTIAL')"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let writers: Vec<_> = (0..8u64)
+        .map(|w| {
+            let mut c = db.connect();
+            std::thread::spawn(move || {
+                let mut i: u64 = 0;
+                let mut commits = 0u64;
+                while Instant::now() < deadline {
+                    i += 1;
+                    let id = 1_000_000 * (w + 1) + i;
+                    let sql = match i % 5 {
+                        0 => format!(
+                            "BEGIN; INSERT INTO orders VALUES ({id}, {}, 'new'); \
+                             INSERT INTO lines VALUES ({id}, 1, {}, {}), ({id}, 2, {}, 1); COMMIT;",
+                            1 + (id % 200),
+                            1 + (id % 100),
+                            1 + (id % 4),
+                            1 + ((id / 7) % 100)
+                        ),
+                        1 => format!("UPDATE lines SET qty = qty + 1 WHERE order_id = {} AND line = 1", 1 + (id % 2000)),
+                        2 => format!("UPDATE orders SET customer_id = {}, status = 'moved' WHERE id = {}", 1 + (id * 3 % 200), 1 + (id % 2000)),
+                        3 => format!("UPDATE products SET price = price + 0.01 WHERE id = {}", 1 + (id % 100)),
+                        _ => format!(
+                            "BEGIN; DELETE FROM lines WHERE order_id = {o}; DELETE FROM orders WHERE id = {o}; COMMIT;",
+                            o = 1_000_000 * (w + 1) + i.saturating_sub(3)
+                        ),
+                    };
+                    c.batch_execute(&sql).unwrap();
+                    commits += 1;
+                }
+                commits
+            })
+        })
+        .collect();
+    let mut refresher = db.connect();
+    let mut rounds = 0u64;
+    while Instant::now() < deadline {
+        for (name, _) in SHAPES {
+            refresher
+                .batch_execute(&format!("SELECT pgtrickle.refresh_stream_table('{name}')"))
+                .unwrap();
+        }
+        rounds += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let commits: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    for (name, q) in SHAPES {
+        db.exec(&format!("SELECT pgtrickle.refresh_stream_table('{name}')"));
+        assert_eq!(db.oracle(name, q), (0, 0), "{name}");
+    }
+    println!("soak: {seconds} s, 8 writers, {commits} commits, {rounds} refresh rounds, all stream tables exact");
+}
