@@ -170,16 +170,22 @@ fn lock_and_start(st: &StreamTable) -> TimestampWithTimeZone {
         .expect("clock_timestamp() is never NULL")
 }
 
-/// Recomputes `st` from its defining query.
-pub fn full_refresh(st: &StreamTable, initiator: Initiator, reason: Option<&str>) {
+/// Takes the refresh lock, then re-reads the stream table under it (a concurrent refresh may have
+/// moved the frontier) and re-renders its SQL if the storage was renamed.
+fn lock_and_load(st: &StreamTable) -> (TimestampWithTimeZone, StreamTable) {
     let started = lock_and_start(st);
     let mut st = catalog::by_relid(st.relid).expect("stream table in catalog");
     if st.planned_for != st.quoted() {
         crate::plan::rerender(&st);
         st = catalog::by_relid(st.relid).expect("stream table in catalog");
     }
-    let st = &st;
-    full_refresh_locked(st, started, initiator, reason);
+    (started, st)
+}
+
+/// Recomputes `st` from its defining query.
+pub fn full_refresh(st: &StreamTable, initiator: Initiator, reason: Option<&str>) {
+    let (started, st) = lock_and_load(st);
+    full_refresh_locked(&st, started, initiator, reason);
 }
 
 fn full_refresh_locked(
@@ -192,20 +198,15 @@ fn full_refresh_locked(
     record(st, started, "FULL", initiator, &applied, None, reason);
 }
 
-/// Refreshes `st` the way its plan says: DIFFERENTIAL when it has a delta plan and a frontier to
-/// start from (FULL when a TRUNCATE is in the window), FULL otherwise.
 /// AUTO refreshes FULL when the window holds more changes than this fraction of the source's
 /// rows: past it, recomputing costs less than applying the delta.
 const AUTO_FULL_FRACTION: f64 = 0.25;
 
+/// Refreshes `st` the way its plan says: DIFFERENTIAL when it has a delta plan and a frontier to
+/// start from (FULL when a TRUNCATE is in the window, or for AUTO past [`AUTO_FULL_FRACTION`]),
+/// FULL otherwise.
 pub fn refresh(st: &StreamTable, initiator: Initiator) {
-    let started = lock_and_start(st);
-    // Re-read under the lock: a concurrent refresh may have moved the frontier.
-    let mut st = catalog::by_relid(st.relid).expect("stream table in catalog");
-    if st.planned_for != st.quoted() {
-        crate::plan::rerender(&st);
-        st = catalog::by_relid(st.relid).expect("stream table in catalog");
-    }
+    let (started, st) = lock_and_load(st);
     let st = &st;
     let (Some(delta), Some(frontier)) = (&st.delta_merge_sql, &st.frontier) else {
         return full_refresh_locked(st, started, initiator, None);

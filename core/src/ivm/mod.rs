@@ -174,11 +174,7 @@ impl Plan {
             Plan::Rows { spec, input, .. } => (
                 vec![format!(
                     "Project [{}] (row identity: the primary keys)",
-                    spec.items
-                        .iter()
-                        .map(|e| e.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    list(&spec.items)
                 )],
                 spec.filter.clone(),
                 input.as_ref(),
@@ -187,11 +183,7 @@ impl Plan {
             Plan::Bag { spec, input } => (
                 vec![format!(
                     "Project [{}] (no primary key: a multiset, copies counted by content)",
-                    spec.items
-                        .iter()
-                        .map(|e| e.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    list(&spec.items)
                 )],
                 spec.filter.clone(),
                 input.as_ref(),
@@ -203,22 +195,11 @@ impl Plan {
                     lines.push(format!("Having [{h}] (a group whose visibility flips is inserted or deleted whole)"));
                 }
                 if g.aggs.is_empty() && !g.keys.is_empty() {
-                    lines.push(format!(
-                        "Distinct [{}] (multiplicity count)",
-                        g.keys
-                            .iter()
-                            .map(|e| e.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
+                    lines.push(format!("Distinct [{}] (multiplicity count)", list(&g.keys)));
                 } else {
                     lines.push(format!(
                         "Aggregate group by [{}]{}",
-                        g.keys
-                            .iter()
-                            .map(|e| e.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        list(&g.keys),
                         if g.scalar { " (scalar)" } else { "" }
                     ));
                     for a in &g.aggs {
@@ -251,6 +232,15 @@ impl Plan {
         );
         lines.join("\n")
     }
+}
+
+/// Expressions as a comma-separated list.
+fn list(exprs: &[Expr]) -> String {
+    exprs
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Distinct aggregate calls in the select list and HAVING, in first-seen order.
