@@ -122,8 +122,7 @@ fn create(
     catalog::store_plan(pgt_id, &quote_qualified(schema, name), &built);
     wire_sources(pgt_id, storage, &catalog::relation_display(storage), &def);
     if initialize {
-        let st = catalog::by_relid(storage).expect("stream table just recorded");
-        refresh::full_refresh(&st, Initiator::Create, None);
+        refresh::full_refresh(storage, Initiator::Create, None);
     }
 }
 
@@ -263,8 +262,7 @@ fn redefine(st: &StreamTable, query: &str, mode: RefreshMode, initialize: bool) 
     catalog::store_plan(st.pgt_id, &st.quoted(), &built);
     wire_sources(st.pgt_id, st.relid, &st.display(), &def);
     if initialize {
-        let st = catalog::by_relid(st.relid).expect("stream table in catalog");
-        refresh::full_refresh(&st, Initiator::Alter, None);
+        refresh::full_refresh(st.relid, Initiator::Alter, None);
     }
 }
 
@@ -302,8 +300,10 @@ fn alter_stream_table(
 /// tables: refresh those first, in topological order.
 #[pg_extern(schema = "pgtrickle")]
 fn refresh_stream_table(name: Option<&str>) {
-    let st = catalog::resolve(required(name, "name"));
-    refresh::refresh(&st, Initiator::Manual);
+    refresh::refresh(
+        catalog::resolve_relid(required(name, "name")),
+        Initiator::Manual,
+    );
 }
 
 /// Drops a stream table: its storage, its catalog records, and the change capture (buffers,

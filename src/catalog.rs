@@ -142,9 +142,22 @@ pub fn resolve_relation(name: &str) -> Option<Oid> {
 /// Resolves `name` to a stream table: `undefined_table` when nothing has that name,
 /// `wrong_object_type` when the relation is not a stream table.
 pub fn resolve(name: &str) -> StreamTable {
+    by_relid(resolve_relid(name)).expect("resolve_relid checked the catalog")
+}
+
+/// [`resolve`] without loading the catalog row: the storage table's OID.
+pub fn resolve_relid(name: &str) -> Oid {
     let relid = resolve_relation(name)
         .unwrap_or_else(|| raise(PgtError::StreamTableNotFound(name.to_string())));
-    by_relid(relid).unwrap_or_else(|| raise(PgtError::NotAStreamTable(name.to_string())))
+    let known = spi::one_p::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables WHERE pgt_relid = $1)",
+        &[relid.into()],
+    )
+    .unwrap_or(false);
+    if !known {
+        raise(PgtError::NotAStreamTable(name.to_string()));
+    }
+    relid
 }
 
 /// Column arrays as stored in the catalog.

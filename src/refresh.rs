@@ -161,30 +161,25 @@ fn record(
 }
 
 /// Takes the refresh lock on the storage table (EXCLUSIVE: concurrent refreshes wait, readers
-/// do not) and returns the time the refresh starts.
-fn lock_and_start(st: &StreamTable) -> TimestampWithTimeZone {
-    // SAFETY: the relation exists (we hold its catalog row); the lock is released at the end of
-    // the transaction like any table lock.
-    unsafe { pg_sys::LockRelationOid(st.relid, pg_sys::ExclusiveLock as pg_sys::LOCKMODE) };
-    spi::one_p::<TimestampWithTimeZone>("SELECT clock_timestamp()", &[])
-        .expect("clock_timestamp() is never NULL")
-}
-
-/// Takes the refresh lock, then re-reads the stream table under it (a concurrent refresh may have
-/// moved the frontier) and re-renders its SQL if the storage was renamed.
-fn lock_and_load(st: &StreamTable) -> (TimestampWithTimeZone, StreamTable) {
-    let started = lock_and_start(st);
-    let mut st = catalog::by_relid(st.relid).expect("stream table in catalog");
+/// do not), then loads the stream table under it (a concurrent refresh may have moved the
+/// frontier) and re-renders its SQL if the storage was renamed. Returns the refresh's start time.
+fn lock_and_load(relid: Oid) -> (TimestampWithTimeZone, StreamTable) {
+    // SAFETY: the OID names a stream table's storage (checked by the caller); the lock is
+    // released at the end of the transaction like any table lock.
+    unsafe { pg_sys::LockRelationOid(relid, pg_sys::ExclusiveLock as pg_sys::LOCKMODE) };
+    let started = spi::one_p::<TimestampWithTimeZone>("SELECT clock_timestamp()", &[])
+        .expect("clock_timestamp() is never NULL");
+    let mut st = catalog::by_relid(relid).expect("stream table in catalog");
     if st.planned_for != st.quoted() {
         crate::plan::rerender(&st);
-        st = catalog::by_relid(st.relid).expect("stream table in catalog");
+        st = catalog::by_relid(relid).expect("stream table in catalog");
     }
     (started, st)
 }
 
-/// Recomputes `st` from its defining query.
-pub fn full_refresh(st: &StreamTable, initiator: Initiator, reason: Option<&str>) {
-    let (started, st) = lock_and_load(st);
+/// Recomputes the stream table stored in `relid` from its defining query.
+pub fn full_refresh(relid: Oid, initiator: Initiator, reason: Option<&str>) {
+    let (started, st) = lock_and_load(relid);
     full_refresh_locked(&st, started, initiator, reason);
 }
 
@@ -205,8 +200,8 @@ const AUTO_FULL_FRACTION: f64 = 0.25;
 /// Refreshes `st` the way its plan says: DIFFERENTIAL when it has a delta plan and a frontier to
 /// start from (FULL when a TRUNCATE is in the window, or for AUTO past [`AUTO_FULL_FRACTION`]),
 /// FULL otherwise.
-pub fn refresh(st: &StreamTable, initiator: Initiator) {
-    let (started, st) = lock_and_load(st);
+pub fn refresh(relid: Oid, initiator: Initiator) {
+    let (started, st) = lock_and_load(relid);
     let st = &st;
     let (Some(delta), Some(frontier)) = (&st.delta_merge_sql, &st.frontier) else {
         return full_refresh_locked(st, started, initiator, None);

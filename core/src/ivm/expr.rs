@@ -3,8 +3,8 @@
 //! between refreshes.
 
 use sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, DuplicateTreatment, Expr, Function, FunctionArg,
-    FunctionArgExpr, FunctionArguments, Ident, VisitMut, VisitorMut,
+    visit_expressions, DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArguments, Ident, VisitMut, VisitorMut,
 };
 use std::ops::ControlFlow;
 
@@ -212,22 +212,4 @@ pub fn agg_call(f: &Function) -> AggCall<'_> {
         complex,
         filter: f.filter.as_deref(),
     }
-}
-
-/// Renames every unqualified or qualified column reference through `f` (used to point a
-/// defining query's expressions at other relations). Returns the rewritten expression.
-pub fn map_columns(e: &Expr, f: &dyn Fn(&[Ident]) -> Option<Expr>) -> Expr {
-    let mut out = e.clone();
-    let _ = visit_expressions_mut(&mut out, |x| {
-        let repl = match x {
-            Expr::Identifier(i) => f(std::slice::from_ref(i)),
-            Expr::CompoundIdentifier(parts) => f(parts),
-            _ => None,
-        };
-        if let Some(r) = repl {
-            *x = r;
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    out
 }
