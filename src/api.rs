@@ -39,10 +39,16 @@ fn define(query: &str) -> Definition {
     Definition { analyzed, sources }
 }
 
-/// Installs capture on the base tables of `def` and records the stream table's dependencies.
+/// Installs capture on the base tables and stream tables `def` reads (a stream table's refreshes
+/// write its changes to its own buffer, so its dependents refresh incrementally too) and
+/// records the stream table's dependencies.
 fn wire_sources(pgt_id: i64, storage: Oid, display: &str, def: &Definition) {
-    for s in def.sources.iter().filter(|s| s.kind == SourceKind::Table) {
-        if !capture::ensure_capture(s) {
+    for s in def
+        .sources
+        .iter()
+        .filter(|s| matches!(s.kind, SourceKind::Table | SourceKind::StreamTable))
+    {
+        if !capture::ensure_capture(s) && s.kind == SourceKind::Table {
             warning!(
                 "source table {} of stream table {display} has no primary key: change detection matches rows by their \
                  content, which is slower for wide tables and cannot tell identical duplicate rows apart",
@@ -124,6 +130,7 @@ fn create(
     if initialize {
         refresh::full_refresh(storage, Initiator::Create, None);
     }
+    crate::scheduler::ensure_scheduler();
 }
 
 /// Creates a stream table: its storage table, change capture on every table the query reads,
@@ -289,6 +296,12 @@ fn alter_stream_table(
     if let Some(s) = &schedule {
         set_schedule(&st, s);
     }
+    // Altering a stream table resumes it if the scheduler had given up on it.
+    spi::exec(
+        "UPDATE pgtrickle.pgt_stream_tables SET status = 'ACTIVE', consecutive_errors = 0 \
+          WHERE pgt_id = $1 AND status = 'SUSPENDED'",
+        &[st.pgt_id.into()],
+    );
     if let Some(m) = mode {
         if m.as_str() != st.refresh_mode {
             redefine(&st, &st.defining_query.clone(), m, true);

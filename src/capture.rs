@@ -91,9 +91,13 @@ fn source_columns(relid: Oid) -> Vec<SourceColumn> {
         .collect()
 }
 
-/// Installs capture on a base table if it has none. Returns whether the table has a primary key.
+/// Installs capture on a base table (or a stream table's storage) if it has none. Returns
+/// whether the table has a primary key.
 pub fn ensure_capture(source: &Source) -> bool {
-    debug_assert_eq!(source.kind, SourceKind::Table);
+    debug_assert!(matches!(
+        source.kind,
+        SourceKind::Table | SourceKind::StreamTable
+    ));
     let quoted = catalog::relation_quoted(source.relid).unwrap_or_default();
     // Serialises concurrent installs on the same source (CREATE TRIGGER takes this lock anyway).
     spi::exec(
@@ -178,36 +182,31 @@ pub fn drop_unused_captures() {
     }
 }
 
-/// Deletes the buffer rows that every DIFFERENTIAL stream table reading `source` has consumed:
-/// rows whose transaction is visible in the consumer's frontier; for the refreshing transaction's
-/// own rows, those up to the last change id it consumed. Stream tables refreshed FULL read no
-/// buffer, so with no DIFFERENTIAL consumer every committed row goes. Nothing is trimmed while a
-/// consumer has no frontier yet. Only rows below the smallest frontier `xmax` can qualify, which
-/// bounds the scan to the buffer's xid index.
+/// Deletes the buffer rows that every stream table reading `source` has consumed: rows whose
+/// transaction is visible in the consumer's frontier; for the refreshing transaction's own rows,
+/// those up to the last change id it consumed. FULL consumers count too: their scheduler skips
+/// a recompute when no change arrived since their frontier, which it tells from these rows.
+/// Nothing is trimmed while a consumer has no frontier yet (its first refresh is FULL anyway).
+/// Only rows below the smallest frontier `xmax`, or of a refreshing transaction, can qualify,
+/// which bounds the scan to the buffer's xid index.
 pub fn trim_buffer(source: Oid) {
     let buf = pg_trickle_core::ident::quote_qualified(
         render::CHANGES_SCHEMA,
         &render::buffer_table(source.to_u32()),
     );
+    // Every consumer, FULL ones too: a FULL stream table's scheduler skips the recompute when
+    // no change arrived since its frontier, which it can only tell while the rows are here.
     let consumers =
         "SELECT st.frontier, st.frontier_xid, d.own_change_id FROM pgtrickle.pgt_dependencies d \
                      JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) \
-                     WHERE d.source_relid = $1 AND st.delta_merge_sql IS NOT NULL";
-    let differential =
-        spi::one_p::<bool>(&format!("SELECT EXISTS ({consumers})"), &[source.into()])
-            .unwrap_or(true);
-    if !differential {
-        // Deletes what this snapshot sees: rows of transactions still in flight stay until the
-        // next refresh.
-        spi::exec_p(&format!("DELETE FROM {buf}"), &[]);
-        return;
-    }
+                     WHERE d.source_relid = $1";
     spi::exec_p(
         &format!(
             "WITH f AS ({consumers}) \
              DELETE FROM {buf} b \
-              WHERE b.xid < (SELECT CASE WHEN bool_and(frontier IS NOT NULL) \
-                                    THEN min(pg_catalog.pg_snapshot_xmax(frontier)) END FROM f) \
+              WHERE (b.xid < (SELECT CASE WHEN bool_and(frontier IS NOT NULL) \
+                                     THEN min(pg_catalog.pg_snapshot_xmax(frontier)) END FROM f) \
+                     OR b.xid IN (SELECT frontier_xid FROM f)) \
                 AND NOT EXISTS (SELECT 1 FROM f WHERE CASE WHEN b.xid = f.frontier_xid \
                                      THEN b.change_id > COALESCE(f.own_change_id, 0) \
                                      ELSE NOT pg_catalog.pg_visible_in_snapshot(b.xid, f.frontier) END)"

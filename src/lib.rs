@@ -8,11 +8,26 @@ mod api;
 mod capture;
 mod catalog;
 mod error;
+mod guc;
+mod hooks;
 mod plan;
 mod refresh;
+mod scheduler;
 mod spi;
 
 ::pgrx::pg_module_magic!(name, version);
+
+/// Registers the configuration parameters; when loaded from `shared_preload_libraries`, also the
+/// launcher of the schedulers and the DROP DATABASE hook.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::register();
+    // SAFETY: reads a flag PostgreSQL sets while loading shared_preload_libraries.
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        scheduler::register_launcher();
+        hooks::install();
+    }
+}
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 

@@ -101,8 +101,8 @@ mod tests {
             "untouched groups keep their row identity"
         );
         assert_ne!(b[1], a[1]);
-        // The refresh ran in this transaction: the frontier records it. A source read only by
-        // FULL stream tables needs no buffered changes: the refresh empties its buffer.
+        // The refresh ran in this transaction: the frontier records it, and the change it
+        // consumed (its own, by change id) is trimmed from the buffer.
         assert_eq!(
             Spi::get_one::<bool>(
                 "SELECT frontier_xid = pg_current_xact_id() FROM pgtrickle.pgt_stream_tables"

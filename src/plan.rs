@@ -77,7 +77,14 @@ pub fn source_table(relid: Oid) -> Result<SourceTable, String> {
         quoted,
         buffer: quote_qualified(CHANGES_SCHEMA, &render::buffer_table(relid.to_u32())),
         columns: current,
-        primary_key: (!pk.is_empty()).then_some(pk),
+        // A stream table's storage has no primary key; its row identity plays the part.
+        primary_key: if !pk.is_empty() {
+            Some(pk)
+        } else if catalog::by_relid(relid).is_some() {
+            Some(vec!["__pgt_row_id".to_string()])
+        } else {
+            None
+        },
         own_param: 3,
     })
 }
@@ -96,12 +103,6 @@ fn differential(
     if analyzed.volatile {
         return Err("a volatile function (random(), nextval(), clock_timestamp(), ...)".into());
     }
-    if let Some(st) = sources.iter().find(|s| s.kind == SourceKind::StreamTable) {
-        return Err(format!(
-            "stream table {} as a source (supported in a later version)",
-            st.display
-        ));
-    }
     if let Some(v) = sources.iter().find(|s| s.kind == SourceKind::View) {
         return Err(format!("view {} (supported in a later version)", v.display));
     }
@@ -115,10 +116,9 @@ fn differential(
             &[t.name.clone().into()],
         )
         .ok_or_else(|| format!("table {} that pg_trickle cannot resolve", t.name))?;
-        if !sources
-            .iter()
-            .any(|s| s.relid == oid && s.kind == SourceKind::Table)
-        {
+        if !sources.iter().any(|s| {
+            s.relid == oid && matches!(s.kind, SourceKind::Table | SourceKind::StreamTable)
+        }) {
             return Err(format!("relation {} that is not a table", t.name));
         }
         let param = match distinct.iter().position(|&o| o == oid) {
@@ -134,7 +134,7 @@ fn differential(
     }
     let tables = sources
         .iter()
-        .filter(|s| s.kind == SourceKind::Table)
+        .filter(|s| matches!(s.kind, SourceKind::Table | SourceKind::StreamTable))
         .count();
     if tables != distinct.len() {
         return Err(format!(
@@ -159,6 +159,29 @@ fn differential(
             sources: distinct,
         },
     ))
+}
+
+/// For a FULL plan: its sources' change window, when every source is captured (a base table
+/// or a stream table), so the scheduler can tell that nothing changed.
+fn change_window(sources: &[Source]) -> Option<Window> {
+    if sources.is_empty()
+        || sources
+            .iter()
+            .any(|s| !matches!(s.kind, SourceKind::Table | SourceKind::StreamTable))
+    {
+        return None;
+    }
+    let mut tables = Vec::new();
+    for (i, s) in sources.iter().enumerate() {
+        let mut t = source_table(s.relid).ok()?;
+        t.own_param = 3 + i;
+        tables.push(t);
+    }
+    let refs: Vec<&SourceTable> = tables.iter().collect();
+    Some(Window {
+        probe_sql: pg_trickle_core::ivm::scan::probe_sql(&refs),
+        sources: sources.iter().map(|s| s.relid).collect(),
+    })
 }
 
 /// Plans a stream table `schema.name` with output `columns` for `mode`. AUTO falls back to FULL
@@ -221,6 +244,13 @@ pub fn build(
         }
         Err(reason) => {
             let reason = (!reason.is_empty()).then_some(reason);
+            let window = if analyzed.volatile
+                || pg_trickle_core::ivm::expr::query_reads_changing_values(query)
+            {
+                None
+            } else {
+                change_window(sources)
+            };
             if let Some(r) = &reason {
                 if mode == RefreshMode::Differential {
                     raise(PgtError::NotDifferentiable(r.clone()));
@@ -248,7 +278,7 @@ pub fn build(
                 reason,
                 hidden: Vec::new(),
                 indexes: Vec::new(),
-                window: None,
+                window,
             }
         }
     }

@@ -23,6 +23,7 @@ pub enum Initiator {
     Create,
     Manual,
     Alter,
+    Scheduler,
 }
 
 impl Initiator {
@@ -31,6 +32,7 @@ impl Initiator {
             Initiator::Create => "CREATE",
             Initiator::Manual => "MANUAL",
             Initiator::Alter => "ALTER",
+            Initiator::Scheduler => "SCHEDULER",
         }
     }
 }
@@ -88,7 +90,7 @@ fn apply_now(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Applied {
 
 fn table_sources(st: &StreamTable) -> Vec<Oid> {
     spi::rows_p(
-        "SELECT source_relid FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1 AND source_type = 'TABLE'",
+        "SELECT source_relid FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1",
         &[st.pgt_id.into()],
         |r| r.get::<Oid>(1).ok().flatten(),
     )
@@ -203,11 +205,14 @@ const AUTO_FULL_FRACTION: f64 = 0.25;
 pub fn refresh(relid: Oid, initiator: Initiator) {
     let (started, st) = lock_and_load(relid);
     let st = &st;
-    let (Some(delta), Some(frontier)) = (&st.delta_merge_sql, &st.frontier) else {
+    let Some(frontier) = &st.frontier else {
         return full_refresh_locked(st, started, initiator, None);
     };
-    let Some(probe) = &st.probe_sql else {
-        return full_refresh_locked(st, started, initiator, None);
+    // A FULL plan has a probe when its sources are captured and its query deterministic: the
+    // scheduler skips the recompute when nothing changed; asked by hand, it always recomputes.
+    let probe = match (&st.probe_sql, &st.delta_merge_sql, initiator) {
+        (Some(p), Some(_), _) | (Some(p), None, Initiator::Scheduler) => p,
+        _ => return full_refresh_locked(st, started, initiator, None),
     };
     // Per source, in parameter order: the last own change consumed, and the source's size.
     let per_source: Vec<(Option<i64>, f64)> = st
@@ -252,6 +257,9 @@ pub fn refresh(relid: Oid, initiator: Initiator) {
         );
         return;
     }
+    let Some(delta) = &st.delta_merge_sql else {
+        return full_refresh_locked(st, started, initiator, None);
+    };
     if truncated {
         return full_refresh_locked(st, started, initiator, Some("TRUNCATE of a source"));
     }

@@ -120,6 +120,72 @@ impl CronSchedule {
     pub fn text(&self) -> &str {
         &self.text
     }
+
+    fn day_matches(&self, day: u32, dow: u32) -> bool {
+        let dom = self.days_of_month & (1 << day) != 0;
+        let wd = self.days_of_week & (1 << dow) != 0;
+        match (self.dom_restricted, self.dow_restricted) {
+            (true, true) => dom || wd,
+            (true, false) => dom,
+            (false, true) => wd,
+            (false, false) => true,
+        }
+    }
+
+    /// The first time the expression fires strictly after `t` (seconds since the Unix epoch,
+    /// UTC), or `None` if it never fires in the next ten years (e.g. `0 0 31 2 *`).
+    pub fn next_fire_after(&self, t: i64) -> Option<i64> {
+        let limit = t + 10 * 366 * 86_400;
+        let mut t = t + 1;
+        while t <= limit {
+            let days = t.div_euclid(86_400);
+            let secs = t.rem_euclid(86_400);
+            let (_, month, day) = civil_from_days(days);
+            let dow = (days + 4).rem_euclid(7) as u32; // 1970-01-01 was a Thursday
+            let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+            if self.months & (1 << month) == 0 {
+                let (y, mo, _) = civil_from_days(days);
+                let (ny, nm) = if mo == 12 { (y + 1, 1) } else { (y, mo + 1) };
+                t = days_from_civil(ny, nm, 1) * 86_400;
+            } else if !self.day_matches(day, dow) {
+                t = (days + 1) * 86_400;
+            } else if self.hours & (1 << h) == 0 {
+                t = days * 86_400 + (h + 1) * 3600;
+            } else if self.minutes & (1 << m) == 0 {
+                t = days * 86_400 + h * 3600 + (m + 1) * 60;
+            } else if self.seconds & (1 << s) == 0 {
+                t += 1;
+            } else {
+                return Some(t);
+            }
+        }
+        None
+    }
+}
+
+/// (year, month 1-12, day 1-31) of a day number counted from 1970-01-01 (proleptic Gregorian).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// The inverse of [`civil_from_days`].
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 fn parse_value(s: &str, spec: &FieldSpec) -> Result<u32, String> {
@@ -212,6 +278,57 @@ mod tests {
         assert_eq!(CronSchedule::parse("@DAILY").unwrap().hours, 1);
         assert_eq!(CronSchedule::parse("@weekly").unwrap().days_of_week, 1);
         assert_eq!(CronSchedule::parse("@yearly").unwrap().months, 1 << 1);
+    }
+
+    #[test]
+    fn next_fire_times() {
+        // 2026-11-30 13:20:31 UTC (a Monday).
+        let t = 1_796_044_831;
+        assert_eq!(
+            days_from_civil(2026, 11, 30) * 86_400 + 13 * 3600 + 20 * 60 + 31,
+            t
+        );
+        assert_eq!(civil_from_days(t / 86_400), (2026, 11, 30));
+        let every5 = CronSchedule::parse("*/5 * * * *").unwrap();
+        assert_eq!(every5.next_fire_after(t), Some(t - 31 - 20 * 60 + 25 * 60));
+        let hourly = CronSchedule::parse("@hourly").unwrap();
+        assert_eq!(hourly.next_fire_after(t), Some(t - 31 - 20 * 60 + 3600));
+        // Fridays at 09:00: 2026-12-04.
+        let fri = CronSchedule::parse("0 9 * * fri").unwrap();
+        assert_eq!(
+            fri.next_fire_after(t),
+            Some(days_from_civil(2026, 12, 4) * 86_400 + 9 * 3600)
+        );
+        // New year, from the last second of the year.
+        let yearly = CronSchedule::parse("@yearly").unwrap();
+        let ny = days_from_civil(2027, 1, 1) * 86_400;
+        assert_eq!(yearly.next_fire_after(ny - 1), Some(ny));
+        assert_eq!(
+            yearly.next_fire_after(ny),
+            Some(days_from_civil(2028, 1, 1) * 86_400)
+        );
+        // Leap day only.
+        let leap = CronSchedule::parse("0 0 29 2 *").unwrap();
+        assert_eq!(
+            leap.next_fire_after(t),
+            Some(days_from_civil(2028, 2, 29) * 86_400)
+        );
+        // Never.
+        assert_eq!(
+            CronSchedule::parse("0 0 31 2 *")
+                .unwrap()
+                .next_fire_after(t),
+            None
+        );
+        // Seconds field.
+        let s = CronSchedule::parse("*/10 * * * * *").unwrap();
+        assert_eq!(s.next_fire_after(t), Some(t + 9));
+        // Day-of-month or day-of-week when both are restricted: the 1st, or any Monday.
+        let either = CronSchedule::parse("0 0 1 * mon").unwrap();
+        assert_eq!(
+            either.next_fire_after(t),
+            Some(days_from_civil(2026, 12, 1) * 86_400)
+        );
     }
 
     #[test]

@@ -70,6 +70,19 @@ impl Dag {
         v
     }
 
+    /// Relations `rel` reads directly.
+    pub fn sources(&self, rel: RelId) -> Vec<RelId> {
+        if !self.graph.contains_node(rel) {
+            return Vec::new();
+        }
+        let mut v: Vec<RelId> = self
+            .graph
+            .neighbors_directed(rel, petgraph::Direction::Incoming)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// All relations, upstream before downstream (ties broken by OID for determinism).
     pub fn topological_order(&self) -> Vec<RelId> {
         // The graph is kept acyclic by set_sources, so toposort cannot fail.

@@ -4,6 +4,7 @@
 //! - [`mode`]: refresh modes and the strategy a refresh actually runs.
 //! - [`ident`]: user-supplied names, identifier and literal quoting.
 //! - [`dag`]: the stream-table dependency graph (cycles refused, topological order).
+//! - [`tick`]: what the scheduler refreshes on each tick; retry and auto-backoff rules.
 //! - [`ivm`]: the differential engine: operators, their delta rules, and the SQL they render.
 //! - [`render`]: the SQL pg_trickle generates for storage, capture and applying results.
 //! - [`error`]: typed errors, each with its SQLSTATE.
@@ -16,5 +17,6 @@ pub mod ivm;
 pub mod mode;
 pub mod render;
 pub mod schedule;
+pub mod tick;
 
 pub use error::{PgtError, Result, SqlState};

@@ -36,7 +36,19 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A database whose stream tables refresh only when the test asks (the background scheduler
+    /// is off for it, `pg_trickle.enabled = off`), so refresh counts and histories are the
+    /// test's own.
     pub fn new(test: &str) -> TestDb {
+        TestDb::create(test, false)
+    }
+
+    /// A database where the background scheduler runs, as on a user's server.
+    pub fn with_scheduler(test: &str) -> TestDb {
+        TestDb::create(test, true)
+    }
+
+    fn create(test: &str, scheduler: bool) -> TestDb {
         let name = format!("pgt_it_{test}");
         let mut admin = connect("postgres");
         admin
@@ -45,6 +57,13 @@ impl TestDb {
         admin
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .unwrap();
+        if !scheduler {
+            admin
+                .batch_execute(&format!(
+                    "ALTER DATABASE \"{name}\" SET pg_trickle.enabled = off"
+                ))
+                .unwrap();
+        }
         let mut client = connect(&name);
         client
             .batch_execute("SET client_min_messages = warning; CREATE EXTENSION pg_trickle")

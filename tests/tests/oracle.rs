@@ -55,6 +55,18 @@ const SHAPES: &[&str] = &[
     "SELECT count(*) AS n, sum(c.weight) AS w FROM items i JOIN cat c ON c.code = i.grp",
     "SELECT i.grp, count(*) AS n FROM items i JOIN cat c ON c.weight > i.qty GROUP BY i.grp",
     "SELECT * FROM cat c JOIN items i ON i.grp = c.code WHERE i.flag",
+    // Outer joins: NULL-extended rows come and go with their partners.
+    "SELECT c.code, c.label, i.id, i.val FROM cat c LEFT JOIN items i ON i.grp = c.code",
+    "SELECT i.id, i.grp, c.label FROM items i LEFT JOIN cat c ON c.code = i.grp",
+    "SELECT c.code, count(i.id) AS n, COALESCE(sum(i.val), 0) AS s, sum(i.val) AS raw, avg(i.val) AS a FROM cat c LEFT JOIN items i ON i.grp = c.code GROUP BY c.code",
+    "SELECT i.id, c.code FROM cat c RIGHT JOIN items i ON c.code = i.grp AND c.weight > 3",
+    "SELECT c.code, i.id FROM cat c FULL JOIN items i ON i.grp = c.code AND i.flag",
+    "SELECT b.grp, b.val, c.label FROM bag b LEFT JOIN cat c ON c.code = b.grp",
+    "SELECT c.code FROM cat c LEFT JOIN items i ON i.grp = c.code WHERE i.id IS NULL",
+    "SELECT COALESCE(c.label, 'none') AS l, count(*) AS n, min(i.val) AS lo, max(c.weight) AS w FROM items i LEFT JOIN cat c ON c.code = i.grp AND i.flag GROUP BY 1",
+    "SELECT DISTINCT c.label, i.grp FROM cat c FULL OUTER JOIN items i ON c.code = i.grp",
+    "SELECT i.id, j.id AS peer FROM items i LEFT JOIN items j ON j.sub = i.qty AND j.grp = i.grp",
+    "SELECT c.label, count(b.val) AS n, sum(b.val) AS s FROM cat c LEFT JOIN bag b ON b.grp = c.code GROUP BY c.label",
 ];
 
 /// xorshift64*: a tiny deterministic generator, so a failing seed replays exactly.

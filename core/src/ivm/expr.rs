@@ -88,6 +88,24 @@ const NON_DETERMINISTIC: &[&str] = &[
     "inet_client_addr",
 ];
 
+/// Whether a whole query calls a function whose value changes without its sources changing
+/// (the clock, the session, random numbers, sequences), so that re-running it can give another
+/// result over the same data. Unparseable text counts as such.
+pub fn query_reads_changing_values(sql: &str) -> bool {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+    match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+        Ok(stmts) => visit_expressions(&stmts, |x| match x {
+            Expr::Function(f) if NON_DETERMINISTIC.contains(&function_name(f).as_str()) => {
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        })
+        .is_break(),
+        Err(_) => true,
+    }
+}
+
 /// The last part of a function's name, lower-cased.
 pub fn function_name(f: &Function) -> String {
     f.name
@@ -211,5 +229,27 @@ pub fn agg_call(f: &Function) -> AggCall<'_> {
         arg,
         complex,
         filter: f.filter.as_deref(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_reads_changing_values as changing;
+
+    #[test]
+    fn clock_and_session_functions_anywhere_in_a_query() {
+        assert!(changing(
+            "SELECT id FROM t WHERE ts > now() - interval '1 hour'"
+        ));
+        assert!(changing(
+            "WITH x AS (SELECT current_timestamp AS c) SELECT * FROM x"
+        ));
+        assert!(changing(
+            "SELECT * FROM t WHERE id IN (SELECT nextval('s'))"
+        ));
+        assert!(!changing(
+            "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT * FROM r"
+        ));
+        assert!(changing("this is not SQL"));
     }
 }

@@ -11,7 +11,8 @@
 //! never ΔL ⋈ ΔR twice; a join-key update is a −1 under the old partner and a +1 under the new
 //! one; NULL keys never match, as in the query. A self-join is two inputs reading one buffer.
 
-use super::parse::{Join, QuerySpec};
+use super::outer;
+use super::parse::{Join, QuerySpec, Unsupported};
 use super::SourceTable;
 use crate::ident::quote_ident;
 
@@ -27,11 +28,12 @@ pub struct Input {
     pub tables: Vec<(String, SourceTable)>,
 }
 
-/// One part of a delta: the rows of `from`, each weighted by `weight`.
+/// One part of a delta: the rows of `from` that pass `cond`, each weighted by `weight`.
 #[derive(Debug, Clone)]
 pub struct Variant {
     pub from: String,
     pub weight: String,
+    pub cond: Option<String>,
 }
 
 /// A source's current rows with weight +1 plus its window's images with negated weights: the
@@ -56,6 +58,7 @@ fn render_from(factors: &[String], aliases: &[String], joins: &[Join]) -> String
         out.push_str(&match j {
             Join::On(c) => format!(" JOIN {f} AS {a} ON ({c})"),
             Join::Cross => format!(" CROSS JOIN {f} AS {a}"),
+            Join::Outer(kind, c) => format!(" {} {f} AS {a} ON ({c})", kind.sql()),
         });
     }
     out
@@ -63,7 +66,7 @@ fn render_from(factors: &[String], aliases: &[String], joins: &[Join]) -> String
 
 impl Input {
     /// `sources` are the FROM tables' sources, in FROM order.
-    pub fn new(spec: &QuerySpec, sources: &[SourceTable]) -> Input {
+    pub fn new(spec: &QuerySpec, sources: &[SourceTable]) -> Result<Input, Unsupported> {
         let tables: Vec<(String, SourceTable)> = spec
             .from
             .iter()
@@ -74,6 +77,15 @@ impl Input {
         let real: Vec<String> = tables.iter().map(|(_, s)| s.quoted.clone()).collect();
         let events = |s: &SourceTable| format!("({})", super::scan::events_sql(s));
         let n = tables.len();
+        // The inner part of an outer join is the inner join on the same condition.
+        let inner_joins: Vec<Join> = spec
+            .joins
+            .iter()
+            .map(|j| match j {
+                Join::Outer(_, c) => Join::On(c.clone()),
+                other => other.clone(),
+            })
+            .collect();
         // Δ(T1 ⋈ ... ⋈ Tn) = Σi T1..T(i-1) new ⋈ ΔTi ⋈ T(i+1)..Tn old, weights multiplied.
         let mut variants = Vec::new();
         for i in 0..n {
@@ -91,15 +103,34 @@ impl Input {
                 .collect::<Vec<_>>()
                 .join(" * ");
             variants.push(Variant {
-                from: render_from(&factors, &a, &spec.joins),
+                from: render_from(&factors, &a, &inner_joins),
                 weight,
+                cond: None,
             });
         }
-        Input {
+        if let [Join::Outer(kind, c)] = spec.joins.as_slice() {
+            let aliases = [tables[0].0.as_str(), tables[1].0.as_str()];
+            let columns: Vec<Vec<String>> = tables
+                .iter()
+                .map(|(_, s)| s.columns.iter().map(|(_, c)| c.clone()).collect())
+                .collect();
+            let cond = outer::analyze(c, aliases, [&columns[0], &columns[1]])?;
+            variants.extend(outer::null_extension_variants(
+                *kind,
+                &cond,
+                aliases,
+                [&tables[0].1, &tables[1].1],
+            ));
+        } else if spec.joins.iter().any(|j| matches!(j, Join::Outer(..))) {
+            return Err(
+                "an outer join of more than two tables (supported in a later version)".into(),
+            );
+        }
+        Ok(Input {
             full_from: render_from(&real, &a, &spec.joins),
             variants,
             tables,
-        }
+        })
     }
 
     /// The delta rows: `cols` (SQL select-list items over the FROM tables' aliases) and their
@@ -109,11 +140,20 @@ impl Input {
         self.variants
             .iter()
             .map(|v| {
+                let conds: Vec<String> = v
+                    .cond
+                    .iter()
+                    .cloned()
+                    .chain(filter.map(|f| format!("({f})")))
+                    .collect();
+                let wh = if conds.is_empty() {
+                    String::new()
+                } else {
+                    format!(" WHERE {}", conds.join(" AND "))
+                };
                 format!(
-                    "SELECT {cols}{sep}{} AS __pgt_w FROM {}{}",
-                    v.weight,
-                    v.from,
-                    super::filter::where_clause(filter)
+                    "SELECT {cols}{sep}{} AS __pgt_w FROM {}{wh}",
+                    v.weight, v.from,
                 )
             })
             .collect::<Vec<_>>()
@@ -144,6 +184,12 @@ impl Input {
                     "Join (cross; conditions in the filter) (Σi T1..Ti-1 new ⋈ ΔTi ⋈ Ti+1..Tn old)"
                         .to_string()
                 }
+                Join::Outer(kind, c) => format!(
+                    "{} [{c}] (inner part: ΔL ⋈ R old + L new ⋈ ΔR; NULL-extended rows: ΔP ▷ N new, \
+                     plus the P rows whose join key gained its first or lost its last partner, \
+                     by index lookups on the join key)",
+                    kind.sql()
+                ),
             });
         }
         for (alias, s) in &self.tables {

@@ -10,6 +10,7 @@ pub mod expr;
 pub mod filter;
 pub mod join;
 mod model;
+pub mod outer;
 pub mod parse;
 pub mod project;
 pub mod scan;
@@ -72,7 +73,7 @@ impl Plan {
             .map(|s| s.columns.iter().map(|(_, n)| n.clone()).collect())
             .collect();
         let spec = parse::parse(sql, &columns)?;
-        let input = join::Input::new(&spec, sources);
+        let input = join::Input::new(&spec, sources)?;
         if spec.distinct {
             return Ok(Plan::Groups(Box::new(distinct::plan(&spec, input)?)));
         }

@@ -319,6 +319,98 @@ fn join_delta(
     out
 }
 
+// ---- Outer join on grp --------------------------------------------------------------------
+
+type Pair = (Option<u8>, Option<u8>);
+
+/// L ⟕/⟖/⟗ R on grp as a multiset of (left id, right id), NULL-extended sides as None.
+fn outer_full(
+    l: &BTreeMap<u8, Row>,
+    r: &BTreeMap<u8, Row>,
+    keep: [bool; 2],
+) -> BTreeMap<Pair, i64> {
+    let mut m: BTreeMap<Pair, i64> = join_full(l, r)
+        .into_iter()
+        .map(|((a, b), w)| ((Some(a), Some(b)), w))
+        .collect();
+    let sides = [l, r];
+    for p in 0..2 {
+        if !keep[p] {
+            continue;
+        }
+        for (id, row) in sides[p] {
+            if !sides[1 - p]
+                .values()
+                .any(|o| row.0.is_some() && o.0 == row.0)
+            {
+                let k = if p == 0 {
+                    (Some(*id), None)
+                } else {
+                    (None, Some(*id))
+                };
+                *m.entry(k).or_insert(0) += 1;
+            }
+        }
+    }
+    m
+}
+
+/// The outer join rule of [`super::outer`]: the inner delta, plus per preserved side P
+/// ΔP·[¬ex_new] and, per key of the window's N images, the P rows as they were weighted by
+/// before(K) − after(K), with before(K) = count_new(K) − Σ weights of N images with K > 0.
+fn outer_delta(
+    l_new: &BTreeMap<u8, Row>,
+    r_new: &BTreeMap<u8, Row>,
+    dl: &[(u8, Row, i64)],
+    dr: &[(u8, Row, i64)],
+    keep: [bool; 2],
+) -> BTreeMap<Pair, i64> {
+    let mut out: BTreeMap<Pair, i64> = join_delta(l_new, r_new, dl, dr)
+        .into_iter()
+        .map(|((a, b), w)| ((Some(a), Some(b)), w))
+        .collect();
+    let news = [l_new, r_new];
+    let deltas = [dl, dr];
+    for p in 0..2 {
+        if !keep[p] {
+            continue;
+        }
+        let n = 1 - p;
+        let pair = |id: u8| {
+            if p == 0 {
+                (Some(id), None)
+            } else {
+                (None, Some(id))
+            }
+        };
+        let has_partner = |g: Option<i8>| g.is_some() && news[n].values().any(|o| o.0 == g);
+        for (id, row, w) in deltas[p] {
+            if !has_partner(row.0) {
+                *out.entry(pair(*id)).or_insert(0) += w;
+            }
+        }
+        let mut sums: BTreeMap<Option<i8>, i64> = BTreeMap::new();
+        for (_, row, w) in deltas[n] {
+            *sums.entry(row.0).or_insert(0) += w;
+        }
+        for (g, sw) in sums {
+            let count = news[n].values().filter(|o| g.is_some() && o.0 == g).count() as i64;
+            let flip = i64::from(count - sw > 0) - i64::from(count > 0);
+            // A NULL key equals nothing: no P row is joined to it.
+            if flip == 0 || g.is_none() {
+                continue;
+            }
+            for (id, _) in news[p].iter().filter(|(_, row)| row.0 == g) {
+                *out.entry(pair(*id)).or_insert(0) += flip;
+            }
+            for (id, _, w) in deltas[p].iter().filter(|(_, row, _)| row.0 == g) {
+                *out.entry(pair(*id)).or_insert(0) -= w * flip;
+            }
+        }
+    }
+    out
+}
+
 fn arb_row() -> impl Strategy<Value = Row> {
     (
         prop::option::weighted(0.85, 0i8..4),
@@ -408,6 +500,27 @@ proptest! {
         }
         result.retain(|_, w| *w != 0);
         prop_assert_eq!(result, join_full(&l, &r));
+    }
+
+    /// LEFT, RIGHT and FULL joins with both sides changing in one window: NULL-extended rows
+    /// appear and disappear as partners come and go.
+    #[test]
+    fn outer_join_delta_is_exact(l_init in prop::collection::vec(arb_op(), 0..20),
+                                 r_init in prop::collection::vec(arb_op(), 0..20),
+                                 l_batch in prop::collection::vec(arb_op(), 0..10),
+                                 r_batch in prop::collection::vec(arb_op(), 0..10),
+                                 kind in 0usize..3) {
+        let keep = [[true, false], [false, true], [true, true]][kind];
+        let (mut l, mut r) = (BTreeMap::new(), BTreeMap::new());
+        apply(&mut l, &l_init);
+        apply(&mut r, &r_init);
+        let mut result = outer_full(&l, &r, keep);
+        let (dl, dr) = (events(&apply(&mut l, &l_batch)), events(&apply(&mut r, &r_batch)));
+        for (k, w) in outer_delta(&l, &r, &dl, &dr, keep) {
+            *result.entry(k).or_insert(0) += w;
+        }
+        result.retain(|_, w| *w != 0);
+        prop_assert_eq!(result, outer_full(&l, &r, keep));
     }
 
     /// Weights make the order of changes within a window irrelevant: any permutation of the

@@ -45,6 +45,8 @@ pub enum Join {
     On(Box<Expr>),
     /// `, b` or `CROSS JOIN b` (conditions, if any, are in WHERE).
     Cross,
+    /// `LEFT|RIGHT|FULL [OUTER] JOIN b ON cond` (two tables).
+    Outer(super::outer::OuterKind, Box<Expr>),
 }
 
 /// The most tables a differential join reads. The delta rule and its SQL are general (n tables,
@@ -200,23 +202,30 @@ pub fn parse(sql: &str, source_columns: &[Vec<String>]) -> Result<QuerySpec, Uns
             let mut from = vec![from_table(&twj.relation)?];
             let mut joins = Vec::new();
             for j in &twj.joins {
-                let cond = match &j.join_operator {
+                use super::outer::OuterKind;
+                let (cond, outer) = match &j.join_operator {
                     JoinOperator::Inner(c) | JoinOperator::Join(c) | JoinOperator::CrossJoin(c) => {
-                        c
+                        (c, None)
                     }
-                    JoinOperator::Left(_)
-                    | JoinOperator::LeftOuter(_)
-                    | JoinOperator::Right(_)
-                    | JoinOperator::RightOuter(_)
-                    | JoinOperator::FullOuter(_) => {
-                        return Err("an outer join (supported in a later version)".into())
+                    JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => {
+                        (c, Some(OuterKind::Left))
                     }
+                    JoinOperator::Right(c) | JoinOperator::RightOuter(c) => {
+                        (c, Some(OuterKind::Right))
+                    }
+                    JoinOperator::FullOuter(c) => (c, Some(OuterKind::Full)),
                     _ => return Err("this kind of join".into()),
                 };
                 joins.push(match cond {
                     JoinConstraint::On(e) => {
                         check_expr(e)?;
-                        Join::On(Box::new(e.clone()))
+                        match outer {
+                            Some(kind) => Join::Outer(kind, Box::new(e.clone())),
+                            None => Join::On(Box::new(e.clone())),
+                        }
+                    }
+                    JoinConstraint::None if outer.is_some() => {
+                        return Err("an outer join without ON".into())
                     }
                     JoinConstraint::None => Join::Cross,
                     JoinConstraint::Using(_) => {
@@ -406,8 +415,10 @@ mod tests {
     #[test]
     fn names_what_it_refuses() {
         for (sql, what) in [
-            ("SELECT * FROM a RIGHT JOIN b ON a.id = b.id", "outer join"),
-            ("SELECT * FROM a FULL JOIN b ON a.id = b.id", "outer join"),
+            (
+                "SELECT * FROM a LEFT JOIN b ON a.id = b.id JOIN c ON true",
+                "more than 2 tables",
+            ),
             ("SELECT * FROM a JOIN b USING (id)", "USING"),
             ("SELECT * FROM a, b, c", "more than 2 tables"),
             (

@@ -1,0 +1,52 @@
+//! Configuration parameters (documented in docs/CONFIGURATION.md).
+
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+/// `pg_trickle.enabled`: whether the scheduler refreshes stream tables in the background.
+pub static ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// `pg_trickle.scheduler_interval_ms`: how often the scheduler looks for due stream tables.
+pub static SCHEDULER_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(100);
+/// `pg_trickle.max_consecutive_errors`: failed scheduled refreshes in a row before a stream
+/// table is SUSPENDED.
+pub static MAX_CONSECUTIVE_ERRORS: GucSetting<i32> = GucSetting::<i32>::new(5);
+/// `pg_trickle.auto_backoff`: stretch a schedule (up to 8×) while refreshes overrun it.
+pub static AUTO_BACKOFF: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+pub fn register() {
+    GucRegistry::define_bool_guc(
+        c"pg_trickle.enabled",
+        c"Whether the pg_trickle scheduler refreshes stream tables in the background.",
+        c"Off: stream tables refresh only when refresh_stream_table() is called. Can be set per database (ALTER DATABASE ... SET); a scheduler picks up a change within seconds.",
+        &ENABLED,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_trickle.scheduler_interval_ms",
+        c"How often the scheduler looks for stream tables past their schedule (milliseconds).",
+        c"",
+        &SCHEDULER_INTERVAL_MS,
+        10,
+        60_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"pg_trickle.max_consecutive_errors",
+        c"Failed scheduled refreshes in a row after which a stream table is SUSPENDED.",
+        c"A SUSPENDED stream table is skipped by the scheduler until refresh_stream_table() or alter_stream_table() resumes it.",
+        &MAX_CONSECUTIVE_ERRORS,
+        1,
+        1_000_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"pg_trickle.auto_backoff",
+        c"Stretch a stream table's schedule (up to 8x) while its refreshes take more than 95% of it.",
+        c"",
+        &AUTO_BACKOFF,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+}

@@ -1,0 +1,82 @@
+//! A ProcessUtility hook so that `DROP DATABASE` is not blocked by the database's scheduler: the
+//! scheduler is asked to exit (SIGTERM) before PostgreSQL checks for other sessions, which it
+//! waits up to five seconds to end.
+
+use crate::scheduler::SCHEDULER_TYPE;
+use crate::spi;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+
+pub fn install() {
+    // SAFETY: called once from _PG_init in the postmaster (shared_preload_libraries), before any
+    // backend runs; the previous hook is kept and called.
+    unsafe {
+        PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
+        pg_sys::ProcessUtility_hook = Some(process_utility);
+    }
+}
+
+/// Asks the scheduler of database `name` to exit.
+fn stop_scheduler_of(name: &str) {
+    let pids = spi::rows(
+        "SELECT pid FROM pg_catalog.pg_stat_activity WHERE backend_type = $1 AND datname = $2",
+        &[SCHEDULER_TYPE.into(), name.to_string().into()],
+        |r| r.get::<i32>(1).ok().flatten().unwrap_or(0),
+    );
+    for pid in pids.into_iter().filter(|p| *p > 0) {
+        // SAFETY: signalling a PostgreSQL background worker of this server (same OS user); a
+        // SIGTERM makes it leave its loop and exit.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+}
+
+#[pg_guard]
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C-unwind" fn process_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const std::ffi::c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    // SAFETY: pstmt is the statement PostgreSQL is about to run; its utilityStmt is a Node.
+    unsafe {
+        let stmt = (*pstmt).utilityStmt;
+        if !stmt.is_null() && (*stmt).type_ == pg_sys::NodeTag::T_DropdbStmt {
+            let drop = stmt as *mut pg_sys::DropdbStmt;
+            if !(*drop).dbname.is_null() {
+                let name = std::ffi::CStr::from_ptr((*drop).dbname)
+                    .to_string_lossy()
+                    .into_owned();
+                stop_scheduler_of(&name);
+            }
+        }
+        match PREV_PROCESS_UTILITY {
+            Some(prev) => prev(
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
+            None => pg_sys::standard_ProcessUtility(
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
+        }
+    }
+}

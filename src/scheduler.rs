@@ -1,0 +1,366 @@
+//! Background workers: one launcher per server (registered from `shared_preload_libraries`), one
+//! scheduler per database where pg_trickle is installed.
+//!
+//! - The launcher connects to no database; every few seconds it reads the shared catalog
+//!   `pg_database` and starts a scheduler for each database that accepts connections and has none
+//!   (a database without the extension gets a scheduler that exits at once, retried every 30 s).
+//!   `create_stream_table` also starts its database's scheduler if none runs, so the first stream
+//!   table of a new database is refreshed without waiting for the launcher.
+//! - A scheduler holds an advisory lock, so there is never more than one per database. Each tick
+//!   it reads the catalog, asks [`pg_trickle_core::tick::due`] what to refresh, and refreshes those
+//!   stream tables upstream first, each in its own transaction: a failing refresh is rolled back
+//!   and recorded (status ERROR, last_error), retried with backoff, and SUSPENDED after
+//!   `pg_trickle.max_consecutive_errors` failures in a row; the others go on.
+//! - It exits when the extension is dropped, on SIGTERM (DROP DATABASE terminates it first, see
+//!   [`crate::hooks`]), and restarts after a crash (the launcher starts a new one).
+
+use crate::catalog;
+use crate::guc;
+use crate::refresh::{self, Initiator};
+use crate::spi;
+use pg_trickle_core::dag::Dag;
+use pg_trickle_core::schedule::Schedule;
+use pg_trickle_core::tick::{self, Entry};
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
+};
+use pgrx::pg_sys::{self, Oid};
+use pgrx::prelude::*;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// `backend_type` of the schedulers in pg_stat_activity.
+pub const SCHEDULER_TYPE: &str = "pg_trickle scheduler";
+const LAUNCHER_TYPE: &str = "pg_trickle launcher";
+/// Advisory lock key (classid, objid) a scheduler holds in its database.
+const LOCK_KEY: (i32, i32) = (0x7067_7472, 1);
+/// How long a database waits after a scheduler start before the launcher tries again.
+const RESPAWN_COOLDOWN: Duration = Duration::from_secs(30);
+
+pub fn register_launcher() {
+    BackgroundWorkerBuilder::new(LAUNCHER_TYPE)
+        .set_type(LAUNCHER_TYPE)
+        .set_library("pg_trickle")
+        .set_function("pg_trickle_launcher_main")
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .load();
+}
+
+fn scheduler_worker(db: Oid) -> BackgroundWorkerBuilder {
+    BackgroundWorkerBuilder::new(SCHEDULER_TYPE)
+        .set_type(SCHEDULER_TYPE)
+        .set_library("pg_trickle")
+        .set_function("pg_trickle_scheduler_main")
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(None)
+        .set_argument(Some(pg_sys::Datum::from(db.to_u32())))
+}
+
+/// Starts a scheduler for database `db`; false when no background worker slot is free.
+pub fn start_scheduler(db: Oid) -> bool {
+    scheduler_worker(db).load_dynamic().is_ok()
+}
+
+/// Starts the current database's scheduler unless one runs or scheduling is off.
+pub fn ensure_scheduler() {
+    if !guc::ENABLED.get() {
+        return;
+    }
+    let running = spi::one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity \
+          WHERE datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) \
+            AND backend_type = $1)",
+        &[SCHEDULER_TYPE.into()],
+    )
+    .unwrap_or(false);
+    // SAFETY: reading the backend's own database OID.
+    let db = unsafe { pg_sys::MyDatabaseId };
+    if !running && !start_scheduler(db) {
+        pgrx::warning!(
+            "pg_trickle could not start a scheduler for this database: no free background worker slot (raise max_worker_processes)"
+        );
+    }
+}
+
+/// Databases that accept connections, read from the shared catalog without a database
+/// connection.
+fn databases() -> Vec<Oid> {
+    let mut out = Vec::new();
+    // SAFETY: a plain heap scan of the shared catalog pg_database inside a transaction, as
+    // PostgreSQL's own autovacuum launcher does; tuples are read while the scan holds them.
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        let rel = pg_sys::table_open(pg_sys::DatabaseRelationId, pg_sys::AccessShareLock as i32);
+        let scan = pg_sys::table_beginscan_catalog(rel, 0, std::ptr::null_mut());
+        loop {
+            let tup = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
+            if tup.is_null() {
+                break;
+            }
+            let form = pg_sys::GETSTRUCT(tup) as *const pg_sys::FormData_pg_database;
+            if (*form).datallowconn && !(*form).datistemplate {
+                out.push((*form).oid);
+            }
+        }
+        pg_sys::table_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as i32);
+        pg_sys::CommitTransactionCommand();
+    }
+    out
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn pg_trickle_launcher_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    BackgroundWorker::connect_worker_to_spi(None, None);
+    let mut started: HashMap<u32, (Instant, pgrx::bgworkers::DynamicBackgroundWorker)> =
+        HashMap::new();
+    loop {
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: reloading the configuration file in the worker's main loop.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        if guc::ENABLED.get() {
+            for db in databases() {
+                let alive = started
+                    .get(&db.to_u32())
+                    .is_some_and(|(at, h)| at.elapsed() < RESPAWN_COOLDOWN || h.pid().is_ok());
+                if alive {
+                    continue;
+                }
+                match scheduler_worker(db).load_dynamic() {
+                    Ok(h) => {
+                        started.insert(db.to_u32(), (Instant::now(), h));
+                    }
+                    Err(_) => {
+                        pgrx::log!("pg_trickle launcher: no free background worker slot for a scheduler (raise max_worker_processes)");
+                        break;
+                    }
+                }
+            }
+        }
+        if !BackgroundWorker::wait_latch(Some(Duration::from_secs(5))) {
+            break;
+        }
+    }
+}
+
+/// What the scheduler keeps between ticks for one stream table.
+#[derive(Default)]
+struct Memory {
+    backoff: u32,
+    last_attempt_ms: Option<i64>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs `f` in a transaction of its own; an ERROR inside is caught, the transaction rolled back,
+/// and the message returned.
+fn in_transaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, String> {
+    // SAFETY: the scheduler's main loop runs outside any transaction; this starts one, and every
+    // path below ends it (commit on success, abort on error).
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let result = PgTryBuilder::new(|| Ok(f()))
+        .catch_others(|e| {
+            Err(match e {
+                pg_sys::panic::CaughtError::PostgresError(r)
+                | pg_sys::panic::CaughtError::ErrorReport(r) => r.message().to_string(),
+                pg_sys::panic::CaughtError::RustPanic { ereport, .. } => {
+                    ereport.message().to_string()
+                }
+            })
+        })
+        .execute();
+    // SAFETY: ends the transaction started above.
+    unsafe {
+        match result {
+            Ok(_) => {
+                pg_sys::PopActiveSnapshot();
+                pg_sys::CommitTransactionCommand();
+            }
+            Err(_) => pg_sys::AbortCurrentTransaction(),
+        }
+    }
+    result
+}
+
+fn extension_installed() -> bool {
+    spi::one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle')",
+        &[],
+    )
+    .unwrap_or(false)
+}
+
+/// The catalog as the tick planner needs it.
+fn load_entries() -> (Vec<Entry>, Dag) {
+    let rows = spi::rows(
+        "SELECT st.pgt_relid, st.schedule, st.status, st.consecutive_errors, \
+                (extract(epoch FROM st.data_timestamp) * 1000)::int8 \
+           FROM pgtrickle.pgt_stream_tables st",
+        &[],
+        |r| {
+            (
+                r.get::<Oid>(1).ok().flatten().unwrap_or(pg_sys::InvalidOid),
+                r.get::<String>(2).ok().flatten(),
+                r.get::<String>(3).ok().flatten().unwrap_or_default(),
+                r.get::<i32>(4).ok().flatten().unwrap_or(0),
+                r.get::<i64>(5).ok().flatten(),
+            )
+        },
+    );
+    let mut entries = Vec::new();
+    for (relid, schedule, status, errors, data_ms) in rows {
+        let schedule = match schedule {
+            None => Schedule::Calculated,
+            Some(s) => match Schedule::parse(Some(&s)) {
+                Ok(s) => s,
+                Err(_) => continue,
+            },
+        };
+        entries.push(Entry {
+            relid: relid.to_u32(),
+            schedule,
+            last_attempt_ms: None,
+            data_ms,
+            consecutive_errors: errors.max(0) as u32,
+            schedulable: status != "SUSPENDED",
+        });
+    }
+    let dag = Dag::from_edges(catalog::all_edges());
+    (entries, dag)
+}
+
+/// Records a failed scheduled refresh: ERROR, or SUSPENDED after too many in a row.
+fn record_failure(relid: Oid, message: &str) {
+    let max = guc::MAX_CONSECUTIVE_ERRORS.get();
+    let status = spi::one::<String>(
+        "UPDATE pgtrickle.pgt_stream_tables \
+            SET consecutive_errors = consecutive_errors + 1, last_error = $2, \
+                status = CASE WHEN consecutive_errors + 1 >= $3 THEN 'SUSPENDED' ELSE 'ERROR' END, \
+                updated_at = now() \
+          WHERE pgt_relid = $1 RETURNING status",
+        &[relid.into(), message.to_string().into(), max.into()],
+    );
+    if status.as_deref() == Some("SUSPENDED") {
+        pgrx::warning!(
+            "pg_trickle: stream table {} SUSPENDED after {max} failed refreshes in a row: {message} \
+             (fix the cause, then call pgtrickle.refresh_stream_table() to resume)",
+            catalog::relation_display(relid)
+        );
+    }
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let db = Oid::from(arg.value() as u32);
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
+    let ready = in_transaction(|| {
+        if !guc::ENABLED.get() || !extension_installed() {
+            return false;
+        }
+        spi::one::<bool>(
+            "SELECT pg_catalog.pg_try_advisory_lock($1, $2)",
+            &[LOCK_KEY.0.into(), LOCK_KEY.1.into()],
+        )
+        .unwrap_or(false)
+    });
+    if ready != Ok(true) {
+        return;
+    }
+    // SAFETY: a NUL-terminated constant.
+    unsafe { pg_sys::pgstat_report_appname(c"pg_trickle scheduler".as_ptr()) };
+    let mut memory: HashMap<u32, Memory> = HashMap::new();
+    loop {
+        let interval = guc::SCHEDULER_INTERVAL_MS.get().max(10) as u64;
+        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(interval))) {
+            break;
+        }
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: reloading the configuration file in the worker's main loop.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        if !guc::ENABLED.get() {
+            continue;
+        }
+        let loaded = in_transaction(|| {
+            if !extension_installed() {
+                return None;
+            }
+            Some(load_entries())
+        });
+        let (mut entries, dag) = match loaded {
+            Ok(Some(loaded)) => loaded,
+            // Extension dropped, or its catalog unreadable: stop; the launcher starts a new
+            // scheduler if the extension comes back.
+            Ok(None) | Err(_) => break,
+        };
+        memory.retain(|id, _| entries.iter().any(|e| e.relid == *id));
+        for e in entries.iter_mut() {
+            e.last_attempt_ms = memory.get(&e.relid).and_then(|m| m.last_attempt_ms);
+        }
+        let backoff: HashMap<u32, u32> = memory
+            .iter()
+            .filter(|(_, m)| m.backoff > 1)
+            .map(|(id, m)| (*id, m.backoff))
+            .collect();
+        let due = tick::due(&entries, &dag, now_ms(), &backoff);
+        for relid in due {
+            let started = Instant::now();
+            let mem = memory.entry(relid).or_default();
+            mem.last_attempt_ms = Some(now_ms());
+            let oid = Oid::from(relid);
+            let outcome = in_transaction(|| {
+                // Dropped since the catalog was read: nothing to do.
+                catalog::by_relid(oid)?;
+                refresh::refresh(oid, Initiator::Scheduler);
+                Some(catalog::relation_display(oid))
+            });
+            let display = match outcome {
+                Ok(Some(d)) => d,
+                Ok(None) => continue,
+                Err(message) => {
+                    let _ = in_transaction(|| record_failure(oid, &message));
+                    continue;
+                }
+            };
+            let interval_ms = entries
+                .iter()
+                .find(|e| e.relid == relid)
+                .and_then(|e| e.schedule.interval_secs())
+                .map(|s| s as i64 * 1000);
+            if let (Some(interval_ms), true) = (interval_ms, guc::AUTO_BACKOFF.get()) {
+                let took = started.elapsed().as_millis() as i64;
+                let mem = memory.entry(relid).or_default();
+                let before = mem.backoff.max(1);
+                mem.backoff = tick::next_backoff(before, took, interval_ms);
+                if mem.backoff > before {
+                    pgrx::warning!(
+                        "pg_trickle: refreshing {display} took {took} ms of its {interval_ms} ms schedule; \
+                         refreshing it every {} ms until refreshes fit again (auto_backoff)",
+                        interval_ms * i64::from(mem.backoff)
+                    );
+                }
+            }
+            if BackgroundWorker::sigterm_received() {
+                break;
+            }
+        }
+    }
+}
