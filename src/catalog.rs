@@ -35,6 +35,8 @@ pub struct StreamTable {
     /// The last refresh's snapshot (text form) and transaction id (text form).
     pub frontier: Option<String>,
     pub frontier_xid: Option<String>,
+    /// Failed scheduled refreshes in a row.
+    pub consecutive_errors: i32,
 }
 
 impl StreamTable {
@@ -71,7 +73,8 @@ pub fn relation_quoted(relid: Oid) -> Option<String> {
 const SELECT_ST: &str = "SELECT st.pgt_id, st.pgt_relid, n.nspname::text, c.relname::text, \
     st.defining_query, st.schedule, st.refresh_mode, st.column_names, st.column_types, st.column_collations, \
     st.plan_kind, st.hidden_columns, st.full_merge_sql, st.delta_merge_sql, st.explain_text, st.plan_reason, \
-    st.is_populated, st.frontier::text, st.frontier_xid::text, st.planned_for, st.plan_sources, st.probe_sql \
+    st.is_populated, st.frontier::text, st.frontier_xid::text, st.planned_for, st.plan_sources, st.probe_sql, \
+    st.consecutive_errors \
     FROM pgtrickle.pgt_stream_tables st \
     JOIN pg_catalog.pg_class c ON c.oid = st.pgt_relid \
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
@@ -115,6 +118,7 @@ fn load_where(cond: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<StreamTable
                 planned_for: r.get(20).ok().flatten().unwrap_or_default(),
                 plan_sources: r.get(21).ok().flatten().unwrap_or_default(),
                 probe_sql: r.get(22).ok().flatten(),
+                consecutive_errors: r.get(23).ok().flatten().unwrap_or(0),
             }
         },
     )

@@ -12,6 +12,9 @@ pub static MAX_CONSECUTIVE_ERRORS: GucSetting<i32> = GucSetting::<i32>::new(5);
 /// `pg_trickle.auto_backoff`: stretch a schedule (up to 8×) while refreshes overrun it.
 pub static AUTO_BACKOFF: GucSetting<bool> = GucSetting::<bool>::new(true);
 
+/// `pg_trickle.history_retention`: refresh history rows kept per stream table.
+pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+
 pub fn register() {
     GucRegistry::define_bool_guc(
         c"pg_trickle.enabled",
@@ -38,6 +41,16 @@ pub fn register() {
         &MAX_CONSECUTIVE_ERRORS,
         1,
         1_000_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_trickle.history_retention",
+        c"Refresh history rows kept per stream table (older ones are pruned by the scheduler every minute).",
+        c"",
+        &HISTORY_RETENTION,
+        0,
+        100_000_000,
         GucContext::Sighup,
         GucFlags::default(),
     );

@@ -30,6 +30,12 @@ pub extern "C-unwind" fn _PG_init() {
 }
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+// The 0.1.0 -> 0.2.0 upgrade script is also part of a fresh 0.2.0 install (see its header).
+extension_sql_file!(
+    "../sql/pg_trickle--0.1.0--0.2.0.sql",
+    name = "v0_2_0",
+    requires = ["bootstrap"]
+);
 
 /// Schema `pgtrickle` holds the SQL API and the catalog. It is created by the bootstrap script
 /// (so that it belongs to the extension and DROP EXTENSION removes it); this declaration lets the

@@ -88,9 +88,11 @@ fn apply_now(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Applied {
     })
 }
 
+/// The sources of `st` that have change capture (a buffer to record consumption in and trim).
 fn table_sources(st: &StreamTable) -> Vec<Oid> {
     spi::rows_p(
-        "SELECT source_relid FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1",
+        "SELECT d.source_relid FROM pgtrickle.pgt_dependencies d \
+           JOIN pgtrickle.pgt_sources s USING (source_relid) WHERE d.pgt_id = $1",
         &[st.pgt_id.into()],
         |r| r.get::<Oid>(1).ok().flatten(),
     )
@@ -138,6 +140,9 @@ fn record(
             "WITH __pgt_st AS (UPDATE pgtrickle.pgt_stream_tables SET frontier = $2::pg_snapshot, \
                  frontier_xid = $3::xid8, data_timestamp = $4, last_refresh_at = clock_timestamp(), \
                  is_populated = true, status = 'ACTIVE', last_error = NULL, consecutive_errors = 0, \
+                 refresh_count = refresh_count + 1, \
+                 refresh_ms_total = refresh_ms_total + extract(epoch FROM clock_timestamp() - $4) * 1000, \
+                 refresh_ms_max = greatest(refresh_ms_max, extract(epoch FROM clock_timestamp() - $4) * 1000), \
                  updated_at = now() WHERE pgt_id = $1){own_updates} \
              INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, action, initiated_by, started_at, finished_at, \
                  changes_read, rows_inserted, rows_updated, rows_deleted, reason) \
@@ -200,14 +205,19 @@ fn full_refresh_locked(
 const AUTO_FULL_FRACTION: f64 = 0.25;
 
 /// Refreshes `st` the way its plan says: DIFFERENTIAL when it has a delta plan and a frontier to
-/// start from (FULL when a TRUNCATE is in the window, or for AUTO past [`AUTO_FULL_FRACTION`]),
-/// FULL otherwise.
+/// start from (FULL when a TRUNCATE is in the window, for AUTO past [`AUTO_FULL_FRACTION`], and
+/// after a failed refresh), FULL otherwise.
 pub fn refresh(relid: Oid, initiator: Initiator) {
     let (started, st) = lock_and_load(relid);
     let st = &st;
     let Some(frontier) = &st.frontier else {
         return full_refresh_locked(st, started, initiator, None);
     };
+    // After a failure, recompute: the failing window may hold a row image the query cannot
+    // evaluate (a division by zero in a value already corrected), and a delta re-reads it.
+    if st.consecutive_errors > 0 {
+        return full_refresh_locked(st, started, initiator, Some("retry after a failed refresh"));
+    }
     // A FULL plan has a probe when its sources are captured and its query deterministic: the
     // scheduler skips the recompute when nothing changed; asked by hand, it always recomputes.
     let probe = match (&st.probe_sql, &st.delta_merge_sql, initiator) {

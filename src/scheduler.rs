@@ -245,16 +245,27 @@ fn load_entries() -> (Vec<Entry>, Dag) {
     (entries, dag)
 }
 
-/// Records a failed scheduled refresh: ERROR, or SUSPENDED after too many in a row.
-fn record_failure(relid: Oid, message: &str) {
+/// Records a failed scheduled refresh that started at `started` (ms since the epoch): ERROR, or
+/// SUSPENDED after too many in a row, and a history row with the message.
+fn record_failure(relid: Oid, message: &str, started_ms: i64) {
     let max = guc::MAX_CONSECUTIVE_ERRORS.get();
     let status = spi::one::<String>(
-        "UPDATE pgtrickle.pgt_stream_tables \
-            SET consecutive_errors = consecutive_errors + 1, last_error = $2, \
+        "WITH st AS (UPDATE pgtrickle.pgt_stream_tables \
+            SET consecutive_errors = consecutive_errors + 1, failure_count = failure_count + 1, \
+                last_error = $2, \
                 status = CASE WHEN consecutive_errors + 1 >= $3 THEN 'SUSPENDED' ELSE 'ERROR' END, \
                 updated_at = now() \
-          WHERE pgt_relid = $1 RETURNING status",
-        &[relid.into(), message.to_string().into(), max.into()],
+          WHERE pgt_relid = $1 RETURNING pgt_id, status), \
+         h AS (INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, action, initiated_by, started_at, finished_at, \
+                   rows_inserted, rows_updated, rows_deleted, reason) \
+               SELECT pgt_id, 'ERROR', 'SCHEDULER', to_timestamp($4 / 1000.0), clock_timestamp(), 0, 0, 0, $2 FROM st) \
+         SELECT status FROM st",
+        &[
+            relid.into(),
+            message.to_string().into(),
+            max.into(),
+            (started_ms as f64).into(),
+        ],
     );
     if status.as_deref() == Some("SUSPENDED") {
         pgrx::warning!(
@@ -263,6 +274,18 @@ fn record_failure(relid: Oid, message: &str) {
             catalog::relation_display(relid)
         );
     }
+}
+
+/// Keeps the newest `pg_trickle.history_retention` history rows of each stream table.
+fn prune_history() {
+    spi::exec(
+        "DELETE FROM pgtrickle.pgt_refresh_history h \
+          USING (SELECT st.pgt_id, (SELECT x.refresh_id FROM pgtrickle.pgt_refresh_history x \
+                                     WHERE x.pgt_id = st.pgt_id ORDER BY x.refresh_id DESC OFFSET $1 LIMIT 1) AS cut \
+                   FROM pgtrickle.pgt_stream_tables st) c \
+          WHERE h.pgt_id = c.pgt_id AND h.refresh_id <= c.cut",
+        &[(guc::HISTORY_RETENTION.get() as i64).into()],
+    );
 }
 
 #[pg_guard]
@@ -287,6 +310,7 @@ pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
     // SAFETY: a NUL-terminated constant.
     unsafe { pg_sys::pgstat_report_appname(c"pg_trickle scheduler".as_ptr()) };
     let mut memory: HashMap<u32, Memory> = HashMap::new();
+    let mut pruned = Instant::now();
     loop {
         let interval = guc::SCHEDULER_INTERVAL_MS.get().max(10) as u64;
         if !BackgroundWorker::wait_latch(Some(Duration::from_millis(interval))) {
@@ -298,6 +322,10 @@ pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
         }
         if !guc::ENABLED.get() {
             continue;
+        }
+        if pruned.elapsed() > Duration::from_secs(60) {
+            pruned = Instant::now();
+            let _ = in_transaction(prune_history);
         }
         let loaded = in_transaction(|| {
             if !extension_installed() {
@@ -336,7 +364,11 @@ pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
                 Ok(Some(d)) => d,
                 Ok(None) => continue,
                 Err(message) => {
-                    let _ = in_transaction(|| record_failure(oid, &message));
+                    let at = memory
+                        .get(&relid)
+                        .and_then(|m| m.last_attempt_ms)
+                        .unwrap_or(0);
+                    let _ = in_transaction(|| record_failure(oid, &message, at));
                     continue;
                 }
             };

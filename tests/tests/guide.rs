@@ -44,8 +44,8 @@ fn chapter_1_prints_what_the_guide_shows() {
     check_chapter("guide_ch1");
 }
 
-/// Chapter 2 with the explicit refreshes the guide gives, in topological order (the scheduler
-/// that makes them unnecessary is not built yet).
+/// Chapter 2 with the explicit refreshes the guide gives, in topological order (tests/scheduler.rs
+/// runs the same chain with the background scheduler alone).
 #[test]
 fn chapter_2_prints_what_the_guide_shows() {
     check_chapter("guide_ch2");
