@@ -4,8 +4,9 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
 /// `pg_trickle.enabled`: whether the scheduler refreshes stream tables in the background.
 pub static ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
-/// `pg_trickle.scheduler_interval_ms`: how often the scheduler looks for due stream tables.
-pub static SCHEDULER_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(100);
+/// `pg_trickle.scheduler_interval_ms`: the longest the scheduler sleeps before reading the
+/// catalog again (it wakes earlier when a stream table falls due).
+pub static SCHEDULER_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 /// `pg_trickle.max_consecutive_errors`: failed scheduled refreshes in a row before a stream
 /// table is SUSPENDED.
 pub static MAX_CONSECUTIVE_ERRORS: GucSetting<i32> = GucSetting::<i32>::new(5);
@@ -26,8 +27,8 @@ pub fn register() {
     );
     GucRegistry::define_int_guc(
         c"pg_trickle.scheduler_interval_ms",
-        c"How often the scheduler looks for stream tables past their schedule (milliseconds).",
-        c"",
+        c"The longest the scheduler sleeps before reading the catalog again (milliseconds).",
+        c"The scheduler wakes when the next stream table falls due; this bounds how long a new stream table or a changed schedule waits to be noticed.",
         &SCHEDULER_INTERVAL_MS,
         10,
         60_000,

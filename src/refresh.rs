@@ -200,6 +200,129 @@ fn full_refresh_locked(
     record(st, started, "FULL", initiator, &applied, None, reason);
 }
 
+/// What the cheap probe found in a stream table's change window.
+struct Probed {
+    /// Per source, in parameter order: the last own change consumed, and the source's size.
+    per_source: Vec<(Option<i64>, f64)>,
+    changes: i64,
+    truncated: bool,
+}
+
+fn window_args(
+    st: &StreamTable,
+    frontier: &str,
+    per_source: &[(Option<i64>, f64)],
+) -> Vec<pgrx::datum::DatumWithOid<'static>> {
+    let mut args: Vec<pgrx::datum::DatumWithOid<'static>> =
+        vec![frontier.to_string().into(), st.frontier_xid.clone().into()];
+    args.extend(per_source.iter().map(|(own, _)| (*own).into()));
+    args
+}
+
+fn probe_window(st: &StreamTable, frontier: &str, probe: &str) -> Probed {
+    let per_source: Vec<(Option<i64>, f64)> = st
+        .plan_sources
+        .iter()
+        .map(|source| {
+            spi::with_prepared(
+                "SELECT d.own_change_id, c.reltuples::float8 FROM pgtrickle.pgt_dependencies d \
+                   JOIN pg_catalog.pg_class c ON c.oid = d.source_relid WHERE d.pgt_id = $1 AND d.source_relid = $2",
+                &[st.pgt_id.into(), (*source).into()],
+                |t| {
+                    if t.is_empty() {
+                        return (None, -1.0);
+                    }
+                    let t = t.first();
+                    (t.get::<i64>(1).spi_ok(), t.get::<f64>(2).spi_ok().unwrap_or(-1.0))
+                },
+            )
+        })
+        .collect();
+    let (changes, truncated) =
+        spi::with_prepared(probe, &window_args(st, frontier, &per_source), |t| {
+            let t = t.first();
+            (
+                t.get::<i64>(1).spi_ok().unwrap_or(0),
+                t.get::<bool>(2).spi_ok().unwrap_or(false),
+            )
+        });
+    Probed {
+        per_source,
+        changes,
+        truncated,
+    }
+}
+
+/// Whether a scheduled refresh of `relid` has anything to do: false only for a healthy stream
+/// table with a change window whose sources hold no change since its frontier. Takes no lock;
+/// two statements (what the probe needs, then the probe).
+pub fn needs_refresh(relid: Oid) -> bool {
+    type Info = (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        i32,
+        bool,
+        Vec<Option<i64>>,
+    );
+    let info: Option<Info> = spi::with_prepared(
+        "SELECT st.frontier::text, st.frontier_xid::text, st.probe_sql, st.consecutive_errors, \
+                st.planned_for = chr(34) || replace(n.nspname, chr(34), repeat(chr(34), 2)) || chr(34) || '.' \
+                    || chr(34) || replace(c.relname, chr(34), repeat(chr(34), 2)) || chr(34), \
+                ARRAY(SELECT d.own_change_id FROM unnest(st.plan_sources) WITH ORDINALITY AS p(src, i) \
+                        LEFT JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id AND d.source_relid = p.src \
+                       ORDER BY p.i) \
+           FROM pgtrickle.pgt_stream_tables st \
+           JOIN pg_catalog.pg_class c ON c.oid = st.pgt_relid \
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+          WHERE st.pgt_relid = $1",
+        &[relid.into()],
+        |t| {
+            if t.is_empty() {
+                return None;
+            }
+            let t = t.first();
+            Some((
+                t.get::<String>(1).spi_ok(),
+                t.get::<String>(2).spi_ok(),
+                t.get::<String>(3).spi_ok(),
+                t.get::<i32>(4).spi_ok().unwrap_or(0),
+                t.get::<bool>(5).spi_ok().unwrap_or(false),
+                t.get::<Vec<Option<i64>>>(6).spi_ok().unwrap_or_default(),
+            ))
+        },
+    );
+    let Some((frontier, xid, probe, errors, same_name, own)) = info else {
+        return false;
+    };
+    let (Some(frontier), Some(probe)) = (frontier, probe) else {
+        return true;
+    };
+    if errors > 0 || !same_name {
+        return true;
+    }
+    let mut args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![frontier.into(), xid.into()];
+    args.extend(own.into_iter().map(|o| o.into()));
+    spi::with_prepared(&probe, &args, |t| {
+        let t = t.first();
+        t.get::<i64>(1).spi_ok().unwrap_or(0) > 0 || t.get::<bool>(2).spi_ok().unwrap_or(false)
+    })
+}
+
+/// Records that stream tables whose probe found nothing are current as of this transaction's
+/// start (every change committed before it was visible to the probe).
+pub fn mark_current(relids: &[Oid]) {
+    if relids.is_empty() {
+        return;
+    }
+    spi::exec_p(
+        "UPDATE pgtrickle.pgt_stream_tables SET data_timestamp = greatest(data_timestamp, now()), \
+             last_refresh_at = clock_timestamp() \
+          WHERE pgt_relid = ANY($1) AND consecutive_errors = 0",
+        &[relids.to_vec().into()],
+    );
+}
+
 /// AUTO refreshes FULL when the window holds more changes than this fraction of the source's
 /// rows: past it, recomputing costs less than applying the delta.
 const AUTO_FULL_FRACTION: f64 = 0.25;
@@ -224,39 +347,13 @@ pub fn refresh(relid: Oid, initiator: Initiator) {
         (Some(p), Some(_), _) | (Some(p), None, Initiator::Scheduler) => p,
         _ => return full_refresh_locked(st, started, initiator, None),
     };
-    // Per source, in parameter order: the last own change consumed, and the source's size.
-    let per_source: Vec<(Option<i64>, f64)> = st
-        .plan_sources
-        .iter()
-        .map(|source| {
-            spi::with_prepared(
-                "SELECT d.own_change_id, c.reltuples::float8 FROM pgtrickle.pgt_dependencies d \
-                   JOIN pg_catalog.pg_class c ON c.oid = d.source_relid WHERE d.pgt_id = $1 AND d.source_relid = $2",
-                &[st.pgt_id.into(), (*source).into()],
-                |t| {
-                    if t.is_empty() {
-                        return (None, -1.0);
-                    }
-                    let t = t.first();
-                    (t.get::<i64>(1).spi_ok(), t.get::<f64>(2).spi_ok().unwrap_or(-1.0))
-                },
-            )
-        })
-        .collect();
+    let Probed {
+        per_source,
+        changes,
+        truncated,
+    } = probe_window(st, frontier, probe);
     let source_rows: f64 = per_source.iter().map(|(_, r)| r.max(0.0)).sum();
-    let window_args = || -> Vec<pgrx::datum::DatumWithOid<'static>> {
-        let mut args: Vec<pgrx::datum::DatumWithOid<'static>> =
-            vec![frontier.clone().into(), st.frontier_xid.clone().into()];
-        args.extend(per_source.iter().map(|(own, _)| (*own).into()));
-        args
-    };
-    let (changes, truncated) = spi::with_prepared(probe, &window_args(), |t| {
-        let t = t.first();
-        (
-            t.get::<i64>(1).spi_ok().unwrap_or(0),
-            t.get::<bool>(2).spi_ok().unwrap_or(false),
-        )
-    });
+    let window_args = || window_args(st, frontier, &per_source);
     if changes == 0 {
         // Nothing committed since the frontier: the data is current as of now. The frontier
         // stays, so transactions still in flight are picked up by a later refresh.

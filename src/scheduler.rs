@@ -311,11 +311,13 @@ pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
     unsafe { pg_sys::pgstat_report_appname(c"pg_trickle scheduler".as_ptr()) };
     let mut memory: HashMap<u32, Memory> = HashMap::new();
     let mut pruned = Instant::now();
+    let mut sleep_ms: u64 = 0;
     loop {
-        let interval = guc::SCHEDULER_INTERVAL_MS.get().max(10) as u64;
-        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(interval))) {
+        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(sleep_ms))) {
             break;
         }
+        let max_sleep = guc::SCHEDULER_INTERVAL_MS.get().max(10) as u64;
+        sleep_ms = max_sleep;
         if BackgroundWorker::sighup_received() {
             // SAFETY: reloading the configuration file in the worker's main loop.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
@@ -348,8 +350,36 @@ pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
             .filter(|(_, m)| m.backoff > 1)
             .map(|(id, m)| (*id, m.backoff))
             .collect();
-        let due = tick::due(&entries, &dag, now_ms(), &backoff);
-        for relid in due {
+        let now = now_ms();
+        let due = tick::due(&entries, &dag, now, &backoff);
+        if due.is_empty() {
+            // Sleep until the next stream table falls due (at most max_sleep, to notice new
+            // ones), at least 1 ms.
+            if let Some(next) = tick::next_due_ms(&entries, &backoff) {
+                sleep_ms = (next - now).clamp(1, max_sleep as i64) as u64;
+            }
+            continue;
+        }
+        // Look again right after this pass.
+        sleep_ms = 0;
+        // One transaction probes every due stream table, upstream first: one whose sources hold
+        // no change and whose upstreams are not refreshed in this pass is only marked current.
+        let work = in_transaction(|| {
+            let mut refreshing: Vec<u32> = Vec::new();
+            let mut idle: Vec<Oid> = Vec::new();
+            for &id in &due {
+                let upstream = dag.sources(id).iter().any(|s| refreshing.contains(s));
+                if upstream || refresh::needs_refresh(Oid::from(id)) {
+                    refreshing.push(id);
+                } else {
+                    idle.push(Oid::from(id));
+                }
+            }
+            refresh::mark_current(&idle);
+            refreshing
+        })
+        .unwrap_or(due);
+        for relid in work {
             let started = Instant::now();
             let mem = memory.entry(relid).or_default();
             mem.last_attempt_ms = Some(now_ms());

@@ -1,8 +1,9 @@
 //! What the scheduler refreshes on a tick, and how it reacts to slow and failing refreshes.
 //!
-//! - A stream table with a duration schedule is due when its data is older than the interval
-//!   (stretched by its auto-backoff factor); one with a cron schedule when the expression fired
-//!   since its last refresh.
+//! - A stream table with a duration schedule is due at the first multiple of its interval
+//!   (stretched by its auto-backoff factor) after its data's timestamp: its data is never older
+//!   than one interval plus the refresh, and stream tables on one schedule refresh in one pass.
+//!   One with a cron schedule is due when the expression fired since its last refresh.
 //! - A CALCULATED stream table has no schedule of its own: it is refreshed in the same pass as
 //!   any downstream stream table that is due and reads it, directly or through other CALCULATED
 //!   stream tables, so it is as fresh as the tightest schedule below it. With no scheduled
@@ -44,35 +45,44 @@ pub fn retry_wait_ms(interval_ms: i64, errors: u32) -> i64 {
     base.saturating_mul(1i64 << shift).min(MAX_RETRY_MS)
 }
 
-fn directly_due(e: &Entry, now_ms: i64, backoff: u32) -> bool {
+/// When `e` next falls due by its own schedule (ms since the epoch), `None` for CALCULATED or a
+/// cron expression that never fires again.
+fn due_at(e: &Entry, backoff: u32) -> Option<i64> {
     let since = match e.data_ms {
-        None => return true,
+        None => return Some(i64::MIN),
         Some(t) => t,
     };
-    let due = match &e.schedule {
+    let (at, interval) = match &e.schedule {
         Schedule::Every { seconds, .. } => {
-            let interval = (*seconds as i64) * 1000 * i64::from(backoff.max(1));
-            now_ms - since >= interval
+            // The first point of the schedule's grid (multiples of the stretched interval since
+            // the epoch) after the data's timestamp: data is never older than one interval, and
+            // stream tables on the same schedule fall due together, in one pass.
+            let interval = (*seconds as i64) * 1000;
+            let period = (interval * i64::from(backoff.max(1))).max(1);
+            ((since.div_euclid(period) + 1) * period, interval)
         }
-        Schedule::Cron(c) => c
-            .next_fire_after(since.div_euclid(1000))
-            .is_some_and(|t| t * 1000 <= now_ms),
-        Schedule::Calculated => false,
+        Schedule::Cron(c) => (c.next_fire_after(since.div_euclid(1000))? * 1000, 60_000),
+        Schedule::Calculated => return None,
     };
-    if !due {
-        return false;
-    }
     // A failing stream table waits out its retry backoff.
-    if e.consecutive_errors > 0 {
-        if let Some(last) = e.last_attempt_ms {
-            let interval = match &e.schedule {
-                Schedule::Every { seconds, .. } => *seconds as i64 * 1000,
-                _ => 60_000,
-            };
-            return now_ms - last >= retry_wait_ms(interval, e.consecutive_errors);
-        }
+    match (e.consecutive_errors, e.last_attempt_ms) {
+        (n, Some(last)) if n > 0 => Some(at.max(last + retry_wait_ms(interval, n))),
+        _ => Some(at),
     }
-    true
+}
+
+fn directly_due(e: &Entry, now_ms: i64, backoff: u32) -> bool {
+    due_at(e, backoff).is_some_and(|t| t <= now_ms)
+}
+
+/// The earliest time (ms since the epoch) at which a stream table falls due by its own
+/// schedule, for the scheduler to sleep until; `None` when nothing is scheduled.
+pub fn next_due_ms(entries: &[Entry], backoff: &HashMap<RelId, u32>) -> Option<i64> {
+    entries
+        .iter()
+        .filter(|e| e.schedulable)
+        .filter_map(|e| due_at(e, backoff.get(&e.relid).copied().unwrap_or(1)))
+        .min()
 }
 
 /// The stream tables to refresh now, upstream first. `backoff` holds auto-backoff factors
@@ -244,6 +254,29 @@ mod tests {
         let slow = HashMap::from([(12, 4)]);
         assert!(due(&entries, &dag, 3999, &slow).is_empty());
         assert_eq!(due(&entries, &dag, 4000, &slow), vec![10, 11, 12]);
+    }
+
+    #[test]
+    fn next_due_is_the_earliest_own_schedule() {
+        let (mut entries, _) = guide();
+        let none = HashMap::new();
+        assert_eq!(next_due_ms(&entries, &none), Some(1000));
+        entries[2].data_ms = Some(5000);
+        assert_eq!(next_due_ms(&entries, &none), Some(6000));
+        // Stretched 2x: the grid of 2 s.
+        assert_eq!(next_due_ms(&entries, &HashMap::from([(12, 2)])), Some(6000));
+        entries[2].data_ms = Some(5300);
+        assert_eq!(
+            next_due_ms(&entries, &none),
+            Some(6000),
+            "aligned to the 1 s grid"
+        );
+        entries[2].schedulable = false;
+        assert_eq!(
+            next_due_ms(&entries, &none),
+            None,
+            "CALCULATED alone is never due"
+        );
     }
 
     #[test]
