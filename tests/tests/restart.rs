@@ -3,6 +3,7 @@
 
 use pg_trickle_tests::TestDb;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 #[test]
 fn the_catalog_and_pending_changes_survive_a_restart() {
@@ -11,6 +12,14 @@ fn the_catalog_and_pending_changes_survive_a_restart() {
         "CREATE TABLE src (id int PRIMARY KEY, v text); INSERT INTO src VALUES (1, 'a');
          SELECT pgtrickle.create_stream_table('s', 'SELECT id, v FROM src', schedule => '@hourly', refresh_mode => 'FULL');
          INSERT INTO src VALUES (2, 'b');",
+    );
+    // A database with the scheduler on: changes committed just before the restart are refreshed
+    // by the scheduler that starts with the server again.
+    let mut sched = TestDb::with_scheduler("restart_sched");
+    sched.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, g int, v int); INSERT INTO t SELECT i, i % 5, i FROM generate_series(1, 100) i;
+         SELECT pgtrickle.create_stream_table('agg', 'SELECT g, count(*) AS n, sum(v) AS s FROM t GROUP BY g', schedule => '1s', refresh_mode => 'DIFFERENTIAL');
+         UPDATE t SET g = 7 WHERE id <= 10; DELETE FROM t WHERE id > 95; INSERT INTO t VALUES (500, 9, 9);",
     );
     let script = format!("{}/../scripts/cluster.sh", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("bash")
@@ -24,6 +33,23 @@ fn the_catalog_and_pending_changes_survive_a_restart() {
         String::from_utf8_lossy(&out.stderr)
     );
     db.client = db.connect();
+    sched.client = sched.connect();
+    let start = Instant::now();
+    while sched.oracle(
+        "agg",
+        "SELECT g, count(*) AS n, sum(v) AS s FROM t GROUP BY g",
+    ) != (0, 0)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the scheduler did not catch up after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let scheduled: i64 = sched.value(
+        "SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE initiated_by = 'SCHEDULER' AND action = 'DIFFERENTIAL'",
+    );
+    assert!(scheduled >= 1);
     assert_eq!(
         db.value::<String>(
             "SELECT name || ' ' || status || ' ' || schedule FROM pgtrickle.pgt_status()"
