@@ -67,6 +67,14 @@ const SHAPES: &[&str] = &[
     "SELECT DISTINCT c.label, i.grp FROM cat c FULL OUTER JOIN items i ON c.code = i.grp",
     "SELECT i.id, j.id AS peer FROM items i LEFT JOIN items j ON j.sub = i.qty AND j.grp = i.grp",
     "SELECT c.label, count(b.val) AS n, sum(b.val) AS s FROM cat c LEFT JOIN bag b ON b.grp = c.code GROUP BY c.label",
+    // Non-recursive CTEs and subqueries in FROM, inlined.
+    "WITH big AS (SELECT id, grp, val FROM items WHERE val > 50) SELECT grp, count(*) AS n, sum(val) AS s FROM big GROUP BY grp",
+    "SELECT s.id, s.v2 FROM (SELECT id, val * 2 AS v2 FROM items WHERE flag) s WHERE s.v2 > 20",
+    "WITH a AS (SELECT * FROM items WHERE qty > 2) SELECT a.id, c.label FROM a JOIN cat c ON c.code = a.grp",
+    "WITH a AS (SELECT id, grp, sub FROM items WHERE val IS NOT NULL) SELECT x.id, y.id AS other FROM a x JOIN a y ON x.sub = y.sub AND x.id < y.id",
+    "SELECT c.code, count(f.id) AS n FROM cat c LEFT JOIN (SELECT id, grp FROM items WHERE flag) f ON f.grp = c.code GROUP BY c.code",
+    "SELECT * FROM (SELECT grp, val FROM bag WHERE val > 3) b",
+    "WITH t AS (SELECT id, upper(grp) AS g FROM items), u AS (SELECT id, g FROM t WHERE g <> 'B') SELECT DISTINCT g FROM u",
 ];
 
 /// xorshift64*: a tiny deterministic generator, so a failing seed replays exactly.

@@ -8,6 +8,7 @@ pub mod bag;
 pub mod distinct;
 pub mod expr;
 pub mod filter;
+pub mod inline;
 pub mod join;
 mod model;
 pub mod outer;

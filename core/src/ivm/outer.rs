@@ -76,13 +76,7 @@ fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
             conjuncts(left, out);
             conjuncts(right, out);
         }
-        Expr::Nested(inner) => match inner.as_ref() {
-            Expr::BinaryOp {
-                op: BinaryOperator::And,
-                ..
-            } => conjuncts(inner, out),
-            _ => out.push(e.clone()),
-        },
+        Expr::Nested(inner) => conjuncts(inner, out),
         _ => out.push(e.clone()),
     }
 }

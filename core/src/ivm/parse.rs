@@ -163,12 +163,12 @@ pub fn from_tables(sql: &str) -> Result<Vec<FromTable>, Unsupported> {
 pub fn parse(sql: &str, source_columns: &[Vec<String>]) -> Result<QuerySpec, Unsupported> {
     let stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql)
         .map_err(|e| format!("syntax pg_trickle's parser does not understand ({e})"))?;
-    let [Statement::Query(q)] = stmts.as_slice() else {
+    let mut stmts = stmts;
+    let [Statement::Query(q)] = stmts.as_mut_slice() else {
         return Err("more than one statement".into());
     };
-    if q.with.is_some() {
-        return Err("WITH (common table expressions, supported in a later version)".into());
-    }
+    super::inline::inline(q)?;
+    let q: &sqlparser::ast::Query = q;
     if q.limit_clause.is_some() || q.fetch.is_some() {
         return Err("LIMIT/OFFSET/FETCH (top-k, supported in a later version)".into());
     }
@@ -427,7 +427,7 @@ mod tests {
             ),
             ("SELECT * FROM a, b JOIN c ON true", "mixed"),
             ("SELECT id FROM a UNION SELECT id FROM b", "UNION"),
-            ("WITH x AS (SELECT 1) SELECT * FROM x", "WITH"),
+            ("WITH x AS (SELECT 1) SELECT * FROM x", "no FROM"),
             ("SELECT id FROM a ORDER BY id LIMIT 3", "LIMIT"),
             ("SELECT id, random() FROM a", "random()"),
             ("SELECT id, now() FROM a", "now()"),
@@ -443,6 +443,10 @@ mod tests {
                 "ROLLUP",
             ),
             ("SELECT * FROM (SELECT 1) s", "subquery in FROM"),
+            (
+                "WITH RECURSIVE x AS (SELECT 1) SELECT * FROM x",
+                "WITH RECURSIVE",
+            ),
             ("SELECT 1", "without FROM"),
         ] {
             let err = parse(sql, &cols()).unwrap_err();

@@ -1,0 +1,545 @@
+//! Non-recursive CTEs and subqueries in FROM, inlined: a `WITH x AS (SELECT ... FROM t WHERE p)`
+//! or `(SELECT ... FROM t WHERE p) AS x` whose body is a projection and filter of one table
+//! becomes `t AS x` in the outer query, its output columns replaced by their expressions and its
+//! filter moved to the outer WHERE (or, when x is the NULL-extended side of an outer join, to
+//! that join's ON condition, which is where it filters the same rows).
+//!
+//! **Delta rule.** None of its own: inlining is an equivalence (the query after it returns the
+//! same rows), so the inlined query is maintained by the other operators' rules. A CTE referenced
+//! twice is inlined twice, under its two aliases; a CTE may read an earlier one. Bodies with
+//! aggregates, DISTINCT, joins, set operations, LIMIT or ORDER BY are refused with the construct
+//! named.
+
+use super::parse::Unsupported;
+use sqlparser::ast::{
+    Expr, Ident, JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, Query, SelectItem,
+    SetExpr, TableAlias, TableFactor, VisitMut, VisitorMut,
+};
+use std::ops::ControlFlow;
+
+/// A body that can be inlined: `SELECT outputs FROM table [AS inner] [WHERE filter]`.
+#[derive(Debug, Clone)]
+struct Simple {
+    table: ObjectName,
+    /// The name the body's columns are qualified with (its alias or table name).
+    inner: String,
+    /// Output names and expressions; `None` for `SELECT *` (the table's own columns).
+    outputs: Option<Vec<(String, Expr)>>,
+    filter: Option<Expr>,
+}
+
+fn fold(i: &Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
+}
+
+fn not_simple(what: &str) -> Unsupported {
+    format!(
+        "a subquery in FROM or a WITH query with {what} (only SELECT ... FROM one table [WHERE ...] is inlined; others are supported in a later version)"
+    )
+}
+
+impl Simple {
+    fn from_query(q: &Query, column_aliases: &[String]) -> Result<Simple, Unsupported> {
+        if q.with.is_some() {
+            return Err(not_simple("its own WITH"));
+        }
+        if q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some() {
+            return Err(not_simple("ORDER BY/LIMIT"));
+        }
+        let SetExpr::Select(s) = q.body.as_ref() else {
+            return Err(not_simple("a set operation or VALUES"));
+        };
+        if s.distinct.is_some() {
+            return Err(not_simple("DISTINCT"));
+        }
+        let grouped = match &s.group_by {
+            sqlparser::ast::GroupByExpr::Expressions(e, m) => !e.is_empty() || !m.is_empty(),
+            _ => true,
+        };
+        if grouped
+            || s.having.is_some()
+            || s.projection.iter().any(|i| match i {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                    super::expr::contains_aggregate(e)
+                }
+                _ => false,
+            })
+        {
+            return Err(not_simple("aggregation"));
+        }
+        let twj = match s.from.as_slice() {
+            [] => return Err(not_simple("no FROM")),
+            [twj] => twj,
+            _ => return Err(not_simple("several tables")),
+        };
+        if !twj.joins.is_empty() {
+            return Err(not_simple("a join"));
+        }
+        let TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            ..
+        } = &twj.relation
+        else {
+            return Err(not_simple("a FROM item that is not a table"));
+        };
+        if alias.as_ref().is_some_and(|a| !a.columns.is_empty()) {
+            return Err(not_simple("a table alias with column names"));
+        }
+        let inner = match alias {
+            Some(a) => fold(&a.name),
+            None => name
+                .0
+                .last()
+                .and_then(ObjectNamePart::as_ident)
+                .map(fold)
+                .unwrap_or_default(),
+        };
+        let outputs = match s.projection.as_slice() {
+            [SelectItem::Wildcard(o)] if o.opt_exclude.is_none() && o.opt_except.is_none() => {
+                if !column_aliases.is_empty() {
+                    return Err(not_simple("SELECT * and column aliases"));
+                }
+                None
+            }
+            items => {
+                let mut out = Vec::new();
+                for (k, item) in items.iter().enumerate() {
+                    let (e, name) = match item {
+                        SelectItem::ExprWithAlias { expr, alias } => (expr, Some(fold(alias))),
+                        SelectItem::UnnamedExpr(e) => {
+                            let n = match e {
+                                Expr::Identifier(i) => Some(fold(i)),
+                                Expr::CompoundIdentifier(p) => p.last().map(fold),
+                                _ => None,
+                            };
+                            (e, n)
+                        }
+                        _ => return Err(not_simple("`*` next to other columns")),
+                    };
+                    let name = column_aliases.get(k).cloned().or(name).ok_or_else(|| {
+                        not_simple("an output column without a name (give it an alias)")
+                    })?;
+                    out.push((name, e.clone()));
+                }
+                Some(out)
+            }
+        };
+        Ok(Simple {
+            table: name.clone(),
+            inner,
+            outputs,
+            filter: s.selection.clone(),
+        })
+    }
+
+    /// The body's expressions with its columns qualified by `alias` instead.
+    fn rename(&self, e: &Expr, alias: &str) -> Expr {
+        let inner = self.inner.clone();
+        let alias = alias.to_string();
+        super::expr::substitute(e, &move |x| match x {
+            Expr::Identifier(i) => Some(qualified(&alias, &fold(i))),
+            Expr::CompoundIdentifier(p) if p.len() >= 2 && fold(&p[p.len() - 2]) == inner => {
+                Some(qualified(&alias, &fold(&p[p.len() - 1])))
+            }
+            _ => None,
+        })
+    }
+
+    /// Output name → expression over `alias`; `None` for `SELECT *`.
+    fn outputs_as(&self, alias: &str) -> Option<Vec<(String, Expr)>> {
+        self.outputs.as_ref().map(|o| {
+            o.iter()
+                .map(|(n, e)| (n.clone(), self.rename(e, alias)))
+                .collect()
+        })
+    }
+}
+
+fn qualified(alias: &str, column: &str) -> Expr {
+    Expr::CompoundIdentifier(vec![
+        Ident::with_quote('"', alias),
+        Ident::with_quote('"', column),
+    ])
+}
+
+/// One inlined FROM item.
+struct Inlined {
+    alias: String,
+    outputs: Option<Vec<(String, Expr)>>,
+}
+
+/// Replaces references to inlined items' output columns by their expressions.
+struct Substitute<'a> {
+    items: &'a [Inlined],
+    /// Unqualified names resolve to the only FROM item when there is one.
+    sole: bool,
+    error: Option<Unsupported>,
+}
+
+impl VisitorMut for Substitute<'_> {
+    type Break = ();
+    // After the children: a replacement is not visited again (it may contain the same column).
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let found = |alias: Option<&str>, col: &str| -> Option<Option<Expr>> {
+            for it in self.items {
+                if alias.is_some_and(|a| a != it.alias) {
+                    continue;
+                }
+                match &it.outputs {
+                    Some(o) => {
+                        if let Some((_, e)) = o.iter().find(|(n, _)| n == col) {
+                            return Some(Some(Expr::Nested(Box::new(e.clone()))));
+                        }
+                    }
+                    None if alias.is_some() => return Some(None),
+                    None => {}
+                }
+            }
+            None
+        };
+        match expr {
+            Expr::CompoundIdentifier(p) if p.len() == 2 => {
+                if let Some(Some(e)) = found(Some(&fold(&p[0])), &fold(&p[1])) {
+                    *expr = e;
+                }
+            }
+            Expr::Identifier(i) if !i.value.starts_with("__pgt_") => {
+                if let Some(Some(e)) = found(None, &fold(i)) {
+                    if self.sole {
+                        *expr = e;
+                    } else {
+                        self.error = Some(format!(
+                            "the unqualified column {i} of a subquery or WITH query joined to another table (qualify it)"
+                        ));
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn and(a: Option<Expr>, b: Expr) -> Expr {
+    match a {
+        None => b,
+        Some(a) => Expr::BinaryOp {
+            left: Box::new(Expr::Nested(Box::new(a))),
+            op: sqlparser::ast::BinaryOperator::And,
+            right: Box::new(Expr::Nested(Box::new(b))),
+        },
+    }
+}
+
+/// Inlines the non-recursive CTEs and the subqueries in FROM of `q` that
+/// [`Simple::from_query`] accepts. A query without either is left as it is.
+pub fn inline(q: &mut Query) -> Result<(), Unsupported> {
+    inline_scoped(q, &[])
+}
+
+fn inline_scoped(q: &mut Query, outer: &[(String, Simple)]) -> Result<(), Unsupported> {
+    let mut scope: Vec<(String, Simple)> = outer.to_vec();
+    if let Some(with) = q.with.take() {
+        if with.recursive {
+            return Err("WITH RECURSIVE (supported in a later version)".into());
+        }
+        for cte in with.cte_tables {
+            let mut body = (*cte.query).clone();
+            inline_scoped(&mut body, &scope)?;
+            let cols: Vec<String> = cte.alias.columns.iter().map(|c| fold(&c.name)).collect();
+            scope.push((fold(&cte.alias.name), Simple::from_query(&body, &cols)?));
+        }
+    }
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return Ok(());
+    };
+    let mut inlined: Vec<Inlined> = Vec::new();
+    // Filters of inlined items: for the outer WHERE, or for a join's ON (by join position).
+    let mut where_extra: Vec<Expr> = Vec::new();
+    let n_items: usize = select.from.iter().map(|t| 1 + t.joins.len()).sum();
+    let mut counter = 0;
+    for twj in select.from.iter_mut() {
+        let mut factors: Vec<&mut TableFactor> = vec![&mut twj.relation];
+        let mut ops: Vec<Option<&mut JoinOperator>> = vec![None];
+        for j in twj.joins.iter_mut() {
+            factors.push(&mut j.relation);
+            ops.push(Some(&mut j.join_operator));
+        }
+        // Which positions are NULL-extended by an outer join (their filter belongs in its ON).
+        let kinds: Vec<&'static str> = ops
+            .iter()
+            .map(|o| match o {
+                Some(JoinOperator::Left(_) | JoinOperator::LeftOuter(_)) => "left",
+                Some(JoinOperator::Right(_) | JoinOperator::RightOuter(_)) => "right",
+                Some(JoinOperator::FullOuter(_)) => "full",
+                _ => "inner",
+            })
+            .collect();
+        let mut on_extra: Vec<(usize, Expr)> = Vec::new();
+        for (pos, f) in factors.into_iter().enumerate() {
+            let (simple, alias) = match f {
+                TableFactor::Table { name, alias, .. } if name.0.len() == 1 => {
+                    let n = name.0[0].as_ident().map(fold).unwrap_or_default();
+                    match scope.iter().rev().find(|(c, _)| *c == n) {
+                        Some((_, s)) => {
+                            if alias.as_ref().is_some_and(|a| !a.columns.is_empty()) {
+                                return Err(not_simple("column aliases where it is used"));
+                            }
+                            let a = alias.as_ref().map(|a| fold(&a.name)).unwrap_or(n);
+                            (s.clone(), a)
+                        }
+                        None => continue,
+                    }
+                }
+                TableFactor::Derived {
+                    lateral,
+                    subquery,
+                    alias,
+                    ..
+                } => {
+                    if *lateral {
+                        return Err("LATERAL (supported in a later version)".into());
+                    }
+                    let mut body = (**subquery).clone();
+                    inline_scoped(&mut body, &scope)?;
+                    let cols: Vec<String> = alias
+                        .as_ref()
+                        .map(|a| a.columns.iter().map(|c| fold(&c.name)).collect())
+                        .unwrap_or_default();
+                    counter += 1;
+                    let a = alias
+                        .as_ref()
+                        .map(|a| fold(&a.name))
+                        .unwrap_or_else(|| format!("__pgt_sub{counter}"));
+                    (Simple::from_query(&body, &cols)?, a)
+                }
+                _ => continue,
+            };
+            if let Some(filter) = &simple.filter {
+                let renamed = simple.rename(filter, &alias);
+                // NULL-extended: the right side of LEFT, the left side of RIGHT.
+                let nullable_right = kinds[pos] == "left";
+                let nullable_left = kinds.get(pos + 1) == Some(&"right");
+                if kinds[pos] == "full" || kinds.get(pos + 1) == Some(&"full") {
+                    return Err(not_simple("a WHERE clause on a side of a FULL JOIN"));
+                } else if nullable_right {
+                    on_extra.push((pos, renamed));
+                } else if nullable_left {
+                    on_extra.push((pos + 1, renamed));
+                } else {
+                    where_extra.push(renamed);
+                }
+            }
+            *f = TableFactor::Table {
+                name: simple.table.clone(),
+                alias: Some(TableAlias {
+                    name: Ident::with_quote('"', &alias),
+                    columns: Vec::new(),
+                }),
+                args: None,
+                with_hints: Vec::new(),
+                version: None,
+                with_ordinality: false,
+                partitions: Vec::new(),
+                json_path: None,
+                sample: None,
+                index_hints: Vec::new(),
+            };
+            inlined.push(Inlined {
+                outputs: simple.outputs_as(&alias),
+                alias,
+            });
+        }
+        for (pos, cond) in on_extra {
+            let op = ops[pos].as_deref_mut().expect("a joined position");
+            let c = match op {
+                JoinOperator::Left(c)
+                | JoinOperator::LeftOuter(c)
+                | JoinOperator::Right(c)
+                | JoinOperator::RightOuter(c) => c,
+                _ => unreachable!("only outer joins collect ON filters"),
+            };
+            if let JoinConstraint::On(e) = c {
+                *e = and(Some(e.clone()), cond);
+            } else {
+                return Err(not_simple("an outer join without ON"));
+            }
+        }
+    }
+    if inlined.is_empty() {
+        return Ok(());
+    }
+    // `*` and `alias.*` over inlined items become their output columns.
+    let mut projection = Vec::new();
+    for item in select.projection.drain(..) {
+        match &item {
+            SelectItem::Wildcard(_) => {
+                for twj in &select.from {
+                    let mut rels = vec![&twj.relation];
+                    rels.extend(twj.joins.iter().map(|j| &j.relation));
+                    for r in rels {
+                        let TableFactor::Table { name, alias, .. } = r else {
+                            return Err("`*` over this kind of FROM item".into());
+                        };
+                        let a = alias.as_ref().map(|a| fold(&a.name)).unwrap_or_else(|| {
+                            name.0
+                                .last()
+                                .and_then(ObjectNamePart::as_ident)
+                                .map(fold)
+                                .unwrap_or_default()
+                        });
+                        match inlined.iter().find(|i| i.alias == a) {
+                            Some(Inlined {
+                                outputs: Some(o), ..
+                            }) => projection.extend(o.iter().map(|(n, _)| {
+                                SelectItem::ExprWithAlias {
+                                    expr: qualified(&a, n),
+                                    alias: Ident::with_quote('"', n),
+                                }
+                            })),
+                            _ => projection.push(SelectItem::QualifiedWildcard(
+                                sqlparser::ast::SelectItemQualifiedWildcardKind::ObjectName(
+                                    ObjectName(vec![ObjectNamePart::Identifier(
+                                        Ident::with_quote('"', &a),
+                                    )]),
+                                ),
+                                Default::default(),
+                            )),
+                        }
+                    }
+                }
+            }
+            SelectItem::QualifiedWildcard(kind, _) => {
+                let a = kind
+                    .to_string()
+                    .trim_end_matches(".*")
+                    .trim_matches('"')
+                    .to_lowercase();
+                match inlined.iter().find(|i| i.alias == a) {
+                    Some(Inlined {
+                        outputs: Some(o), ..
+                    }) => projection.extend(o.iter().map(|(n, _)| SelectItem::ExprWithAlias {
+                        expr: qualified(&a, n),
+                        alias: Ident::with_quote('"', n),
+                    })),
+                    _ => projection.push(item),
+                }
+            }
+            // A bare column keeps its name once replaced by an expression.
+            SelectItem::UnnamedExpr(e @ (Expr::Identifier(_) | Expr::CompoundIdentifier(_))) => {
+                let name = match e {
+                    Expr::Identifier(i) => fold(i),
+                    Expr::CompoundIdentifier(p) => p.last().map(fold).unwrap_or_default(),
+                    _ => unreachable!(),
+                };
+                projection.push(SelectItem::ExprWithAlias {
+                    expr: e.clone(),
+                    alias: Ident::with_quote('"', &name),
+                });
+            }
+            _ => projection.push(item),
+        }
+    }
+    select.projection = projection;
+    for f in where_extra {
+        select.selection = Some(and(select.selection.take(), f));
+    }
+    let mut sub = Substitute {
+        items: &inlined,
+        sole: n_items == 1,
+        error: None,
+    };
+    let _ = select.visit(&mut sub);
+    if let Some(e) = sub.error {
+        return Err(e);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::ast::Statement;
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+
+    fn inlined(sql: &str) -> Result<String, Unsupported> {
+        let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap();
+        let Statement::Query(q) = &mut stmts[0] else {
+            panic!()
+        };
+        inline(q)?;
+        Ok(q.to_string())
+    }
+
+    #[test]
+    fn a_cte_becomes_its_table_with_its_filter() {
+        assert_eq!(
+            inlined("WITH big AS (SELECT id, grp AS g, val * 2 AS v2 FROM items WHERE val > 50) SELECT g, sum(v2) FROM big GROUP BY g").unwrap(),
+            "SELECT (\"big\".\"grp\") AS \"g\", sum((\"big\".\"val\" * 2)) FROM items AS \"big\" WHERE \"big\".\"val\" > 50 GROUP BY (\"big\".\"grp\")"
+        );
+    }
+
+    #[test]
+    fn derived_tables_joins_and_outer_join_filters() {
+        let sql = inlined(
+            "SELECT c.code, s.id FROM cat c LEFT JOIN (SELECT i.id, i.grp FROM items i WHERE i.flag) s ON s.grp = c.code",
+        )
+        .unwrap();
+        assert_eq!(
+            sql,
+            "SELECT c.code AS \"code\", (\"s\".\"id\") AS \"id\" FROM cat AS c LEFT JOIN items AS \"s\" ON ((\"s\".\"grp\") = c.code) AND (\"s\".\"flag\")"
+        );
+        // A CTE used twice, one reading another.
+        let sql = inlined(
+            "WITH a AS (SELECT * FROM items WHERE val > 1), b AS (SELECT id, grp FROM a WHERE qty > 2) \
+             SELECT x.id, y.id FROM b x JOIN b y ON x.grp = y.grp",
+        )
+        .unwrap();
+        assert!(
+            sql.contains("FROM items AS \"x\" JOIN items AS \"y\""),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("\"x\".\"val\" > 1") && sql.contains("\"y\".\"qty\" > 2"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_inline() {
+        for (sql, what) in [
+            (
+                "WITH RECURSIVE r AS (SELECT 1) SELECT * FROM r",
+                "RECURSIVE",
+            ),
+            (
+                "WITH a AS (SELECT grp, count(*) AS n FROM items GROUP BY grp) SELECT * FROM a",
+                "aggregation",
+            ),
+            (
+                "SELECT * FROM (SELECT DISTINCT grp FROM items) d",
+                "DISTINCT",
+            ),
+            (
+                "SELECT * FROM (SELECT i.id FROM items i JOIN cat c ON true) d",
+                "a join",
+            ),
+            ("SELECT * FROM (SELECT id FROM items LIMIT 3) d", "LIMIT"),
+            (
+                "SELECT id FROM (SELECT id FROM items) d JOIN cat c ON true",
+                "unqualified",
+            ),
+        ] {
+            let err = inlined(sql).unwrap_err();
+            assert!(err.contains(what), "{sql}: {err}");
+        }
+    }
+}
