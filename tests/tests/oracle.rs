@@ -75,6 +75,15 @@ const SHAPES: &[&str] = &[
     "SELECT c.code, count(f.id) AS n FROM cat c LEFT JOIN (SELECT id, grp FROM items WHERE flag) f ON f.grp = c.code GROUP BY c.code",
     "SELECT * FROM (SELECT grp, val FROM bag WHERE val > 3) b",
     "WITH t AS (SELECT id, upper(grp) AS g FROM items), u AS (SELECT id, g FROM t WHERE g <> 'B') SELECT DISTINCT g FROM u",
+    // EXISTS / NOT EXISTS / IN subqueries: semi- and anti-joins.
+    "SELECT i.id, i.val FROM items i WHERE EXISTS (SELECT 1 FROM cat c WHERE c.code = i.grp AND c.weight > 2)",
+    "SELECT i.id FROM items i WHERE NOT EXISTS (SELECT 1 FROM cat c WHERE c.code = i.grp)",
+    "SELECT grp, count(*) AS n FROM items WHERE grp IN (SELECT code FROM cat WHERE weight < 6) GROUP BY grp",
+    "SELECT c.code, c.label FROM cat c WHERE EXISTS (SELECT 1 FROM items i WHERE i.grp = c.code AND i.flag)",
+    "SELECT c.code FROM cat c WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.grp = c.code AND i.val > 50)",
+    "SELECT b.grp, b.val FROM bag b WHERE b.grp IN (SELECT code FROM cat)",
+    "SELECT id FROM items i WHERE (grp, sub) IN (SELECT code, weight % 3 FROM cat)",
+    "SELECT i.id FROM items i WHERE i.val > 10 AND EXISTS (SELECT 1 FROM items j WHERE j.grp = i.grp AND j.qty > 7)",
 ];
 
 /// xorshift64*: a tiny deterministic generator, so a failing seed replays exactly.

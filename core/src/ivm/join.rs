@@ -26,6 +26,8 @@ pub struct Input {
     pub variants: Vec<Variant>,
     /// For each FROM table: its alias and its source.
     pub tables: Vec<(String, SourceTable)>,
+    /// How many of `tables` (from the first) make up a row: all but a semi-joined one.
+    pub identity_tables: usize,
 }
 
 /// One part of a delta: the rows of `from` that pass `cond`, each weighted by `weight`.
@@ -59,6 +61,7 @@ fn render_from(factors: &[String], aliases: &[String], joins: &[Join]) -> String
             Join::On(c) => format!(" JOIN {f} AS {a} ON ({c})"),
             Join::Cross => format!(" CROSS JOIN {f} AS {a}"),
             Join::Outer(kind, c) => format!(" {} {f} AS {a} ON ({c})", kind.sql()),
+            Join::Semi(..) => unreachable!("a semi-join is rendered by semi_from"),
         });
     }
     out
@@ -77,6 +80,9 @@ impl Input {
         let real: Vec<String> = tables.iter().map(|(_, s)| s.quoted.clone()).collect();
         let events = |s: &SourceTable| format!("({})", super::scan::events_sql(s));
         let n = tables.len();
+        if let [Join::Semi(keep, c)] = spec.joins.as_slice() {
+            return Input::semi(*keep, c, tables);
+        }
         // The inner part of an outer join is the inner join on the same condition.
         let inner_joins: Vec<Join> = spec
             .joins
@@ -129,6 +135,7 @@ impl Input {
         Ok(Input {
             full_from: render_from(&real, &a, &spec.joins),
             variants,
+            identity_tables: tables.len(),
             tables,
         })
     }
@@ -160,10 +167,68 @@ impl Input {
             .join(" UNION ALL ")
     }
 
+    /// `P WHERE [NOT] EXISTS (SELECT 1 FROM N WHERE c)`: only existence variants (see
+    /// [`outer::existence_variants`]); the rows are P's.
+    fn semi(
+        keep: outer::Keep,
+        c: &sqlparser::ast::Expr,
+        tables: Vec<(String, SourceTable)>,
+    ) -> Result<Input, Unsupported> {
+        let aliases = [tables[0].0.as_str(), tables[1].0.as_str()];
+        let columns: Vec<Vec<String>> = tables
+            .iter()
+            .map(|(_, s)| s.columns.iter().map(|(_, c)| c.clone()).collect())
+            .collect();
+        // Inside the subquery an unqualified column is the subquery table's when it has one.
+        let (a0, a1) = (aliases[0].to_string(), aliases[1].to_string());
+        let (c0, c1) = (columns[0].clone(), columns[1].clone());
+        let qualified = super::expr::substitute(c, &move |x| match x {
+            sqlparser::ast::Expr::Identifier(i) => {
+                let name = if i.quote_style.is_some() {
+                    i.value.clone()
+                } else {
+                    i.value.to_lowercase()
+                };
+                let alias = if c1.contains(&name) {
+                    &a1
+                } else if c0.contains(&name) {
+                    &a0
+                } else {
+                    return None;
+                };
+                Some(sqlparser::ast::Expr::CompoundIdentifier(vec![
+                    sqlparser::ast::Ident::with_quote('"', alias),
+                    sqlparser::ast::Ident::with_quote('"', &name),
+                ]))
+            }
+            _ => None,
+        });
+        let cond = outer::analyze(&qualified, aliases, [&columns[0], &columns[1]])?;
+        let variants =
+            outer::existence_variants(0, &cond, aliases, [&tables[0].1, &tables[1].1], keep, "");
+        let not = match keep {
+            outer::Keep::WithPartner => "",
+            outer::Keep::WithoutPartner => "NOT ",
+        };
+        let full_from = format!(
+            "(SELECT * FROM {t0} AS {q0} WHERE {not}EXISTS (SELECT 1 FROM {t1} AS {q1} WHERE {c})) AS {q0}",
+            t0 = tables[0].1.quoted,
+            q0 = quote_ident(aliases[0]),
+            t1 = tables[1].1.quoted,
+            q1 = quote_ident(aliases[1]),
+        );
+        Ok(Input {
+            full_from,
+            variants,
+            identity_tables: 1,
+            tables,
+        })
+    }
+
     /// Row identity over the FROM tables' primary keys, when every table has one.
     pub fn key_identity(&self) -> Option<String> {
         let mut cols = Vec::new();
-        for (alias, src) in &self.tables {
+        for (alias, src) in self.tables.iter().take(self.identity_tables) {
             for c in src.primary_key.as_ref()? {
                 cols.push(format!("{}.{}", quote_ident(alias), quote_ident(c)));
             }
@@ -184,6 +249,13 @@ impl Input {
                     "Join (cross; conditions in the filter) (Σi T1..Ti-1 new ⋈ ΔTi ⋈ Ti+1..Tn old)"
                         .to_string()
                 }
+                Join::Semi(keep, c) => format!(
+                    "{} [{c}] (ΔP ⋉ N new, plus the P rows whose key gained its first or lost its last partner, by index lookups on the key)",
+                    match keep {
+                        outer::Keep::WithPartner => "Semi-join (EXISTS/IN)",
+                        outer::Keep::WithoutPartner => "Anti-join (NOT EXISTS)",
+                    }
+                ),
                 Join::Outer(kind, c) => format!(
                     "{} [{c}] (inner part: ΔL ⋈ R old + L new ⋈ ΔR; NULL-extended rows: ΔP ▷ N new, \
                      plus the P rows whose join key gained its first or lost its last partner, \

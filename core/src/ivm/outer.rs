@@ -197,6 +197,47 @@ pub fn null_extension_variants(
 ) -> Vec<Variant> {
     let mut out = Vec::new();
     for &p in kind.preserved() {
+        let null_side = format!(
+            "LEFT JOIN {} AS {} ON false",
+            sources[1 - p].quoted,
+            quote_ident(aliases[1 - p])
+        );
+        out.extend(existence_variants(
+            p,
+            cond,
+            aliases,
+            sources,
+            Keep::WithoutPartner,
+            &null_side,
+        ));
+    }
+    out
+}
+
+/// Which rows of side P an existence filter keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// `EXISTS` / `IN`: the rows with a partner (a semi-join).
+    WithPartner,
+    /// `NOT EXISTS` and the NULL-extended rows of an outer join: the rows without one.
+    WithoutPartner,
+}
+
+/// The delta variants of the rows of side `p` filtered by having (or not having) a partner on
+/// the other side under `cond`: ΔP·[test_new] + P_old·([test_new] − [test_old]), the second term
+/// over the P rows whose join key is among the window's N images and flipped (see the module
+/// doc). `extra_from` is appended to each variant's FROM (the NULL-extended side of an outer
+/// join, or nothing).
+pub fn existence_variants(
+    p: usize,
+    cond: &Condition,
+    aliases: [&str; 2],
+    sources: [&SourceTable; 2],
+    keep: Keep,
+    extra_from: &str,
+) -> Vec<Variant> {
+    let mut out = Vec::new();
+    {
         let n = 1 - p;
         let (ap, an) = (quote_ident(aliases[p]), quote_ident(aliases[n]));
         let key_of = |side: usize| -> Vec<&Expr> {
@@ -213,7 +254,7 @@ pub fn null_extension_variants(
             .unwrap_or_default();
         let n_table = &sources[n].quoted;
         let p_events = format!("({})", events_sql(sources[p]));
-        let null_side = format!("LEFT JOIN {n_table} AS {an} ON false");
+        let null_side = extra_from;
 
         // ΔP·[¬ex_new]
         let key_eq: Vec<String> = pkey
@@ -238,10 +279,14 @@ pub fn null_extension_variants(
         out.push(Variant {
             from: format!("{p_events} AS {ap} {null_side}"),
             weight: format!("{ap}.__pgt_w"),
-            cond: Some(format!("NOT COALESCE({partner}, false)")),
+            cond: Some(match keep {
+                Keep::WithoutPartner => format!("NOT COALESCE({partner}, false)"),
+                Keep::WithPartner => format!("COALESCE({partner}, false)"),
+            }),
         });
 
-        // P_old·([¬ex_new] − [¬ex_old]) over the keys of the window's N images.
+        // P_old·([test_new] − [test_old]) over the keys of the window's N images: for the rows
+        // without a partner before − after, for the rows with one after − before.
         let m = nkey.len();
         let k = |i: usize| format!("__pgt_k{}", i + 1);
         let grouped_cols: Vec<String> = nkey
@@ -295,17 +340,24 @@ pub fn null_extension_variants(
             .collect();
         let on = on.join(" AND ");
         let pp_cond = and_all(&pp).map(|s| format!("COALESCE({s}, false)"));
+        let sign = match keep {
+            Keep::WithoutPartner => "",
+            Keep::WithPartner => "-",
+        };
         out.push(Variant {
             from: format!(
                 "{flips} AS __pgt_fl JOIN {p_table} AS {ap} ON {on} {null_side}",
                 p_table = sources[p].quoted
             ),
-            weight: "__pgt_fl.__pgt_f".into(),
+            weight: format!("{sign}__pgt_fl.__pgt_f"),
             cond: pp_cond.clone(),
         });
         out.push(Variant {
             from: format!("{flips} AS __pgt_fl JOIN {p_events} AS {ap} ON {on} {null_side}"),
-            weight: format!("-{ap}.__pgt_w * __pgt_fl.__pgt_f"),
+            weight: match keep {
+                Keep::WithoutPartner => format!("-{ap}.__pgt_w * __pgt_fl.__pgt_f"),
+                Keep::WithPartner => format!("{ap}.__pgt_w * __pgt_fl.__pgt_f"),
+            },
             cond: pp_cond,
         });
     }

@@ -47,6 +47,10 @@ pub enum Join {
     Cross,
     /// `LEFT|RIGHT|FULL [OUTER] JOIN b ON cond` (two tables).
     Outer(super::outer::OuterKind, Box<Expr>),
+    /// `WHERE [NOT] EXISTS (SELECT ... FROM b WHERE cond)` or `WHERE x IN (SELECT y FROM b ...)`
+    /// (as `EXISTS (... WHERE cond AND y = x)`): the first table's rows with (or without) a
+    /// partner in b. b's columns are not part of the output.
+    Semi(super::outer::Keep, Box<Expr>),
 }
 
 /// The most tables a differential join reads. The delta rule and its SQL are general (n tables,
@@ -254,6 +258,45 @@ pub fn parse(sql: &str, source_columns: &[Vec<String>]) -> Result<QuerySpec, Uns
             "a join of more than {MAX_JOIN_TABLES} tables (supported in a later version)"
         ));
     }
+    let (mut from, mut joins) = (from, joins);
+    let mut selection = select.selection.clone();
+    if let Some(w) = &select.selection {
+        let mut parts = Vec::new();
+        top_conjuncts(w, &mut parts);
+        let (subs, rest): (Vec<Expr>, Vec<Expr>) = parts.into_iter().partition(is_subquery_test);
+        if !subs.is_empty() {
+            if subs.len() > 1 {
+                return Err(
+                    "more than one EXISTS/IN subquery (supported in a later version)".into(),
+                );
+            }
+            if from.len() != 1 {
+                return Err(
+                    "an EXISTS/IN subquery next to a join (supported in a later version)".into(),
+                );
+            }
+            let (table, keep, cond) = semi_join(&subs[0])?;
+            if table.alias == from[0].alias {
+                return Err(
+                    "an EXISTS/IN subquery whose table has the outer table's name (give it an alias)"
+                        .into(),
+                );
+            }
+            from.push(table);
+            joins.push(Join::Semi(keep, Box::new(cond)));
+            selection = rest.into_iter().reduce(|a, b| Expr::BinaryOp {
+                left: Box::new(a),
+                op: sqlparser::ast::BinaryOperator::And,
+                right: Box::new(b),
+            });
+        }
+    }
+    // A semi-joined table's columns are not part of `*`.
+    let visible_tables = if matches!(joins.last(), Some(Join::Semi(..))) {
+        from.len() - 1
+    } else {
+        from.len()
+    };
     for (i, t) in from.iter().enumerate() {
         if from[..i].iter().any(|o| o.alias == t.alias) {
             return Err("two FROM items with the same name (give one an alias)".into());
@@ -275,7 +318,7 @@ pub fn parse(sql: &str, source_columns: &[Vec<String>]) -> Result<QuerySpec, Uns
                 return Err("this kind of select-list item".into());
             }
             SelectItem::Wildcard(_) => {
-                for (t, cols) in from.iter().zip(source_columns) {
+                for (t, cols) in from.iter().take(visible_tables).zip(source_columns) {
                     items.extend(cols.iter().map(|c| qualified(&t.alias, c)));
                 }
             }
@@ -324,7 +367,7 @@ pub fn parse(sql: &str, source_columns: &[Vec<String>]) -> Result<QuerySpec, Uns
         }
         _ => return Err("GROUP BY ALL or a GROUP BY modifier".into()),
     };
-    if let Some(w) = &select.selection {
+    if let Some(w) = &selection {
         check_expr(w)?;
         if contains_aggregate(w) {
             return Err("an aggregate in WHERE".into());
@@ -340,11 +383,141 @@ pub fn parse(sql: &str, source_columns: &[Vec<String>]) -> Result<QuerySpec, Uns
         items,
         from,
         joins,
-        filter: select.selection.clone(),
+        filter: selection,
         group_by,
         having: select.having.clone(),
         aggregates,
     })
+}
+
+fn top_conjuncts(e: &Expr, out: &mut Vec<Expr>) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: sqlparser::ast::BinaryOperator::And,
+            right,
+        } => {
+            top_conjuncts(left, out);
+            top_conjuncts(right, out);
+        }
+        Expr::Nested(inner) => top_conjuncts(inner, out),
+        _ => out.push(e.clone()),
+    }
+}
+
+fn is_subquery_test(e: &Expr) -> bool {
+    match e {
+        Expr::Exists { .. } | Expr::InSubquery { .. } => true,
+        Expr::UnaryOp {
+            op: sqlparser::ast::UnaryOperator::Not,
+            expr,
+        } => is_subquery_test(expr),
+        Expr::Nested(inner) => is_subquery_test(inner),
+        _ => false,
+    }
+}
+
+/// `[NOT] EXISTS (SELECT ... FROM t [WHERE c])` or `x IN (SELECT y FROM t [WHERE c])`: the
+/// table, which rows it keeps, and the partner condition (`c AND y = x` for IN).
+fn semi_join(e: &Expr) -> Result<(FromTable, super::outer::Keep, Expr), Unsupported> {
+    use super::outer::Keep;
+    let (sub, keep, lhs) = match e {
+        Expr::Exists { subquery, negated } => (
+            subquery,
+            if *negated {
+                Keep::WithoutPartner
+            } else {
+                Keep::WithPartner
+            },
+            None,
+        ),
+        Expr::InSubquery {
+            expr,
+            subquery,
+            negated: false,
+        } => (subquery, Keep::WithPartner, Some(expr.as_ref())),
+        Expr::InSubquery { negated: true, .. } => {
+            return Err(
+                "NOT IN with a subquery (its NULL semantics differ; write NOT EXISTS)".into(),
+            )
+        }
+        Expr::UnaryOp { expr, .. } => {
+            return match expr.as_ref() {
+                Expr::Exists {
+                    subquery,
+                    negated: false,
+                } => semi_join(&Expr::Exists {
+                    subquery: subquery.clone(),
+                    negated: true,
+                }),
+                _ => Err("NOT applied to an IN subquery (write NOT EXISTS)".into()),
+            };
+        }
+        Expr::Nested(inner) => return semi_join(inner),
+        _ => unreachable!("is_subquery_test"),
+    };
+    let bad = |what: &str| -> Unsupported {
+        format!("an EXISTS/IN subquery with {what} (supported in a later version)")
+    };
+    if sub.with.is_some() || sub.limit_clause.is_some() || sub.fetch.is_some() {
+        return Err(bad("WITH or LIMIT"));
+    }
+    let SetExpr::Select(s) = sub.body.as_ref() else {
+        return Err(bad("a set operation"));
+    };
+    let grouped = match &s.group_by {
+        GroupByExpr::Expressions(e, m) => !e.is_empty() || !m.is_empty(),
+        _ => true,
+    };
+    if grouped || s.having.is_some() || s.distinct.is_some() {
+        return Err(bad("GROUP BY, HAVING or DISTINCT"));
+    }
+    let twj = match s.from.as_slice() {
+        [twj] if twj.joins.is_empty() => twj,
+        _ => return Err(bad("other than one table in FROM")),
+    };
+    let table = from_table(&twj.relation)?;
+    let mut conds: Vec<Expr> = s.selection.iter().cloned().collect();
+    if let Some(lhs) = lhs {
+        let outputs: Vec<&Expr> = s
+            .projection
+            .iter()
+            .map(|i| match i {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Ok(e),
+                _ => Err(bad("`*` in its select list")),
+            })
+            .collect::<Result<_, _>>()?;
+        let lefts: Vec<&Expr> = match lhs {
+            Expr::Tuple(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        if lefts.len() != outputs.len() {
+            return Err(bad("a column count that does not match"));
+        }
+        for (l, r) in lefts.into_iter().zip(outputs) {
+            if contains_aggregate(r) {
+                return Err(bad("an aggregate"));
+            }
+            conds.push(Expr::BinaryOp {
+                left: Box::new(Expr::Nested(Box::new(r.clone()))),
+                op: sqlparser::ast::BinaryOperator::Eq,
+                right: Box::new(Expr::Nested(Box::new(l.clone()))),
+            });
+        }
+    }
+    let cond = conds
+        .into_iter()
+        .reduce(|a, b| Expr::BinaryOp {
+            left: Box::new(Expr::Nested(Box::new(a))),
+            op: sqlparser::ast::BinaryOperator::And,
+            right: Box::new(Expr::Nested(Box::new(b))),
+        })
+        .unwrap_or(Expr::Value(Value::Boolean(true).into()));
+    check_expr(&cond)?;
+    if contains_aggregate(&cond) {
+        return Err(bad("an aggregate"));
+    }
+    Ok((table, keep, cond))
 }
 
 /// `GROUP BY 1` and `GROUP BY output_name` refer to select-list items (an input column of that
@@ -432,8 +605,16 @@ mod tests {
             ("SELECT id, random() FROM a", "random()"),
             ("SELECT id, now() FROM a", "now()"),
             (
-                "SELECT id FROM a WHERE id IN (SELECT id FROM b)",
+                "SELECT id FROM a WHERE id NOT IN (SELECT id FROM b)",
+                "NOT IN",
+            ),
+            (
+                "SELECT id FROM a WHERE id IN (SELECT id FROM b) OR id > 3",
                 "subquery",
+            ),
+            (
+                "SELECT id FROM a WHERE EXISTS (SELECT 1 FROM a WHERE id > 1)",
+                "give it an alias",
             ),
             ("SELECT id, row_number() OVER () FROM a", "window function"),
             ("SELECT DISTINCT ON (id) id FROM a", "DISTINCT ON"),
