@@ -84,6 +84,16 @@ const SHAPES: &[&str] = &[
     "SELECT b.grp, b.val FROM bag b WHERE b.grp IN (SELECT code FROM cat)",
     "SELECT id FROM items i WHERE (grp, sub) IN (SELECT code, weight % 3 FROM cat)",
     "SELECT i.id FROM items i WHERE i.val > 10 AND EXISTS (SELECT 1 FROM items j WHERE j.grp = i.grp AND j.qty > 7)",
+    // UNION ALL (a multiset) and UNION.
+    "SELECT id, grp FROM items WHERE val > 50 UNION ALL SELECT id, grp FROM items WHERE qty < 3",
+    "SELECT grp FROM items UNION SELECT code FROM cat",
+    "SELECT i.id, c.label FROM items i JOIN cat c ON c.code = i.grp UNION ALL SELECT b.val, b.note FROM bag b",
+    "SELECT grp, val FROM bag UNION ALL SELECT grp, val::int FROM items WHERE flag",
+    "SELECT code AS k FROM cat WHERE weight > 3 UNION SELECT grp FROM items WHERE NOT flag",
+    // INTERSECT / EXCEPT: hidden side counts, plain SELECT shows only the query's rows.
+    "SELECT grp FROM items WHERE flag INTERSECT SELECT code FROM cat WHERE weight > 2",
+    "SELECT code FROM cat EXCEPT SELECT grp FROM items WHERE val > 40",
+    "SELECT grp, val FROM bag INTERSECT SELECT grp, qty FROM items",
 ];
 
 /// xorshift64*: a tiny deterministic generator, so a failing seed replays exactly.

@@ -80,6 +80,9 @@ impl Input {
         let real: Vec<String> = tables.iter().map(|(_, s)| s.quoted.clone()).collect();
         let events = |s: &SourceTable| format!("({})", super::scan::events_sql(s));
         let n = tables.len();
+        if !spec.branches.is_empty() {
+            return Input::union(spec, sources, tables);
+        }
         if let [Join::Semi(keep, c)] = spec.joins.as_slice() {
             return Input::semi(*keep, c, tables);
         }
@@ -167,6 +170,69 @@ impl Input {
             .join(" UNION ALL ")
     }
 
+    /// `b1 UNION ALL b2 ...`: each branch's rows (and delta) projected to the union's columns
+    /// `__pgt_u<i>` under the alias `__pgt_u`. **Delta rule:** Δ(A ⊎ B) = ΔA ⊎ ΔB. Rows have no
+    /// key (a UNION ALL is a multiset), so the operator above counts copies by content.
+    fn union(
+        spec: &QuerySpec,
+        sources: &[SourceTable],
+        tables: Vec<(String, SourceTable)>,
+    ) -> Result<Input, Unsupported> {
+        let u = quote_ident(super::parse::UNION_ALIAS);
+        let mut fulls = Vec::new();
+        let mut variants = Vec::new();
+        let mut offset = 0;
+        for b in &spec.branches {
+            let n = b.from.len();
+            let bi = Input::new(b, &sources[offset..offset + n])?;
+            offset += n;
+            let cols = b
+                .items
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    format!(
+                        "{e} AS {}",
+                        quote_ident(&format!("{}{}", super::parse::UNION_ALIAS, i + 1))
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            fulls.push(format!(
+                "SELECT {cols} FROM {}{}",
+                bi.full_from,
+                super::filter::where_clause(b.filter.as_ref())
+            ));
+            for v in &bi.variants {
+                let conds: Vec<String> = v
+                    .cond
+                    .iter()
+                    .cloned()
+                    .chain(b.filter.as_ref().map(|f| format!("({f})")))
+                    .collect();
+                let wh = if conds.is_empty() {
+                    String::new()
+                } else {
+                    format!(" WHERE {}", conds.join(" AND "))
+                };
+                variants.push(Variant {
+                    from: format!(
+                        "(SELECT {cols}, {} AS __pgt_w FROM {}{wh}) AS {u}",
+                        v.weight, v.from
+                    ),
+                    weight: format!("{u}.__pgt_w"),
+                    cond: None,
+                });
+            }
+        }
+        Ok(Input {
+            full_from: format!("({}) AS {u}", fulls.join(" UNION ALL ")),
+            variants,
+            tables,
+            identity_tables: 0,
+        })
+    }
+
     /// `P WHERE [NOT] EXISTS (SELECT 1 FROM N WHERE c)`: only existence variants (see
     /// [`outer::existence_variants`]); the rows are P's.
     fn semi(
@@ -227,6 +293,9 @@ impl Input {
 
     /// Row identity over the FROM tables' primary keys, when every table has one.
     pub fn key_identity(&self) -> Option<String> {
+        if self.identity_tables == 0 {
+            return None;
+        }
         let mut cols = Vec::new();
         for (alias, src) in self.tables.iter().take(self.identity_tables) {
             for c in src.primary_key.as_ref()? {
@@ -241,6 +310,12 @@ impl Input {
 
     pub fn describe(&self, spec: &QuerySpec) -> Vec<String> {
         let mut lines = Vec::new();
+        if !spec.branches.is_empty() {
+            lines.push(format!(
+                "Union all of {} branches (Δ = the branches' deltas added)",
+                spec.branches.len()
+            ));
+        }
         let indent = if spec.joins.is_empty() { "" } else { "  " };
         for j in &spec.joins {
             lines.push(match j {

@@ -28,6 +28,9 @@ pub struct QuerySpec {
     pub having: Option<Expr>,
     /// Whether the query aggregates (GROUP BY, HAVING or an aggregate call).
     pub aggregates: bool,
+    /// For `UNION [ALL]`: its branches (`from` is then all their tables, in order, and `items`
+    /// the union's columns).
+    pub branches: Vec<QuerySpec>,
 }
 
 /// A table of the FROM clause.
@@ -181,14 +184,186 @@ pub fn parse(sql: &str, source_columns: &[Vec<String>]) -> Result<QuerySpec, Uns
     }
     let select = match q.body.as_ref() {
         SetExpr::Select(s) => s,
-        SetExpr::SetOperation { op, .. } => {
-            return Err(format!(
-                "{op} (set operations, supported in a later version)"
-            ));
-        }
+        SetExpr::SetOperation { .. } => return parse_union(q.body.as_ref(), source_columns),
         SetExpr::Values(_) => return Err("VALUES without a source table".into()),
         _ => return Err("a query that is not a plain SELECT".into()),
     };
+    parse_select(select, source_columns)
+}
+
+/// The branches of `a UNION [ALL] b UNION [ALL] ...` and whether duplicates are removed.
+fn union_branches<'a>(
+    body: &'a SetExpr,
+    out: &mut Vec<&'a sqlparser::ast::Select>,
+    distinct: &mut Option<bool>,
+) -> Result<(), Unsupported> {
+    use sqlparser::ast::{SetOperator, SetQuantifier};
+    match body {
+        SetExpr::Select(s) => {
+            out.push(s);
+            Ok(())
+        }
+        SetExpr::Query(q)
+            if q.with.is_none()
+                && q.order_by.is_none()
+                && q.limit_clause.is_none()
+                && q.fetch.is_none() =>
+        {
+            union_branches(&q.body, out, distinct)
+        }
+        SetExpr::SetOperation {
+            op: SetOperator::Union,
+            set_quantifier,
+            left,
+            right,
+        } => {
+            let d = match set_quantifier {
+                SetQuantifier::All => false,
+                SetQuantifier::None | SetQuantifier::Distinct => true,
+                _ => return Err("UNION BY NAME".into()),
+            };
+            if distinct.is_some_and(|x| x != d) {
+                return Err("UNION mixed with UNION ALL (supported in a later version)".into());
+            }
+            *distinct = Some(d);
+            union_branches(left, out, distinct)?;
+            union_branches(right, out, distinct)
+        }
+        SetExpr::SetOperation { op, .. } => Err(format!("{op} (supported in a later version)")),
+        _ => Err("a UNION branch that is not a plain SELECT".into()),
+    }
+}
+
+/// `q1 UNION ALL q2 ...` (a multiset) or `q1 UNION q2 ...` (DISTINCT over it): branches without
+/// aggregation, each any shape [`parse_select`] takes; the union's columns are `__pgt_u.__pgt_u<i>`.
+fn parse_union(body: &SetExpr, source_columns: &[Vec<String>]) -> Result<QuerySpec, Unsupported> {
+    use sqlparser::ast::{SetOperator, SetQuantifier};
+    if let SetExpr::SetOperation {
+        op: op @ (SetOperator::Intersect | SetOperator::Except),
+        set_quantifier,
+        left,
+        right,
+    } = body
+    {
+        if !matches!(
+            set_quantifier,
+            SetQuantifier::None | SetQuantifier::Distinct
+        ) {
+            return Err(format!(
+                "{op} {set_quantifier} (supported in a later version)"
+            ));
+        }
+        return parse_intersect_except(*op == SetOperator::Intersect, left, right, source_columns);
+    }
+    let mut selects = Vec::new();
+    let mut distinct = None;
+    union_branches(body, &mut selects, &mut distinct)?;
+    let mut branches = Vec::new();
+    let mut offset = 0;
+    for s in selects {
+        let n = parse_select(s, &[])?.from.len();
+        let cols = source_columns.get(offset..offset + n).unwrap_or(&[]);
+        let b = parse_select(s, cols)?;
+        if b.aggregates || b.distinct {
+            return Err(
+                "aggregation or DISTINCT inside a UNION branch (supported in a later version)"
+                    .into(),
+            );
+        }
+        offset += n;
+        branches.push(b);
+    }
+    let width = branches[0].items.len();
+    if !source_columns.is_empty() && branches.iter().any(|b| b.items.len() != width) {
+        return Err("UNION branches with different numbers of columns".into());
+    }
+    Ok(QuerySpec {
+        distinct: distinct.unwrap_or(true),
+        items: (1..=width)
+            .map(|i| qualified(UNION_ALIAS, &format!("{UNION_ALIAS}{i}")))
+            .collect(),
+        from: branches.iter().flat_map(|b| b.from.clone()).collect(),
+        joins: Vec::new(),
+        filter: None,
+        group_by: Vec::new(),
+        having: None,
+        aggregates: false,
+        branches,
+    })
+}
+
+/// `a INTERSECT b` / `a EXCEPT b` (without ALL): the union of both branches, each row tagged
+/// with its side, grouped by all columns, kept while both sides have it (INTERSECT) or only the
+/// first does (EXCEPT): `HAVING count(*) FILTER (WHERE tag = 1) > 0 AND count(*) FILTER (WHERE tag
+/// = 2) > 0 | = 0`. The Aggregate rule maintains the two counts as hidden columns; the visible
+/// columns are exactly the query's.
+fn parse_intersect_except(
+    intersect: bool,
+    left: &SetExpr,
+    right: &SetExpr,
+    source_columns: &[Vec<String>],
+) -> Result<QuerySpec, Unsupported> {
+    let mut selects = Vec::new();
+    for side in [left, right] {
+        let mut one = Vec::new();
+        let mut d = None;
+        union_branches(side, &mut one, &mut d)?;
+        if one.len() != 1 {
+            return Err("INTERSECT/EXCEPT over a UNION (supported in a later version)".into());
+        }
+        selects.push(one[0]);
+    }
+    let mut branches = Vec::new();
+    let mut offset = 0;
+    for (tag, s) in selects.into_iter().enumerate() {
+        let n = parse_select(s, &[])?.from.len();
+        let cols = source_columns.get(offset..offset + n).unwrap_or(&[]);
+        let mut b = parse_select(s, cols)?;
+        if b.aggregates || b.distinct {
+            return Err(
+                "aggregation or DISTINCT inside an INTERSECT/EXCEPT branch (supported in a later version)"
+                    .into(),
+            );
+        }
+        b.items.push(Expr::Value(
+            Value::Number((tag + 1).to_string(), false).into(),
+        ));
+        offset += n;
+        branches.push(b);
+    }
+    let width = branches[0].items.len() - 1;
+    let col = |i: usize| qualified(UNION_ALIAS, &format!("{UNION_ALIAS}{i}"));
+    let items: Vec<Expr> = (1..=width).map(col).collect();
+    let tag = col(width + 1);
+    let having = format!(
+        "count(*) FILTER (WHERE {tag} = 1) > 0 AND count(*) FILTER (WHERE {tag} = 2) {}",
+        if intersect { "> 0" } else { "= 0" }
+    );
+    let having = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&having)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| format!("internal: {e}"))?;
+    Ok(QuerySpec {
+        distinct: false,
+        group_by: items.clone(),
+        items,
+        from: branches.iter().flat_map(|b| b.from.clone()).collect(),
+        joins: Vec::new(),
+        filter: None,
+        having: Some(having),
+        aggregates: true,
+        branches,
+    })
+}
+
+/// The alias of a union's rows, and the prefix of its columns.
+pub const UNION_ALIAS: &str = "__pgt_u";
+
+/// One SELECT (a query, or a branch of a UNION).
+fn parse_select(
+    select: &sqlparser::ast::Select,
+    source_columns: &[Vec<String>],
+) -> Result<QuerySpec, Unsupported> {
     let distinct = match &select.distinct {
         None => false,
         Some(Distinct::Distinct) => true,
@@ -387,6 +562,7 @@ pub fn parse(sql: &str, source_columns: &[Vec<String>]) -> Result<QuerySpec, Uns
         group_by,
         having: select.having.clone(),
         aggregates,
+        branches: Vec::new(),
     })
 }
 
@@ -599,7 +775,18 @@ mod tests {
                 "more than 2 tables",
             ),
             ("SELECT * FROM a, b JOIN c ON true", "mixed"),
-            ("SELECT id FROM a UNION SELECT id FROM b", "UNION"),
+            (
+                "SELECT id FROM a INTERSECT ALL SELECT id FROM b",
+                "INTERSECT ALL",
+            ),
+            (
+                "SELECT id FROM a UNION SELECT id FROM b UNION ALL SELECT id FROM c",
+                "mixed",
+            ),
+            (
+                "SELECT count(*) FROM a UNION ALL SELECT 1 FROM b",
+                "inside a UNION branch",
+            ),
             ("WITH x AS (SELECT 1) SELECT * FROM x", "no FROM"),
             ("SELECT id FROM a ORDER BY id LIMIT 3", "LIMIT"),
             ("SELECT id, random() FROM a", "random()"),
