@@ -14,6 +14,21 @@ ALTER TABLE pgtrickle.pgt_refresh_history DROP CONSTRAINT pgt_refresh_history_ac
 ALTER TABLE pgtrickle.pgt_refresh_history
     ADD CONSTRAINT pgt_refresh_history_action_check CHECK (action IN ('FULL', 'DIFFERENTIAL', 'ERROR'));
 
+-- The statement trigger of IMMEDIATE stream tables (pgtrickle_immediate_<pgt_id> on each
+-- source, argument: the storage OID): refreshes the stream table in the writer's transaction,
+-- after the statement's row changes were captured.
+CREATE FUNCTION pgtrickle._immediate_refresh() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    PERFORM set_config('pg_trickle.immediate_refresh', 'on', true);
+    PERFORM pgtrickle.refresh_stream_table(TG_ARGV[0]::oid::regclass::text);
+    PERFORM set_config('pg_trickle.immediate_refresh', 'off', true);
+    RETURN NULL;
+END
+$$;
+
 -- A relation's schema-qualified, quoted name (whatever the caller's search_path).
 CREATE FUNCTION pgtrickle._qualified_name(rel oid) RETURNS text
 LANGUAGE sql STABLE

@@ -86,7 +86,6 @@ fn create(
             PgtError::RelationExists(display)
         });
     }
-    mode.check_supported().or_raise();
     let def = define(query);
     let built = plan::build(
         schema,
@@ -130,6 +129,7 @@ fn create(
     if initialize {
         refresh::full_refresh(storage, Initiator::Create, None);
     }
+    capture::sync_immediate_triggers();
     crate::scheduler::ensure_scheduler();
 }
 
@@ -185,7 +185,6 @@ fn create_or_replace_stream_table(
         notice!("stream table {} is unchanged", st.display());
         return;
     }
-    mode.check_supported().or_raise();
     if !same_schedule {
         set_schedule(&st, &schedule);
     }
@@ -268,6 +267,7 @@ fn redefine(st: &StreamTable, query: &str, mode: RefreshMode, initialize: bool) 
     );
     catalog::store_plan(st.pgt_id, &st.quoted(), &built);
     wire_sources(st.pgt_id, st.relid, &st.display(), &def);
+    capture::sync_immediate_triggers();
     if initialize {
         refresh::full_refresh(st.relid, Initiator::Alter, None);
     }
@@ -290,9 +290,6 @@ fn alter_stream_table(
     let st = catalog::resolve(required(name, "name"));
     let schedule = schedule.map(|s| Schedule::parse(Some(s)).or_raise());
     let mode = refresh_mode.map(|m| parse_mode(Some(m)));
-    if let Some(m) = mode {
-        m.check_supported().or_raise();
-    }
     if let Some(s) = &schedule {
         set_schedule(&st, s);
     }
@@ -313,10 +310,12 @@ fn alter_stream_table(
 /// tables: refresh those first, in topological order.
 #[pg_extern(schema = "pgtrickle")]
 fn refresh_stream_table(name: Option<&str>) {
-    refresh::refresh(
-        catalog::resolve_relid(required(name, "name")),
-        Initiator::Manual,
-    );
+    let initiator = if crate::guc::IMMEDIATE_REFRESH.get() {
+        Initiator::Immediate
+    } else {
+        Initiator::Manual
+    };
+    refresh::refresh(catalog::resolve_relid(required(name, "name")), initiator);
 }
 
 /// Drops a stream table: its storage, its catalog records, and the change capture (buffers,
@@ -346,6 +345,7 @@ fn forget_relations(dropped: &[Oid]) {
         &[dropped.to_vec().into()],
     );
     capture::drop_unused_captures();
+    capture::sync_immediate_triggers();
 }
 
 /// Called by the `sql_drop` event trigger: forgets stream tables whose storage was dropped and

@@ -214,3 +214,69 @@ pub fn trim_buffer(source: Oid) {
         &[source.into()],
     );
 }
+
+/// Makes the statement triggers of IMMEDIATE stream tables exactly what the catalog asks for:
+/// on every table (or stream table storage) an IMMEDIATE stream table reads,
+/// `pgtrickle_immediate_<pgt_id>`, AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE FOR EACH
+/// STATEMENT, which refreshes it in the writer's transaction once the statement's changes are
+/// captured (row triggers fire before statement triggers). Stale ones are dropped.
+pub fn sync_immediate_triggers() {
+    let expected: Vec<(Oid, i64, Oid)> = spi::rows(
+        "SELECT d.source_relid, st.pgt_id, st.pgt_relid FROM pgtrickle.pgt_dependencies d \
+           JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) \
+           JOIN pg_catalog.pg_class c ON c.oid = d.source_relid \
+          WHERE st.effective_mode = 'IMMEDIATE' AND c.relkind IN ('r', 'p')",
+        &[],
+        |r| {
+            (
+                r.get::<Oid>(1).ok().flatten().unwrap_or(pg_sys::InvalidOid),
+                r.get::<i64>(2).ok().flatten().unwrap_or(0),
+                r.get::<Oid>(3).ok().flatten().unwrap_or(pg_sys::InvalidOid),
+            )
+        },
+    );
+    let name = |pgt_id: i64| format!("{}{pgt_id}", render::IMMEDIATE_TRIGGER_PREFIX);
+    let existing: Vec<(Oid, String)> = spi::rows(
+        "SELECT tgrelid, tgname::text FROM pg_catalog.pg_trigger WHERE starts_with(tgname, $1) AND NOT tgisinternal",
+        &[render::IMMEDIATE_TRIGGER_PREFIX.into()],
+        |r| {
+            (
+                r.get::<Oid>(1).ok().flatten().unwrap_or(pg_sys::InvalidOid),
+                r.get::<String>(2).ok().flatten().unwrap_or_default(),
+            )
+        },
+    );
+    for (rel, tg) in &existing {
+        if !expected
+            .iter()
+            .any(|(s, id, _)| s == rel && name(*id) == *tg)
+        {
+            if let Some(q) = catalog::relation_quoted(*rel) {
+                spi::exec(
+                    &format!(
+                        "DROP TRIGGER IF EXISTS {} ON {q}",
+                        pg_trickle_core::ident::quote_ident(tg)
+                    ),
+                    &[],
+                );
+            }
+        }
+    }
+    for (src, id, storage) in &expected {
+        if existing.iter().any(|(r, tg)| r == src && *tg == name(*id)) {
+            continue;
+        }
+        let Some(q) = catalog::relation_quoted(*src) else {
+            continue;
+        };
+        spi::exec(
+            &format!(
+                "CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {q} \
+                 FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle._immediate_refresh('{}')",
+                pg_trickle_core::ident::quote_ident(&name(*id)),
+                storage.to_u32()
+            ),
+            &[],
+        );
+    }
+}

@@ -16,7 +16,19 @@ pub static AUTO_BACKOFF: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// `pg_trickle.history_retention`: refresh history rows kept per stream table.
 pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 
+/// `pg_trickle.immediate_refresh`: set (transaction-locally) by the IMMEDIATE statement trigger
+/// around its call of refresh_stream_table, so the refresh is recorded as IMMEDIATE. Internal.
+pub static IMMEDIATE_REFRESH: GucSetting<bool> = GucSetting::<bool>::new(false);
+
 pub fn register() {
+    GucRegistry::define_bool_guc(
+        c"pg_trickle.immediate_refresh",
+        c"Internal: set by the IMMEDIATE refresh trigger.",
+        c"",
+        &IMMEDIATE_REFRESH,
+        GucContext::Userset,
+        GucFlags::NO_SHOW_ALL,
+    );
     GucRegistry::define_bool_guc(
         c"pg_trickle.enabled",
         c"Whether the pg_trickle scheduler refreshes stream tables in the background.",

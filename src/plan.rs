@@ -28,12 +28,17 @@ pub struct Built {
     pub explain: String,
     /// For a differential plan: its sources in parameter order and its probe.
     pub window: Option<Window>,
+    /// IMMEDIATE: the differential plan runs at the end of every statement that changes a
+    /// source, in the writer's transaction.
+    pub immediate: bool,
 }
 
 impl Built {
     pub fn effective_mode(&self) -> &'static str {
         if self.kind == "FULL" {
             "FULL"
+        } else if self.immediate {
+            "IMMEDIATE"
         } else {
             "DIFFERENTIAL"
         }
@@ -231,6 +236,7 @@ pub fn build(
                 )),
                 explain: plan.explain(),
                 window: Some(window),
+                immediate: mode == RefreshMode::Immediate,
                 indexes: if matches!(plan, Plan::Bag { .. }) {
                     vec![format!(
                         "CREATE INDEX ON {storage} ({})",
@@ -254,6 +260,9 @@ pub fn build(
             if let Some(r) = &reason {
                 if mode == RefreshMode::Differential {
                     raise(PgtError::NotDifferentiable(r.clone()));
+                }
+                if mode == RefreshMode::Immediate {
+                    raise(PgtError::NotImmediate(r.clone()));
                 }
                 notice!("stream table {schema}.{name} will refresh FULL: DIFFERENTIAL cannot maintain a query that uses {r}");
             }
@@ -279,6 +288,7 @@ pub fn build(
                 hidden: Vec::new(),
                 indexes: Vec::new(),
                 window,
+                immediate: false,
             }
         }
     }

@@ -24,6 +24,8 @@ pub enum Initiator {
     Manual,
     Alter,
     Scheduler,
+    /// The statement trigger of an IMMEDIATE stream table (no history row: one per statement).
+    Immediate,
 }
 
 impl Initiator {
@@ -33,6 +35,7 @@ impl Initiator {
             Initiator::Manual => "MANUAL",
             Initiator::Alter => "ALTER",
             Initiator::Scheduler => "SCHEDULER",
+            Initiator::Immediate => "IMMEDIATE",
         }
     }
 }
@@ -135,6 +138,13 @@ fn record(
             )
         })
         .collect();
+    // An IMMEDIATE refresh runs once per statement: counted, not written to the history.
+    let history = match initiator {
+        Initiator::Immediate => "SELECT 1",
+        _ => "INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, action, initiated_by, started_at, finished_at, \
+                 changes_read, rows_inserted, rows_updated, rows_deleted, reason) \
+             VALUES ($1, $5, $6, $4, clock_timestamp(), $7, $8, $9, $10, $11)",
+    };
     spi::exec_p(
         &format!(
             "WITH __pgt_st AS (UPDATE pgtrickle.pgt_stream_tables SET frontier = $2::pg_snapshot, \
@@ -144,9 +154,7 @@ fn record(
                  refresh_ms_total = refresh_ms_total + extract(epoch FROM clock_timestamp() - $4) * 1000, \
                  refresh_ms_max = greatest(refresh_ms_max, extract(epoch FROM clock_timestamp() - $4) * 1000), \
                  updated_at = now() WHERE pgt_id = $1){own_updates} \
-             INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, action, initiated_by, started_at, finished_at, \
-                 changes_read, rows_inserted, rows_updated, rows_deleted, reason) \
-             VALUES ($1, $5, $6, $4, clock_timestamp(), $7, $8, $9, $10, $11)"
+             {history}"
         ),
         &[
             st.pgt_id.into(),

@@ -64,10 +64,10 @@ pub enum PgtError {
     NullSchedule,
     #[error("invalid refresh mode \"{0}\"")]
     InvalidRefreshMode(String),
-    #[error("refresh mode {0} is not supported yet")]
-    RefreshModeNotSupported(&'static str),
     #[error("DIFFERENTIAL refresh cannot maintain this query: it uses {0}")]
     NotDifferentiable(String),
+    #[error("IMMEDIATE refresh needs a query DIFFERENTIAL can maintain; this one uses {0}")]
+    NotImmediate(String),
     #[error("invalid stream table name \"{input}\": {reason}")]
     InvalidName { input: String, reason: String },
     #[error("schema \"{0}\" does not exist")]
@@ -106,7 +106,7 @@ impl PgtError {
         match self {
             InvalidSchedule { .. } | InvalidRefreshMode(_) => SqlState::InvalidParameterValue,
             NullSchedule | NullArgument(_) => SqlState::NullValueNotAllowed,
-            RefreshModeNotSupported(_) | UnsupportedSource { .. } | NotDifferentiable(_) => {
+            UnsupportedSource { .. } | NotDifferentiable(_) | NotImmediate(_) => {
                 SqlState::FeatureNotSupported
             }
             TempSource(_) => SqlState::FeatureNotSupported,
@@ -139,7 +139,9 @@ impl PgtError {
                     .into(),
             ),
             InvalidRefreshMode(_) => Some("Use 'AUTO', 'DIFFERENTIAL' or 'FULL'.".into()),
-            RefreshModeNotSupported(_) => Some("Use refresh_mode => 'AUTO', 'DIFFERENTIAL' or 'FULL'.".into()),
+            NotImmediate(_) => Some(
+                "Use refresh_mode => 'AUTO' or 'FULL' with a short schedule instead.".into(),
+            ),
             NotDifferentiable(_) => Some(
                 "Use refresh_mode => 'AUTO' to refresh FULL when the query cannot be maintained differentially, \
                  or see docs/SQL_REFERENCE.md for what DIFFERENTIAL supports."

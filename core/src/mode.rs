@@ -36,14 +36,6 @@ impl RefreshMode {
             RefreshMode::Immediate => "IMMEDIATE",
         }
     }
-
-    /// Refuses modes that are not built yet.
-    pub fn check_supported(self) -> Result<()> {
-        match self {
-            RefreshMode::Immediate => Err(PgtError::RefreshModeNotSupported("IMMEDIATE")),
-            _ => Ok(()),
-        }
-    }
 }
 
 impl fmt::Display for RefreshMode {
@@ -76,24 +68,6 @@ mod tests {
         for bad in ["", "fast", "INCREMENTAL", "full refresh"] {
             let err = RefreshMode::parse(bad).unwrap_err();
             assert_eq!(err.sqlstate(), SqlState::InvalidParameterValue, "{bad}");
-        }
-    }
-
-    #[test]
-    fn immediate_is_not_built_yet() {
-        assert_eq!(
-            RefreshMode::Immediate
-                .check_supported()
-                .unwrap_err()
-                .sqlstate(),
-            SqlState::FeatureNotSupported
-        );
-        for m in [
-            RefreshMode::Auto,
-            RefreshMode::Full,
-            RefreshMode::Differential,
-        ] {
-            assert!(m.check_supported().is_ok());
         }
     }
 }

@@ -13,6 +13,8 @@ pub const CHANGES_SCHEMA: &str = "pgtrickle_changes";
 /// Names of the capture triggers installed on a source table.
 pub const ROW_TRIGGER: &str = "pgtrickle_capture";
 pub const TRUNCATE_TRIGGER: &str = "pgtrickle_capture_truncate";
+/// Prefix of the statement triggers that refresh an IMMEDIATE stream table (`<prefix><pgt_id>`).
+pub const IMMEDIATE_TRIGGER_PREFIX: &str = "pgtrickle_immediate_";
 
 /// One output column of a defining query, as PostgreSQL describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -39,7 +39,7 @@ const CASES: &[(&str, &str)] = &[
     ("SELECT pgtrickle.create_stream_table('s', 'SELECT id, random() AS r FROM t', refresh_mode => 'DIFFERENTIAL')", "0A000"),
     ("SELECT pgtrickle.create_stream_table('s', 'SELECT a.id FROM t a JOIN t b USING (id)', refresh_mode => 'DIFFERENTIAL')", "0A000"),
     ("SELECT pgtrickle.create_stream_table('s', 'SELECT id, now() AS ts FROM t', refresh_mode => 'DIFFERENTIAL')", "0A000"),
-    ("SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM t', refresh_mode => 'IMMEDIATE')", "0A000"),
+    ("SELECT pgtrickle.create_stream_table('s', 'SELECT id, random() AS r FROM t', refresh_mode => 'IMMEDIATE')", "0A000"),
     ("SELECT pgtrickle.create_stream_table('s', 'SELECT id, id FROM t')", "42P17"),
     ("SELECT pgtrickle.create_stream_table('s', 'SELECT id AS __pgt_row_id FROM t')", "42P17"),
     ("SELECT pgtrickle.create_stream_table('s', 'SELECT ROW(id, v) AS r FROM t')", "42P17"),
@@ -117,7 +117,7 @@ fn bad_alter_and_replace_change_nothing() {
             "22023",
         ),
         (
-            "SELECT pgtrickle.alter_stream_table('s', refresh_mode => 'IMMEDIATE')",
+            "SELECT pgtrickle.create_or_replace_stream_table('s', 'SELECT a, random() AS r FROM nopk', schedule => '5m', refresh_mode => 'IMMEDIATE')",
             "0A000",
         ),
         (

@@ -167,6 +167,22 @@ fn guide_chain_refreshes_itself() {
         dag.starts_with("graph TD\n") && dag.contains(" --> "),
         "{dag}"
     );
+    // Chapter 5: IMMEDIATE and back, as the guide writes it.
+    db.exec("SELECT pgtrickle.alter_stream_table('department_stats', refresh_mode => 'IMMEDIATE')");
+    db.exec("INSERT INTO employees (name, department_id, salary) VALUES ('Ivan', 4, 1000)");
+    let ops: String = db.value(&stats("Operations"));
+    assert_eq!(
+        ops, "2|101000.00|50500.000000000000",
+        "IMMEDIATE: current right after the INSERT"
+    );
+    db.exec("SELECT pgtrickle.alter_stream_table('department_stats', refresh_mode => 'DIFFERENTIAL', schedule => '1s')");
+    db.exec("DELETE FROM employees WHERE name = 'Ivan'");
+    eventually(
+        &mut db,
+        &stats("Operations"),
+        "1|100000.00|100000.000000000000",
+        WITHIN,
+    );
     // Every layer equals its query.
     assert_eq!(
         db.oracle(
