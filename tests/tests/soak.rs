@@ -1,5 +1,5 @@
 //! Tier 4 (on demand): the join soak. Eight writers commit continuously to four tables read by
-//! three two-table joins
+//! two-table inner joins, a LEFT JOIN aggregate, an anti-join (NOT EXISTS) and a semi-join (IN)
 //! while DIFFERENTIAL refreshes run every 200 ms; at the end, after the writers stop and a last
 //! refresh, every stream table must equal its query with zero rows missing or extra.
 //!
@@ -22,6 +22,19 @@ const SHAPES: &[(&str, &str)] = &[
         "lines_by_status",
         "SELECT o.status, count(*) AS n, sum(l.qty) AS qty, max(l.qty) AS most FROM orders o \
          JOIN lines l ON l.order_id = o.id GROUP BY o.status",
+    ),
+    (
+        "customer_orders",
+        "SELECT c.id, count(o.id) AS orders, COALESCE(sum(o.id), 0) AS ids FROM customers c \
+         LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id",
+    ),
+    (
+        "products_never_sold",
+        "SELECT p.id, p.price FROM products p WHERE NOT EXISTS (SELECT 1 FROM lines l WHERE l.product_id = p.id)",
+    ),
+    (
+        "orders_with_lines",
+        "SELECT o.id, o.status FROM orders o WHERE o.id IN (SELECT l.order_id FROM lines l WHERE l.qty > 2)",
     ),
 ];
 
