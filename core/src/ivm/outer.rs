@@ -14,7 +14,7 @@
 //! alone or N alone; then ex(p) = pp(p) ∧ ∃ n ∈ N: key(n) = key(p) ∧ np(n), a property of p's key.
 //! Per key K among the window's N images: after(K) = ∃ n ∈ N_new with that key (an index
 //! lookup), before(K) = count of N_new rows with K − Σ weights of the window's N images with K
-//! (N_old = N_new − ΔN) > 0, and the P rows of flipped keys, as they were (P_new with weight
+//! (N_old = N_new − ΔN) > 0 (counting at most Σ + 1 rows), and the P rows of flipped keys, as they were (P_new with weight
 //! +1 plus the window's P images with negated weights), contribute before(K) − after(K).
 //! So a NULL-extended row appears when a P row's last partner leaves, disappears when one comes,
 //! both sides may change in one window, and a NULL key never has a partner, as in the query.
@@ -320,11 +320,17 @@ pub fn existence_variants(
             }
         };
         let sep = if m == 0 { "" } else { ", " };
+        // before(K) = count_new(K) − Σw > 0. A key whose images net to zero cannot flip (dropped
+        // by HAVING); with Σw < 0 rows left, so before is true; with Σw > 0 it is enough to count
+        // up to Σw + 1 rows, so a key with many rows costs one short index range, not a count.
         let flips = format!(
-            "(SELECT {keys}{sep}(((SELECT count(*) FROM {n_table} AS {an}{lookup_where}) - __pgt_g.__pgt_sw > 0)::int \
+            "(SELECT {keys}{sep}((CASE WHEN __pgt_g.__pgt_sw < 0 THEN true \
+                                     ELSE (SELECT count(*) FROM (SELECT 1 FROM {n_table} AS {an}{lookup_where} \
+                                                                LIMIT __pgt_g.__pgt_sw + 1) AS __pgt_lim) > __pgt_g.__pgt_sw END)::int \
                - (EXISTS (SELECT 1 FROM {n_table} AS {an}{lookup_where}))::int) AS __pgt_f \
              FROM (SELECT {gcols}{sep}COALESCE(sum({an}.__pgt_w), 0) AS __pgt_sw \
-                   FROM ({n_events}) AS {an} WHERE true{np_and}{group_by} HAVING count(*) > 0) AS __pgt_g)",
+                   FROM ({n_events}) AS {an} WHERE true{np_and}{group_by} \
+                   HAVING COALESCE(sum({an}.__pgt_w), 0) <> 0) AS __pgt_g)",
             keys = (0..m)
                 .map(|i| format!("__pgt_g.{}", k(i)))
                 .collect::<Vec<_>>()
