@@ -7,7 +7,10 @@ ALTER TABLE pgtrickle.pgt_stream_tables
     ADD COLUMN refresh_count     bigint NOT NULL DEFAULT 0,            -- successful refreshes
     ADD COLUMN failure_count     bigint NOT NULL DEFAULT 0,            -- failed scheduled refreshes
     ADD COLUMN refresh_ms_total  double precision NOT NULL DEFAULT 0,  -- time in successful refreshes
-    ADD COLUMN refresh_ms_max    double precision NOT NULL DEFAULT 0;
+    ADD COLUMN refresh_ms_max    double precision NOT NULL DEFAULT 0,
+    -- The search_path the defining query was planned with; every refresh runs with it, so the
+    -- scheduler and IMMEDIATE triggers resolve the query's names as its creator did.
+    ADD COLUMN search_path       text;
 
 -- Failed scheduled refreshes are recorded too (action ERROR, the message in reason).
 ALTER TABLE pgtrickle.pgt_refresh_history DROP CONSTRAINT pgt_refresh_history_action_check;
@@ -16,15 +19,15 @@ ALTER TABLE pgtrickle.pgt_refresh_history
 
 -- The statement trigger of IMMEDIATE stream tables (pgtrickle_immediate_<pgt_id> on each
 -- source, argument: the storage OID): refreshes the stream table in the writer's transaction,
--- after the statement's row changes were captured.
+-- after the statement's row changes were captured. It runs with the writer's search_path (the
+-- stream table's SQL names what it reads as the query did).
 CREATE FUNCTION pgtrickle._immediate_refresh() RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog
 AS $$
 BEGIN
-    PERFORM set_config('pg_trickle.immediate_refresh', 'on', true);
-    PERFORM pgtrickle.refresh_stream_table(TG_ARGV[0]::oid::regclass::text);
-    PERFORM set_config('pg_trickle.immediate_refresh', 'off', true);
+    PERFORM pg_catalog.set_config('pg_trickle.immediate_refresh', 'on', true);
+    PERFORM pgtrickle.refresh_stream_table(pgtrickle._qualified_name(TG_ARGV[0]::oid));
+    PERFORM pg_catalog.set_config('pg_trickle.immediate_refresh', 'off', true);
     RETURN NULL;
 END
 $$;
@@ -173,9 +176,16 @@ BEGIN
         EXECUTE format('ALTER TABLE %s ENABLE TRIGGER pgtrickle_capture', s.source_relid::regclass);
         EXECUTE format('ALTER TABLE %s ENABLE TRIGGER pgtrickle_capture_truncate', s.source_relid::regclass);
     END LOOP;
-    -- Without a frontier the next refresh recomputes everything.
+    -- Without a frontier the next refresh recomputes everything. Every stream table reading a
+    -- source whose trigger was missing missed the same changes.
     UPDATE pgtrickle.pgt_stream_tables SET frontier = NULL, frontier_xid = NULL,
-           status = 'ACTIVE', consecutive_errors = 0 WHERE pgt_relid = rel;
+           status = 'ACTIVE', consecutive_errors = 0
+     WHERE pgt_relid = rel
+        OR (cardinality(repaired) > 0 AND pgt_id IN (
+              SELECT dep.pgt_id FROM pgtrickle.pgt_dependencies dep
+               WHERE dep.source_relid IN (SELECT d2.source_relid FROM pgtrickle.pgt_dependencies d2
+                                            JOIN pgtrickle.pgt_stream_tables s2 USING (pgt_id)
+                                           WHERE s2.pgt_relid = rel)));
     PERFORM pgtrickle.refresh_stream_table(name);
     RETURN CASE WHEN cardinality(repaired) = 0 THEN 'no trigger was missing; recomputed'
                 ELSE 'reinstalled ' || array_to_string(repaired, ', ') || '; recomputed' END;

@@ -184,8 +184,10 @@ pub fn drop_unused_captures() {
 
 /// Deletes the buffer rows that every stream table reading `source` has consumed: rows whose
 /// transaction is visible in the consumer's frontier; for the refreshing transaction's own rows,
-/// those up to the last change id it consumed. FULL consumers count too: their scheduler skips
-/// a recompute when no change arrived since their frontier, which it tells from these rows.
+/// those up to the last change id it consumed. FULL consumers with a change window count too:
+/// their scheduler skips a recompute when no change arrived since their frontier, which it tells
+/// from these rows; FULL consumers without one (views, changing values) hold nothing back. With
+/// no consumer left, every committed row goes.
 /// Nothing is trimmed while a consumer has no frontier yet (its first refresh is FULL anyway).
 /// Only rows below the smallest frontier `xmax`, or of a refreshing transaction, can qualify,
 /// which bounds the scan to the buffer's xid index.
@@ -194,12 +196,19 @@ pub fn trim_buffer(source: Oid) {
         render::CHANGES_SCHEMA,
         &render::buffer_table(source.to_u32()),
     );
-    // Every consumer, FULL ones too: a FULL stream table's scheduler skips the recompute when
-    // no change arrived since its frontier, which it can only tell while the rows are here.
     let consumers =
         "SELECT st.frontier, st.frontier_xid, d.own_change_id FROM pgtrickle.pgt_dependencies d \
                      JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) \
-                     WHERE d.source_relid = $1";
+                     WHERE d.source_relid = $1 \
+                       AND (st.delta_merge_sql IS NOT NULL OR st.probe_sql IS NOT NULL)";
+    let any = spi::one_p::<bool>(&format!("SELECT EXISTS ({consumers})"), &[source.into()])
+        .unwrap_or(true);
+    if !any {
+        // Deletes what this snapshot sees: rows of transactions still in flight stay until the
+        // next refresh.
+        spi::exec_p(&format!("DELETE FROM {buf}"), &[]);
+        return;
+    }
     spi::exec_p(
         &format!(
             "WITH f AS ({consumers}) \

@@ -37,6 +37,8 @@ pub struct StreamTable {
     pub frontier_xid: Option<String>,
     /// Failed scheduled refreshes in a row.
     pub consecutive_errors: i32,
+    /// The search_path the query was planned with (refreshes run with it).
+    pub search_path: Option<String>,
 }
 
 impl StreamTable {
@@ -74,7 +76,7 @@ const SELECT_ST: &str = "SELECT st.pgt_id, st.pgt_relid, n.nspname::text, c.reln
     st.defining_query, st.schedule, st.refresh_mode, st.column_names, st.column_types, st.column_collations, \
     st.plan_kind, st.hidden_columns, st.full_merge_sql, st.delta_merge_sql, st.explain_text, st.plan_reason, \
     st.is_populated, st.frontier::text, st.frontier_xid::text, st.planned_for, st.plan_sources, st.probe_sql, \
-    st.consecutive_errors \
+    st.consecutive_errors, st.search_path \
     FROM pgtrickle.pgt_stream_tables st \
     JOIN pg_catalog.pg_class c ON c.oid = st.pgt_relid \
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
@@ -119,6 +121,7 @@ fn load_where(cond: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<StreamTable
                 plan_sources: r.get(21).ok().flatten().unwrap_or_default(),
                 probe_sql: r.get(22).ok().flatten(),
                 consecutive_errors: r.get(23).ok().flatten().unwrap_or(0),
+                search_path: r.get(24).ok().flatten(),
             }
         },
     )
@@ -345,7 +348,7 @@ pub fn store_plan(pgt_id: i64, storage: &str, built: &crate::plan::Built) {
         "UPDATE pgtrickle.pgt_stream_tables SET plan_kind = $2, plan_reason = $3, hidden_columns = $4, \
              full_merge_sql = $5, delta_merge_sql = $6, explain_text = $7, effective_mode = $8, planned_for = $9, \
              plan_sources = $10, probe_sql = $11, \
-             updated_at = now() \
+             search_path = pg_catalog.current_setting('search_path'), updated_at = now() \
          WHERE pgt_id = $1",
         &[
             pgt_id.into(),

@@ -166,14 +166,28 @@ fn differential(
     ))
 }
 
-/// For a FULL plan: its sources' change window, when every source is captured (a base table
-/// or a stream table), so the scheduler can tell that nothing changed.
-fn change_window(sources: &[Source]) -> Option<Window> {
+/// For a FULL plan: its sources' change window, when every input of the query is captured, so
+/// the scheduler can tell that nothing changed: every source is a base table or a stream table,
+/// none has inheritance children (their rows are read but not captured), and the query calls
+/// no function defined outside the system schemas (one could read other tables).
+fn change_window(query: &str, sources: &[Source]) -> Option<Window> {
     if sources.is_empty()
         || sources
             .iter()
             .any(|s| !matches!(s.kind, SourceKind::Table | SourceKind::StreamTable))
     {
+        return None;
+    }
+    let relids: Vec<Oid> = sources.iter().map(|s| s.relid).collect();
+    let names = pg_trickle_core::ivm::expr::query_function_names(query)?;
+    let uncaptured = spi::one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent = ANY($1)) \
+             OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+                         WHERE p.proname = ANY($2) AND n.nspname NOT IN ('pg_catalog', 'information_schema'))",
+        &[relids.into(), names.into()],
+    )
+    .unwrap_or(true);
+    if uncaptured {
         return None;
     }
     let mut tables = Vec::new();
@@ -255,7 +269,7 @@ pub fn build(
             {
                 None
             } else {
-                change_window(sources)
+                change_window(query, sources)
             };
             if let Some(r) = &reason {
                 if mode == RefreshMode::Differential {

@@ -186,7 +186,7 @@ fn lock_and_load(relid: Oid) -> (TimestampWithTimeZone, StreamTable) {
         .expect("clock_timestamp() is never NULL");
     let mut st = catalog::by_relid(relid).expect("stream table in catalog");
     if st.planned_for != st.quoted() {
-        crate::plan::rerender(&st);
+        with_search_path(&st, || crate::plan::rerender(&st));
         st = catalog::by_relid(relid).expect("stream table in catalog");
     }
     (started, st)
@@ -195,7 +195,15 @@ fn lock_and_load(relid: Oid) -> (TimestampWithTimeZone, StreamTable) {
 /// Recomputes the stream table stored in `relid` from its defining query.
 pub fn full_refresh(relid: Oid, initiator: Initiator, reason: Option<&str>) {
     let (started, st) = lock_and_load(relid);
-    full_refresh_locked(&st, started, initiator, reason);
+    with_search_path(&st, || full_refresh_locked(&st, started, initiator, reason));
+}
+
+/// Runs `f` with the search_path the stream table's query was planned with.
+fn with_search_path<R>(st: &StreamTable, f: impl FnOnce() -> R) -> R {
+    match &st.search_path {
+        Some(path) => spi::with_settings(&[("search_path", path)], f),
+        None => f(),
+    }
 }
 
 fn full_refresh_locked(
@@ -340,7 +348,10 @@ const AUTO_FULL_FRACTION: f64 = 0.25;
 /// after a failed refresh), FULL otherwise.
 pub fn refresh(relid: Oid, initiator: Initiator) {
     let (started, st) = lock_and_load(relid);
-    let st = &st;
+    with_search_path(&st, || refresh_loaded(&st, started, initiator));
+}
+
+fn refresh_loaded(st: &StreamTable, started: TimestampWithTimeZone, initiator: Initiator) {
     let Some(frontier) = &st.frontier else {
         return full_refresh_locked(st, started, initiator, None);
     };

@@ -85,6 +85,20 @@ pub fn ensure_scheduler() {
     }
 }
 
+/// SIGTERM ends the worker through PostgreSQL's own `die()`: a running refresh is interrupted at
+/// its next CHECK_FOR_INTERRUPTS (so DROP DATABASE and shutdown do not wait for it to finish)
+/// and the worker exits; the launcher starts a new scheduler when needed.
+fn use_die_for_sigterm() {
+    unsafe extern "C-unwind" {
+        /// PostgreSQL's `die()` (postgres.c), the signal handler itself, not pgrx's wrapper.
+        #[link_name = "die"]
+        fn postgres_die(signal: std::ffi::c_int);
+    }
+    // SAFETY: installs PostgreSQL's standard backend SIGTERM handler, as contrib's worker_spi
+    // does; signals are unblocked by attach_signal_handlers.
+    unsafe { pg_sys::pqsignal_be(pg_sys::SIGTERM as i32, Some(postgres_die)) };
+}
+
 /// Databases that accept connections, read from the shared catalog without a database
 /// connection.
 fn databases() -> Vec<Oid> {
@@ -117,6 +131,7 @@ fn databases() -> Vec<Oid> {
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn pg_trickle_launcher_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    use_die_for_sigterm();
     BackgroundWorker::connect_worker_to_spi(None, None);
     let mut started: HashMap<u32, (Instant, pgrx::bgworkers::DynamicBackgroundWorker)> =
         HashMap::new();
@@ -292,6 +307,7 @@ fn prune_history() {
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    use_die_for_sigterm();
     let db = Oid::from(arg.value() as u32);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
     let ready = in_transaction(|| {

@@ -70,6 +70,11 @@ impl Dag {
         v
     }
 
+    /// Whether `rel` is in the graph (it reads or is read by something).
+    pub fn contains(&self, rel: RelId) -> bool {
+        self.graph.contains_node(rel)
+    }
+
     /// Relations `rel` reads directly.
     pub fn sources(&self, rel: RelId) -> Vec<RelId> {
         if !self.graph.contains_node(rel) {

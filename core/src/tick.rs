@@ -48,9 +48,12 @@ pub fn retry_wait_ms(interval_ms: i64, errors: u32) -> i64 {
 /// When `e` next falls due by its own schedule (ms since the epoch), `None` for CALCULATED or a
 /// cron expression that never fires again.
 fn due_at(e: &Entry, backoff: u32) -> Option<i64> {
-    let since = match e.data_ms {
-        None => return Some(i64::MIN),
-        Some(t) => t,
+    let Some(since) = e.data_ms else {
+        // Never populated: due now, unless a failure asks to wait.
+        return Some(match (e.consecutive_errors, e.last_attempt_ms) {
+            (n, Some(last)) if n > 0 => last + retry_wait_ms(1000, n),
+            _ => i64::MIN,
+        });
     };
     let (at, interval) = match &e.schedule {
         Schedule::Every { seconds, .. } => {
@@ -109,10 +112,14 @@ pub fn due(entries: &[Entry], dag: &Dag, now_ms: i64, backoff: &HashMap<RelId, u
             }
         }
     }
-    dag.topological_order()
+    let mut order: Vec<RelId> = dag
+        .topological_order()
         .into_iter()
         .filter(|id| chosen.contains(id))
-        .collect()
+        .collect();
+    // A stream table with no edges (its query reads no relation) is not in the graph.
+    order.extend(chosen.into_iter().filter(|id| !dag.contains(*id)));
+    order
 }
 
 /// The effective refresh interval of each stream table in ms, for display: its own duration,
@@ -277,6 +284,17 @@ mod tests {
             None,
             "CALCULATED alone is never due"
         );
+    }
+
+    #[test]
+    fn tables_outside_the_graph_and_unpopulated_failures() {
+        let dag = Dag::from_edges([(1, 10)]);
+        let mut lonely = every(20, 1, None);
+        assert_eq!(due(&[lonely.clone()], &dag, 0, &HashMap::new()), vec![20]);
+        lonely.consecutive_errors = 2;
+        lonely.last_attempt_ms = Some(10_000);
+        assert!(due(&[lonely.clone()], &dag, 11_999, &HashMap::new()).is_empty());
+        assert_eq!(due(&[lonely], &dag, 12_000, &HashMap::new()), vec![20]);
     }
 
     #[test]

@@ -193,6 +193,28 @@ fn guide_chain_refreshes_itself() {
     );
 }
 
+/// The scheduler resolves a defining query's names with the search_path it was created under.
+#[test]
+fn scheduled_refreshes_use_the_creators_search_path() {
+    let mut db = TestDb::with_scheduler("sched_search_path");
+    db.exec(
+        "CREATE SCHEMA app; CREATE TABLE app.orders (id int PRIMARY KEY, amount int);
+         CREATE FUNCTION app.doubled(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 * 2';
+         SET search_path = app;
+         SELECT pgtrickle.create_stream_table('app.totals', 'SELECT count(*) AS n, sum(doubled(amount)) AS s FROM orders', schedule => '1s');
+         RESET search_path;
+         INSERT INTO app.orders VALUES (1, 5), (2, 7);",
+    );
+    eventually(
+        &mut db,
+        "SELECT n || '/' || s FROM app.totals",
+        "2/24",
+        Duration::from_secs(3),
+    );
+    let status: String = db.value("SELECT status FROM pgtrickle.pgt_status()");
+    assert_eq!(status, "ACTIVE");
+}
+
 /// A refresh that fails sets ERROR with the message, does not hold back other stream tables,
 /// is SUSPENDED after `pg_trickle.max_consecutive_errors` failures, and resumes once the data is
 /// fixed and the stream table refreshed by hand.

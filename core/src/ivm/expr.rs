@@ -106,6 +106,25 @@ pub fn query_reads_changing_values(sql: &str) -> bool {
     }
 }
 
+/// The names (last part, lower-cased) of every function a query calls, or `None` when the text
+/// does not parse.
+pub fn query_function_names(sql: &str) -> Option<Vec<String>> {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+    let stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let mut names = Vec::new();
+    let _ = visit_expressions(&stmts, |x| {
+        if let Expr::Function(f) = x {
+            let n = function_name(f);
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Some(names)
+}
+
 /// The last part of a function's name, lower-cased.
 pub fn function_name(f: &Function) -> String {
     f.name

@@ -130,6 +130,22 @@ impl Simple {
                 Some(out)
             }
         };
+        // A subquery inside the body would be renamed by the inlining as if its names were
+        // the body table's.
+        let has_subquery = |e: &Expr| {
+            sqlparser::ast::visit_expressions(e, |x| match x {
+                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            })
+            .is_break()
+        };
+        if s.selection.as_ref().is_some_and(has_subquery)
+            || outputs.iter().flatten().any(|(_, e)| has_subquery(e))
+        {
+            return Err(not_simple("a subquery inside it"));
+        }
         Ok(Simple {
             table: name.clone(),
             inner,
@@ -322,11 +338,28 @@ fn inline_scoped(q: &mut Query, outer: &[(String, Simple)]) -> Result<(), Unsupp
                 }
                 _ => continue,
             };
+            // NULL-extended: the right side of LEFT, the left side of RIGHT, both sides of FULL.
+            let nullable_right = kinds[pos] == "left";
+            let nullable_left = kinds.get(pos + 1) == Some(&"right");
+            let nullable = nullable_right
+                || nullable_left
+                || kinds[pos] == "full"
+                || kinds.get(pos + 1) == Some(&"full");
+            // On a NULL-extended side an output must be NULL when there is no partner: only
+            // bare columns are (a constant or COALESCE would not be).
+            if nullable
+                && simple
+                    .outputs
+                    .iter()
+                    .flatten()
+                    .any(|(_, e)| !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)))
+            {
+                return Err(not_simple(
+                    "computed columns on the NULL-extended side of an outer join",
+                ));
+            }
             if let Some(filter) = &simple.filter {
                 let renamed = simple.rename(filter, &alias);
-                // NULL-extended: the right side of LEFT, the left side of RIGHT.
-                let nullable_right = kinds[pos] == "left";
-                let nullable_left = kinds.get(pos + 1) == Some(&"right");
                 if kinds[pos] == "full" || kinds.get(pos + 1) == Some(&"full") {
                     return Err(not_simple("a WHERE clause on a side of a FULL JOIN"));
                 } else if nullable_right {
@@ -448,6 +481,19 @@ fn inline_scoped(q: &mut Query, outer: &[(String, Simple)]) -> Result<(), Unsupp
         }
     }
     select.projection = projection;
+    // Names inside a subquery of the outer query resolve in the subquery first; rewriting them
+    // as the inlined items' columns would change their meaning.
+    let subquery = sqlparser::ast::visit_expressions(&*select, |x| match x {
+        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break();
+    if subquery {
+        return Err(
+            "a subquery in a query that reads a WITH query or a subquery in FROM (supported in a later version)"
+                .into(),
+        );
+    }
     for f in where_extra {
         select.selection = Some(and(select.selection.take(), f));
     }
@@ -536,6 +582,18 @@ mod tests {
             (
                 "SELECT id FROM (SELECT id FROM items) d JOIN cat c ON true",
                 "unqualified",
+            ),
+            (
+                "SELECT c.code, s.h FROM cat c LEFT JOIN (SELECT grp, true AS h FROM items) s ON s.grp = c.code",
+                "NULL-extended",
+            ),
+            (
+                "WITH a AS (SELECT * FROM orders WHERE customer_id IN (SELECT id FROM vip)) SELECT * FROM a",
+                "a subquery inside it",
+            ),
+            (
+                "WITH a AS (SELECT id, grp FROM items) SELECT id FROM a WHERE EXISTS (SELECT 1 FROM cat WHERE code = grp)",
+                "a subquery in a query",
             ),
         ] {
             let err = inlined(sql).unwrap_err();

@@ -450,7 +450,7 @@ fn parse_select(
                     "an EXISTS/IN subquery next to a join (supported in a later version)".into(),
                 );
             }
-            let (table, keep, cond) = semi_join(&subs[0])?;
+            let (table, keep, cond) = semi_join(&subs[0], &from[0].alias)?;
             if table.alias == from[0].alias {
                 return Err(
                     "an EXISTS/IN subquery whose table has the outer table's name (give it an alias)"
@@ -595,7 +595,7 @@ fn is_subquery_test(e: &Expr) -> bool {
 
 /// `[NOT] EXISTS (SELECT ... FROM t [WHERE c])` or `x IN (SELECT y FROM t [WHERE c])`: the
 /// table, which rows it keeps, and the partner condition (`c AND y = x` for IN).
-fn semi_join(e: &Expr) -> Result<(FromTable, super::outer::Keep, Expr), Unsupported> {
+fn semi_join(e: &Expr, outer: &str) -> Result<(FromTable, super::outer::Keep, Expr), Unsupported> {
     use super::outer::Keep;
     let (sub, keep, lhs) = match e {
         Expr::Exists { subquery, negated } => (
@@ -622,14 +622,17 @@ fn semi_join(e: &Expr) -> Result<(FromTable, super::outer::Keep, Expr), Unsuppor
                 Expr::Exists {
                     subquery,
                     negated: false,
-                } => semi_join(&Expr::Exists {
-                    subquery: subquery.clone(),
-                    negated: true,
-                }),
+                } => semi_join(
+                    &Expr::Exists {
+                        subquery: subquery.clone(),
+                        negated: true,
+                    },
+                    outer,
+                ),
                 _ => Err("NOT applied to an IN subquery (write NOT EXISTS)".into()),
             };
         }
-        Expr::Nested(inner) => return semi_join(inner),
+        Expr::Nested(inner) => return semi_join(inner, outer),
         _ => unreachable!("is_subquery_test"),
     };
     let bad = |what: &str| -> Unsupported {
@@ -674,6 +677,20 @@ fn semi_join(e: &Expr) -> Result<(FromTable, super::outer::Keep, Expr), Unsuppor
             if contains_aggregate(r) {
                 return Err(bad("an aggregate"));
             }
+            // The left side of IN is evaluated in the outer query: its bare columns are the
+            // outer table's, even where the subquery's table has a column of the same name.
+            let outer_alias = outer.to_string();
+            let l = &super::expr::substitute(l, &move |x| match x {
+                Expr::Identifier(i) => Some(qualified(
+                    &outer_alias,
+                    &if i.quote_style.is_some() {
+                        i.value.clone()
+                    } else {
+                        i.value.to_lowercase()
+                    },
+                )),
+                _ => None,
+            });
             conds.push(Expr::BinaryOp {
                 left: Box::new(Expr::Nested(Box::new(r.clone()))),
                 op: sqlparser::ast::BinaryOperator::Eq,
@@ -759,6 +776,25 @@ mod tests {
         assert_eq!(star.items.len(), 3);
         assert_eq!(star.from[0].alias, "products");
         assert!(!star.aggregates);
+    }
+
+    #[test]
+    fn the_left_side_of_in_belongs_to_the_outer_table() {
+        let cols = vec![
+            vec!["id".to_string(), "name".to_string()],
+            vec!["id".to_string(), "customer_id".to_string()],
+        ];
+        let q = parse(
+            "SELECT name FROM customers WHERE id IN (SELECT customer_id FROM orders)",
+            &cols,
+        )
+        .unwrap();
+        let Join::Semi(_, cond) = &q.joins[0] else {
+            panic!("a semi-join")
+        };
+        assert_eq!(cond.to_string(), "(customer_id) = (\"customers\".\"id\")");
+        assert_eq!(q.items.len(), 1);
+        assert!(q.filter.is_none());
     }
 
     #[test]
