@@ -377,6 +377,9 @@ fn explain_stream_table(name: Option<&str>) -> String {
     out.push(format!("populated: {}", st.is_populated));
     out.push("operator tree:".into());
     out.extend(st.explain_text.lines().map(|l| format!("  {l}")));
+    if st.plan_kind != "FULL" {
+        out.extend(index_advice(&st.defining_query));
+    }
     if let Some(d) = &st.delta_merge_sql {
         out.push("delta (one statement; $1 = previous frontier, $2 = its transaction, $3 = the last of that transaction's own changes consumed):".into());
         out.push(format!("  {d}"));
@@ -384,6 +387,45 @@ fn explain_stream_table(name: Option<&str>) -> String {
     out.push("full refresh (one statement):".into());
     out.push(format!("  {}", st.full_merge_sql));
     out.join("\n")
+}
+
+/// For each column a differential refresh looks rows up by (join keys), whether an index leads
+/// with it, and the statement that would create one.
+fn index_advice(query: &str) -> Vec<String> {
+    let Ok(from) = pg_trickle_core::ivm::parse::from_tables(query) else {
+        return Vec::new();
+    };
+    let lookups = pg_trickle_core::ivm::parse::lookup_columns(query);
+    if lookups.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![
+        "join key lookups (an index leading with each keeps a refresh O(changes)):".to_string(),
+    ];
+    for (i, col) in lookups {
+        let Some(t) = from.get(i) else { continue };
+        let Some(rel) = spi::one::<Oid>(
+            "SELECT pg_catalog.to_regclass($1)::oid",
+            &[t.name.clone().into()],
+        ) else {
+            continue;
+        };
+        let display = catalog::relation_display(rel);
+        let indexed = spi::one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i \
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+                WHERE i.indrelid = $1 AND a.attname = $2)",
+            &[rel.into(), col.clone().into()],
+        )
+        .unwrap_or(false);
+        let column = pg_trickle_core::ident::quote_ident(&col);
+        out.push(if indexed {
+            format!("  {display} ({column}): indexed")
+        } else {
+            format!("  {display} ({column}): NO INDEX, each changed row scans the table; recommended: CREATE INDEX ON {display} ({column})")
+        });
+    }
+    out
 }
 
 /// The oracle: re-runs the defining query and compares it with the stream table as multisets of

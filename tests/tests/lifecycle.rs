@@ -467,3 +467,25 @@ fn a_renamed_stream_table_keeps_refreshing() {
         "other.flat,public.agg2"
     );
 }
+
+#[test]
+fn explain_recommends_indexes_on_join_keys() {
+    let mut db = TestDb::new("index_advice");
+    db.exec(
+        "CREATE TABLE a (id int PRIMARY KEY, g int); CREATE TABLE b (id int PRIMARY KEY, a_id int);
+         SELECT pgtrickle.create_stream_table('ab', 'SELECT a.id, b.id AS bid FROM a LEFT JOIN b ON b.a_id = a.id', refresh_mode => 'DIFFERENTIAL');",
+    );
+    let explain: String = db.value("SELECT pgtrickle.explain_stream_table('ab')");
+    assert!(
+        explain.contains("public.b (\"a_id\"): NO INDEX")
+            && explain.contains("CREATE INDEX ON public.b (\"a_id\")")
+            && explain.contains("public.a (\"id\"): indexed"),
+        "{explain}"
+    );
+    db.exec("CREATE INDEX ON b (a_id)");
+    let explain: String = db.value("SELECT pgtrickle.explain_stream_table('ab')");
+    assert!(
+        explain.contains("public.b (\"a_id\"): indexed"),
+        "{explain}"
+    );
+}

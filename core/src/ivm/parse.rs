@@ -160,6 +160,79 @@ fn from_table(f: &TableFactor) -> Result<FromTable, Unsupported> {
     }
 }
 
+/// The columns a differential refresh looks rows up by: for every equality of a join, outer
+/// join or EXISTS/IN condition whose side is a bare column, (index of its table in FROM order,
+/// column name). An index whose first column is one of these keeps the delta O(changes).
+pub fn lookup_columns(sql: &str) -> Vec<(usize, String)> {
+    let Ok(spec) = parse(sql, &[]) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    collect_lookups(&spec, 0, &mut out);
+    out
+}
+
+fn collect_lookups(spec: &QuerySpec, offset: usize, out: &mut Vec<(usize, String)>) {
+    if !spec.branches.is_empty() {
+        let mut o = offset;
+        for b in &spec.branches {
+            collect_lookups(b, o, out);
+            o += b.from.len();
+        }
+        return;
+    }
+    let fold = |i: &Ident| {
+        if i.quote_style.is_some() {
+            i.value.clone()
+        } else {
+            i.value.to_lowercase()
+        }
+    };
+    for (k, j) in spec.joins.iter().enumerate() {
+        let (cond, semi) = match j {
+            Join::On(c) | Join::Outer(_, c) => (c, false),
+            Join::Semi(_, c) => (c, true),
+            Join::Cross => continue,
+        };
+        let mut parts = Vec::new();
+        top_conjuncts(cond, &mut parts);
+        for p in parts {
+            let Expr::BinaryOp {
+                left,
+                op: sqlparser::ast::BinaryOperator::Eq,
+                right,
+            } = p
+            else {
+                continue;
+            };
+            for side in [left.as_ref(), right.as_ref()] {
+                let mut e = side;
+                while let Expr::Nested(inner) = e {
+                    e = inner;
+                }
+                let found = match e {
+                    Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                        let table = fold(&parts[parts.len() - 2]);
+                        spec.from
+                            .iter()
+                            .position(|t| t.alias == table)
+                            .map(|i| (i, fold(&parts[parts.len() - 1])))
+                    }
+                    // Unqualified inside an EXISTS/IN subquery: the subquery's table.
+                    Expr::Identifier(i) if semi => Some((k + 1, fold(i))),
+                    _ => None,
+                };
+                if let Some((i, col)) = found {
+                    let entry = (offset + i, col);
+                    if !out.contains(&entry) {
+                        out.push(entry);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The tables a query's FROM clause names, in order (to look up their columns before [`parse`]).
 pub fn from_tables(sql: &str) -> Result<Vec<FromTable>, Unsupported> {
     parse(sql, &[]).map(|q| q.from)
@@ -776,6 +849,24 @@ mod tests {
         assert_eq!(star.items.len(), 3);
         assert_eq!(star.from[0].alias, "products");
         assert!(!star.aggregates);
+    }
+
+    #[test]
+    fn lookup_columns_are_the_join_keys() {
+        assert_eq!(
+            lookup_columns("SELECT * FROM fact f JOIN dim d ON d.id = f.dim_id AND d.x > 1"),
+            vec![(1, "id".to_string()), (0, "dim_id".to_string())]
+        );
+        assert_eq!(
+            lookup_columns("SELECT id FROM items i WHERE grp IN (SELECT code FROM cat)"),
+            vec![(1, "code".to_string()), (0, "grp".to_string())]
+        );
+        assert_eq!(
+            lookup_columns(
+                "SELECT a FROM t UNION ALL SELECT x.a FROM t x LEFT JOIN u ON u.k = x.a"
+            ),
+            vec![(2, "k".to_string()), (1, "a".to_string())]
+        );
     }
 
     #[test]
