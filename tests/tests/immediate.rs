@@ -73,3 +73,47 @@ fn immediate_stream_tables_are_current_inside_the_writing_transaction() {
     db.exec("SELECT pgtrickle.drop_stream_table('big_depts'); SELECT pgtrickle.drop_stream_table('live_headcount')");
     db.assert_no_leftovers(&["big_depts", "live_headcount"]);
 }
+
+/// Concurrent writers: each statement's refresh waits for the stream table's refresh lock, so the
+/// writers are serialised on it and the result stays exact.
+#[test]
+fn immediate_under_concurrent_writers() {
+    let mut db = TestDb::new("immediate_concurrent");
+    db.exec(
+        "CREATE TABLE acc (id int PRIMARY KEY, branch int, balance int);
+         INSERT INTO acc SELECT i, i % 5, 100 FROM generate_series(1, 200) i;
+         SELECT pgtrickle.create_stream_table('branch_totals',
+           'SELECT branch, count(*) AS n, sum(balance) AS total FROM acc GROUP BY branch', refresh_mode => 'IMMEDIATE');",
+    );
+    let name = db.name.clone();
+    let writers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let name = name.clone();
+            std::thread::spawn(move || {
+                let mut c = pg_trickle_tests::connect(&name);
+                for i in 0..50u64 {
+                    let id = 1 + (w * 50 + i * 7) % 200;
+                    let sql = match i % 3 {
+                        0 => format!("UPDATE acc SET balance = balance + 1 WHERE id = {id}"),
+                        1 => format!("UPDATE acc SET branch = (branch + 1) % 5 WHERE id = {id}"),
+                        _ => format!(
+                            "BEGIN; DELETE FROM acc WHERE id = {id}; INSERT INTO acc VALUES ({id}, {}, 50); COMMIT",
+                            w
+                        ),
+                    };
+                    c.batch_execute(&sql).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert_eq!(
+        db.oracle(
+            "branch_totals",
+            "SELECT branch, count(*) AS n, sum(balance) AS total FROM acc GROUP BY branch"
+        ),
+        (0, 0)
+    );
+}
