@@ -396,7 +396,7 @@ fn auto_picks_differential_where_it_can_and_says_why_not_elsewhere() {
     );
     assert_eq!(
         history,
-        "FULL:- | DIFFERENTIAL:- | FULL:80 changes exceed 25% of the source's ~100 rows"
+        "FULL:- | DIFFERENTIAL:- | FULL:80 changes exceed 25% of the sources' ~100 rows"
     );
     assert_eq!(
         db.oracle("agg", "SELECT g, sum(v) AS s FROM a GROUP BY g"),

@@ -84,6 +84,11 @@ const SHAPES: &[&str] = &[
     "SELECT b.grp, b.val FROM bag b WHERE b.grp IN (SELECT code FROM cat)",
     "SELECT id FROM items i WHERE (grp, sub) IN (SELECT code, weight % 3 FROM cat)",
     "SELECT i.id FROM items i WHERE i.val > 10 AND EXISTS (SELECT 1 FROM items j WHERE j.grp = i.grp AND j.qty > 7)",
+    // Joins of three and four tables.
+    "SELECT i.id, c.label, b.note FROM items i JOIN cat c ON c.code = i.grp JOIN bag b ON b.grp = i.grp",
+    "SELECT c.label, count(*) AS n, sum(i.val) AS s FROM items i JOIN cat c ON c.code = i.grp JOIN items j ON j.sub = i.sub AND j.id < i.id GROUP BY c.label",
+    "SELECT i.id, c.code, k.code AS k2 FROM items i, cat c, cat k WHERE c.code = i.grp AND k.weight = c.weight",
+    "SELECT c.code, count(*) AS n FROM cat c JOIN items i ON i.grp = c.code JOIN bag b ON b.val = i.qty JOIN cat k ON k.code = b.grp GROUP BY c.code",
     // UNION ALL (a multiset) and UNION.
     "SELECT id, grp FROM items WHERE val > 50 UNION ALL SELECT id, grp FROM items WHERE qty < 3",
     "SELECT grp FROM items UNION SELECT code FROM cat",

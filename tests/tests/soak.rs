@@ -24,6 +24,11 @@ const SHAPES: &[(&str, &str)] = &[
          JOIN lines l ON l.order_id = o.id GROUP BY o.status",
     ),
     (
+        "qty_by_customer",
+        "SELECT c.id, count(*) AS lines, sum(l.qty) AS qty FROM lines l \
+         JOIN orders o ON o.id = l.order_id JOIN customers c ON c.id = o.customer_id GROUP BY c.id",
+    ),
+    (
         "customer_orders",
         "SELECT c.id, count(o.id) AS orders, COALESCE(sum(o.id), 0) AS ids FROM customers c \
          LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id",

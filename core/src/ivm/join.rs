@@ -1,6 +1,6 @@
 //! The FROM clause as an operator input: one table (Scan), or tables joined by inner joins (ON,
-//! or cross joins whose conditions are in WHERE). The rule below is written for n tables; the
-//! parser admits two for now (see `parse::MAX_JOIN_TABLES`).
+//! or cross joins whose conditions are in WHERE), up to `parse::MAX_JOIN_TABLES`; outer joins and
+//! semi-joins of two (see [`super::outer`]); the branches of a UNION ALL.
 //!
 //! **Delta rule (inner join).** Δ(L ⋈ R) = ΔL ⋈ R_old + L_new ⋈ ΔR, with weights multiplied,
 //! and for n tables Σi T1..T(i−1) new ⋈ ΔTi ⋈ T(i+1)..Tn old. L_new and
