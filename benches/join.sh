@@ -4,11 +4,12 @@
 # 1% changed fact rows (plus one changed dimension row each time). Server-side times, steady-state
 # session (two warm-up refreshes first). Prints Markdown.
 #
-#   benches/join.sh [FACT_ROWS] [inner|outer]      defaults: 1000000 inner
+#   benches/join.sh [FACT_ROWS] [inner|outer|multiway]      defaults: 1000000 inner
 #
 # "outer" measures a semi-join (dimension rows with an EXISTS partner in the fact table) in place
 # of the join, and a LEFT JOIN aggregate (every dimension row with its fact count and total) in
-# place of the join+aggregate.
+# place of the join+aggregate. "multiway" joins the fact table with the dimension twice (by its
+# dimension key and by its id), a 3-way join and a 3-way join aggregate.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
 n=${1:-1000000}
@@ -30,6 +31,11 @@ run "VACUUM ANALYZE"
 JOIN='SELECT f.id, f.amount, d.region FROM fact f JOIN dim d ON d.id = f.dim_id'
 AGG='SELECT d.region, count(*) AS n, sum(f.amount * d.rate) AS revenue FROM fact f JOIN dim d ON d.id = f.dim_id GROUP BY d.region'
 J_LABEL=join; A_LABEL=join+aggregate
+if [ "$kind" = multiway ]; then
+  JOIN='SELECT f.id, d.region, e.region AS region2 FROM fact f JOIN dim d ON d.id = f.dim_id JOIN dim e ON e.id = f.id % 10000 + 1'
+  AGG='SELECT d.region, e.region AS region2, count(*) AS n, sum(f.amount) AS total FROM fact f JOIN dim d ON d.id = f.dim_id JOIN dim e ON e.id = f.id % 10000 + 1 GROUP BY 1, 2'
+  J_LABEL="3-way join"; A_LABEL="3-way join aggregate"
+fi
 if [ "$kind" = outer ]; then
   JOIN='SELECT d.id, d.region FROM dim d WHERE EXISTS (SELECT 1 FROM fact f WHERE f.dim_id = d.id AND f.amount > 99)'
   AGG='SELECT d.id, count(f.id) AS n, COALESCE(sum(f.amount), 0) AS total FROM dim d LEFT JOIN fact f ON f.dim_id = d.id GROUP BY d.id'

@@ -117,4 +117,16 @@ fn join_soak_ends_exact() {
         assert_eq!(db.oracle(name, q), (0, 0), "{name}");
     }
     println!("soak: {seconds} s, 8 writers, {commits} commits, {rounds} refresh rounds, all stream tables exact");
+    for r in db
+        .client
+        .query(
+            "SELECT pgt_name, successful_refreshes, avg_duration_ms::float8, max_duration_ms::float8 \
+               FROM pgtrickle.pg_stat_stream_tables ORDER BY pgt_name",
+            &[],
+        )
+        .unwrap()
+    {
+        let (name, n, avg, max): (String, i64, f64, f64) = (r.get(0), r.get(1), r.get(2), r.get(3));
+        println!("  {name}: {n} refreshes, avg {avg:.1} ms, max {max:.1} ms");
+    }
 }
