@@ -35,6 +35,11 @@ struct Definition {
 
 fn define(query: &str) -> Definition {
     let analyzed = analyze(query);
+    if pg_trickle_core::ivm::parse::orders_without_limit(query) {
+        notice!(
+            "the defining query's ORDER BY is not kept: a stream table, like any table, has no row order (add ORDER BY when reading it)"
+        );
+    }
     let sources = catalog::classify_sources(&analyzed.relations);
     Definition { analyzed, sources }
 }

@@ -230,6 +230,17 @@ fn collect_lookups(spec: &QuerySpec, offset: usize, out: &mut Vec<(usize, String
     }
 }
 
+/// Whether the query's outermost level has ORDER BY without LIMIT/OFFSET/FETCH: a table keeps no
+/// row order, so such an ORDER BY has no effect on a stream table.
+pub fn orders_without_limit(sql: &str) -> bool {
+    match Parser::parse_sql(&PostgreSqlDialect {}, sql).as_deref() {
+        Ok([Statement::Query(q)]) => {
+            q.order_by.is_some() && q.limit_clause.is_none() && q.fetch.is_none()
+        }
+        _ => false,
+    }
+}
+
 /// The tables a query's FROM clause names, in order (to look up their columns before [`parse`]).
 pub fn from_tables(sql: &str) -> Result<Vec<FromTable>, Unsupported> {
     parse(sql, &[]).map(|q| q.from)
@@ -851,6 +862,15 @@ mod tests {
         assert_eq!(star.items.len(), 3);
         assert_eq!(star.from[0].alias, "products");
         assert!(!star.aggregates);
+    }
+
+    #[test]
+    fn order_by_without_limit() {
+        assert!(orders_without_limit("SELECT a FROM t ORDER BY a"));
+        assert!(!orders_without_limit("SELECT a FROM t ORDER BY a LIMIT 3"));
+        assert!(!orders_without_limit(
+            "SELECT a FROM (SELECT a FROM t ORDER BY a) s"
+        ));
     }
 
     #[test]
