@@ -59,15 +59,7 @@ impl Dag {
 
     /// Stream tables that read `rel` directly.
     pub fn dependents(&self, rel: RelId) -> Vec<RelId> {
-        if !self.graph.contains_node(rel) {
-            return Vec::new();
-        }
-        let mut v: Vec<RelId> = self
-            .graph
-            .neighbors_directed(rel, petgraph::Direction::Outgoing)
-            .collect();
-        v.sort_unstable();
-        v
+        self.neighbors(rel, petgraph::Direction::Outgoing)
     }
 
     /// Whether `rel` is in the graph (it reads or is read by something).
@@ -77,13 +69,14 @@ impl Dag {
 
     /// Relations `rel` reads directly.
     pub fn sources(&self, rel: RelId) -> Vec<RelId> {
+        self.neighbors(rel, petgraph::Direction::Incoming)
+    }
+
+    fn neighbors(&self, rel: RelId, dir: petgraph::Direction) -> Vec<RelId> {
         if !self.graph.contains_node(rel) {
             return Vec::new();
         }
-        let mut v: Vec<RelId> = self
-            .graph
-            .neighbors_directed(rel, petgraph::Direction::Incoming)
-            .collect();
+        let mut v: Vec<RelId> = self.graph.neighbors_directed(rel, dir).collect();
         v.sort_unstable();
         v
     }

@@ -455,6 +455,32 @@ fn semi_delta(
     out
 }
 
+type Table = BTreeMap<u8, Row>;
+type Events = [(u8, Row, i64)];
+
+/// A two-table operator's property: from `ops` = [left init, right init, left batch, right
+/// batch], the result before the batches plus the delta equals the result after them.
+fn two_sided<K: Ord + Clone + std::fmt::Debug>(
+    ops: &[&Vec<Op>; 4],
+    full: impl Fn(&Table, &Table) -> BTreeMap<K, i64>,
+    delta: impl Fn(&Table, &Table, &Events, &Events) -> BTreeMap<K, i64>,
+) -> Result<(), TestCaseError> {
+    let (mut l, mut r) = (BTreeMap::new(), BTreeMap::new());
+    apply(&mut l, ops[0]);
+    apply(&mut r, ops[1]);
+    let mut result = full(&l, &r);
+    let (dl, dr) = (
+        events(&apply(&mut l, ops[2])),
+        events(&apply(&mut r, ops[3])),
+    );
+    for (k, w) in delta(&l, &r, &dl, &dr) {
+        *result.entry(k).or_insert(0) += w;
+    }
+    result.retain(|_, w| *w != 0);
+    prop_assert_eq!(result, full(&l, &r));
+    Ok(())
+}
+
 fn arb_row() -> impl Strategy<Value = Row> {
     (
         prop::option::weighted(0.85, 0i8..4),
@@ -534,16 +560,7 @@ proptest! {
                            r_init in prop::collection::vec(arb_op(), 0..20),
                            l_batch in prop::collection::vec(arb_op(), 0..10),
                            r_batch in prop::collection::vec(arb_op(), 0..10)) {
-        let (mut l, mut r) = (BTreeMap::new(), BTreeMap::new());
-        apply(&mut l, &l_init);
-        apply(&mut r, &r_init);
-        let mut result = join_full(&l, &r);
-        let (dl, dr) = (events(&apply(&mut l, &l_batch)), events(&apply(&mut r, &r_batch)));
-        for (k, w) in join_delta(&l, &r, &dl, &dr) {
-            *result.entry(k).or_insert(0) += w;
-        }
-        result.retain(|_, w| *w != 0);
-        prop_assert_eq!(result, join_full(&l, &r));
+        two_sided(&[&l_init, &r_init, &l_batch, &r_batch], join_full, join_delta)?;
     }
 
     /// LEFT, RIGHT and FULL joins with both sides changing in one window: NULL-extended rows
@@ -555,16 +572,11 @@ proptest! {
                                  r_batch in prop::collection::vec(arb_op(), 0..10),
                                  kind in 0usize..3) {
         let keep = [[true, false], [false, true], [true, true]][kind];
-        let (mut l, mut r) = (BTreeMap::new(), BTreeMap::new());
-        apply(&mut l, &l_init);
-        apply(&mut r, &r_init);
-        let mut result = outer_full(&l, &r, keep);
-        let (dl, dr) = (events(&apply(&mut l, &l_batch)), events(&apply(&mut r, &r_batch)));
-        for (k, w) in outer_delta(&l, &r, &dl, &dr, keep) {
-            *result.entry(k).or_insert(0) += w;
-        }
-        result.retain(|_, w| *w != 0);
-        prop_assert_eq!(result, outer_full(&l, &r, keep));
+        two_sided(
+            &[&l_init, &r_init, &l_batch, &r_batch],
+            |l, r| outer_full(l, r, keep),
+            |l, r, dl, dr| outer_delta(l, r, dl, dr, keep),
+        )?;
     }
 
     /// EXISTS with both sides changing in one window: rows enter and leave as partners come
@@ -574,16 +586,7 @@ proptest! {
                                 r_init in prop::collection::vec(arb_op(), 0..20),
                                 l_batch in prop::collection::vec(arb_op(), 0..10),
                                 r_batch in prop::collection::vec(arb_op(), 0..10)) {
-        let (mut l, mut r) = (BTreeMap::new(), BTreeMap::new());
-        apply(&mut l, &l_init);
-        apply(&mut r, &r_init);
-        let mut result = semi_full(&l, &r);
-        let (dl, dr) = (events(&apply(&mut l, &l_batch)), events(&apply(&mut r, &r_batch)));
-        for (k, w) in semi_delta(&l, &r, &dl, &dr) {
-            *result.entry(k).or_insert(0) += w;
-        }
-        result.retain(|_, w| *w != 0);
-        prop_assert_eq!(result, semi_full(&l, &r));
+        two_sided(&[&l_init, &r_init, &l_batch, &r_batch], semi_full, semi_delta)?;
     }
 
     /// Weights make the order of changes within a window irrelevant: any permutation of the
