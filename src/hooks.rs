@@ -9,6 +9,21 @@ use pgrx::prelude::*;
 
 static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
 
+unsafe extern "C-unwind" {
+    /// PostgreSQL's `standard_ProcessUtility` itself (the hook's signature), not pgrx's wrapper.
+    #[link_name = "standard_ProcessUtility"]
+    fn standard_process_utility(
+        pstmt: *mut pg_sys::PlannedStmt,
+        query_string: *const std::ffi::c_char,
+        read_only_tree: bool,
+        context: pg_sys::ProcessUtilityContext::Type,
+        params: pg_sys::ParamListInfo,
+        query_env: *mut pg_sys::QueryEnvironment,
+        dest: *mut pg_sys::DestReceiver,
+        qc: *mut pg_sys::QueryCompletion,
+    );
+}
+
 pub fn install() {
     // SAFETY: called once from _PG_init in the postmaster (shared_preload_libraries), before any
     // backend runs; the previous hook is kept and called.
@@ -56,27 +71,16 @@ unsafe extern "C-unwind" fn process_utility(
                 stop_scheduler_of(&name);
             }
         }
-        match PREV_PROCESS_UTILITY {
-            Some(prev) => prev(
-                pstmt,
-                query_string,
-                read_only_tree,
-                context,
-                params,
-                query_env,
-                dest,
-                qc,
-            ),
-            None => pg_sys::standard_ProcessUtility(
-                pstmt,
-                query_string,
-                read_only_tree,
-                context,
-                params,
-                query_env,
-                dest,
-                qc,
-            ),
-        }
+        let next = PREV_PROCESS_UTILITY.unwrap_or(standard_process_utility);
+        next(
+            pstmt,
+            query_string,
+            read_only_tree,
+            context,
+            params,
+            query_env,
+            dest,
+            qc,
+        );
     }
 }
