@@ -32,7 +32,7 @@ pub fn register() {
     GucRegistry::define_bool_guc(
         c"pg_trickle.enabled",
         c"Whether the pg_trickle scheduler refreshes stream tables in the background.",
-        c"Off: stream tables refresh only when refresh_stream_table() is called. Can be set per database (ALTER DATABASE ... SET); a scheduler picks up a change within seconds.",
+        c"Off: stream tables refresh only when refresh_stream_table() is called. Can be set per database (ALTER DATABASE ... SET, read when the database's scheduler starts) or in the configuration file (read on reload).",
         &ENABLED,
         GucContext::Suset,
         GucFlags::default(),
