@@ -148,6 +148,7 @@ fn differential(
         ));
     }
     let plan = Plan::new(query, &from_sources, &mut |sql| Ok(result_types(sql)))?;
+    let insert_only = matches!(plan, Plan::Recursive { .. });
     let mut seen = Vec::new();
     let probe_sources: Vec<&SourceTable> = from_sources
         .iter()
@@ -160,7 +161,7 @@ fn differential(
     Ok((
         plan,
         Window {
-            probe_sql: pg_trickle_core::ivm::scan::probe_sql(&probe_sources),
+            probe_sql: pg_trickle_core::ivm::scan::probe_sql(&probe_sources, insert_only),
             sources: distinct,
         },
     ))
@@ -198,7 +199,7 @@ fn change_window(query: &str, sources: &[Source]) -> Option<Window> {
     }
     let refs: Vec<&SourceTable> = tables.iter().collect();
     Some(Window {
-        probe_sql: pg_trickle_core::ivm::scan::probe_sql(&refs),
+        probe_sql: pg_trickle_core::ivm::scan::probe_sql(&refs, false),
         sources: sources.iter().map(|s| s.relid).collect(),
     })
 }
@@ -226,7 +227,7 @@ pub fn build(
             let hidden_names: Vec<String> = hidden.iter().map(|(n, _)| n.clone()).collect();
             let kind = match plan {
                 Plan::Rows { .. } => "ROWS",
-                Plan::Bag { .. } => "BAG",
+                Plan::Bag { .. } | Plan::Recursive { .. } => "BAG",
                 Plan::Groups(_) => "GROUPS",
             };
             Built {
@@ -251,7 +252,7 @@ pub fn build(
                 explain: plan.explain(),
                 window: Some(window),
                 immediate: mode == RefreshMode::Immediate,
-                indexes: if matches!(plan, Plan::Bag { .. }) {
+                indexes: if matches!(plan, Plan::Bag { .. } | Plan::Recursive { .. }) {
                     vec![format!(
                         "CREATE INDEX ON {storage} ({})",
                         pg_trickle_core::ident::quote_ident(pg_trickle_core::ivm::bag::DUP)

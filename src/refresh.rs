@@ -221,7 +221,8 @@ struct Probed {
     /// Per source, in parameter order: the last own change consumed, and the source's size.
     per_source: Vec<(Option<i64>, f64)>,
     changes: i64,
-    truncated: bool,
+    /// Why the window needs a FULL refresh (a TRUNCATE, ...), if it does.
+    full_reason: Option<String>,
 }
 
 fn window_args(
@@ -233,6 +234,20 @@ fn window_args(
         vec![frontier.to_string().into(), st.frontier_xid.clone().into()];
     args.extend(per_source.iter().map(|(own, _)| (*own).into()));
     args
+}
+
+/// The probe's second column: why the window needs a FULL refresh (text), or, from a probe
+/// rendered by 0.1.0 and still in the catalog of an upgraded database, whether it holds a
+/// TRUNCATE (boolean).
+fn full_reason_of(t: &pgrx::spi::SpiTupleTable) -> Option<String> {
+    if t.column_type_oid(2).ok() == Some(pgrx::PgOid::BuiltIn(pgrx::PgBuiltInOids::BOOLOID)) {
+        return t
+            .get::<bool>(2)
+            .spi_ok()
+            .unwrap_or(false)
+            .then(|| "TRUNCATE of a source".to_string());
+    }
+    t.get::<String>(2).spi_ok()
 }
 
 fn probe_window(st: &StreamTable, frontier: &str, probe: &str) -> Probed {
@@ -254,18 +269,15 @@ fn probe_window(st: &StreamTable, frontier: &str, probe: &str) -> Probed {
             )
         })
         .collect();
-    let (changes, truncated) =
+    let (changes, full_reason) =
         spi::with_prepared(probe, &window_args(st, frontier, &per_source), |t| {
             let t = t.first();
-            (
-                t.get::<i64>(1).spi_ok().unwrap_or(0),
-                t.get::<bool>(2).spi_ok().unwrap_or(false),
-            )
+            (t.get::<i64>(1).spi_ok().unwrap_or(0), full_reason_of(&t))
         });
     Probed {
         per_source,
         changes,
-        truncated,
+        full_reason,
     }
 }
 
@@ -321,7 +333,7 @@ pub fn needs_refresh(relid: Oid) -> bool {
     args.extend(own.into_iter().map(|o| o.into()));
     spi::with_prepared(&probe, &args, |t| {
         let t = t.first();
-        t.get::<i64>(1).spi_ok().unwrap_or(0) > 0 || t.get::<bool>(2).spi_ok().unwrap_or(false)
+        t.get::<i64>(1).spi_ok().unwrap_or(0) > 0 || full_reason_of(&t).is_some()
     })
 }
 
@@ -374,7 +386,7 @@ fn refresh_loaded(st: &StreamTable, started: TimestampWithTimeZone, initiator: I
     let Probed {
         per_source,
         changes,
-        truncated,
+        full_reason,
     } = probe_window(st, frontier, probe);
     let source_rows: f64 = per_source.iter().map(|(_, r)| r.max(0.0)).sum();
     let window_args = || window_args(st, frontier, &per_source);
@@ -391,8 +403,8 @@ fn refresh_loaded(st: &StreamTable, started: TimestampWithTimeZone, initiator: I
     let Some(delta) = &st.delta_merge_sql else {
         return full_refresh_locked(st, started, initiator, None);
     };
-    if truncated {
-        return full_refresh_locked(st, started, initiator, Some("TRUNCATE of a source"));
+    if let Some(reason) = &full_reason {
+        return full_refresh_locked(st, started, initiator, Some(reason));
     }
     let fraction = if st.plan_sources.len() > 2 {
         AUTO_FULL_FRACTION_MULTIWAY

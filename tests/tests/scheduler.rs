@@ -122,7 +122,7 @@ fn guide_chain_refreshes_itself() {
     );
     assert_eq!(
         modes,
-        "public.department_report=ACTIVE/DIFFERENTIAL/1s public.department_stats=ACTIVE/DIFFERENTIAL/calculated public.department_tree=ACTIVE/FULL/1s"
+        "public.department_report=ACTIVE/DIFFERENTIAL/1s public.department_stats=ACTIVE/DIFFERENTIAL/calculated public.department_tree=ACTIVE/DIFFERENTIAL/1s"
     );
     for st in ["department_stats", "department_report"] {
         let n: i64 = db.value(&format!(

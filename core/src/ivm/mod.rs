@@ -14,6 +14,7 @@ mod model;
 pub mod outer;
 pub mod parse;
 pub mod project;
+pub mod recursive;
 pub mod scan;
 
 use aggregate::GroupPlan;
@@ -56,6 +57,11 @@ pub enum Plan {
     },
     /// Aggregate or DISTINCT: rows identified by their group key.
     Groups(Box<GroupPlan>),
+    /// WITH RECURSIVE: a multiset maintained semi-naively for insert-only windows.
+    Recursive {
+        rec: Box<recursive::Recursive>,
+        sources: Vec<SourceTable>,
+    },
 }
 
 /// Asks PostgreSQL for the result types of a SELECT list (`format_type` names).
@@ -73,6 +79,12 @@ impl Plan {
             .iter()
             .map(|s| s.columns.iter().map(|(_, n)| n.clone()).collect())
             .collect();
+        if let Some(rec) = recursive::Recursive::parse(sql) {
+            return Ok(Plan::Recursive {
+                rec: Box::new(rec?),
+                sources: sources.to_vec(),
+            });
+        }
         let spec = parse::parse(sql, &columns)?;
         let input = join::Input::new(&spec, sources)?;
         if spec.distinct {
@@ -126,7 +138,9 @@ impl Plan {
     pub fn hidden_columns(&self) -> Vec<(String, String)> {
         match self {
             Plan::Rows { .. } => Vec::new(),
-            Plan::Bag { .. } => vec![(bag::DUP.to_string(), "bigint".to_string())],
+            Plan::Bag { .. } | Plan::Recursive { .. } => {
+                vec![(bag::DUP.to_string(), "bigint".to_string())]
+            }
             Plan::Groups(g) => g.hidden_columns(),
         }
     }
@@ -143,6 +157,9 @@ impl Plan {
                 bag::full_rows_sql(input, &spec.items, spec.filter.as_ref())
             }
             Plan::Groups(g) => g.full_rows_sql(),
+            Plan::Recursive { rec, sources } => {
+                bag::full_rows_sql(&rec.input(sources, ""), &rec.items(), None)
+            }
         }
     }
 
@@ -159,13 +176,18 @@ impl Plan {
                 bag::delta_sql(input, storage, &spec.items, spec.filter.as_ref())
             }
             Plan::Groups(g) => g.delta_sql(storage),
+            Plan::Recursive { rec, sources } => {
+                bag::delta_sql(&rec.input(sources, storage), storage, &rec.items(), None)
+            }
         }
     }
 
     /// How the delta is applied.
     pub fn merge_kind(&self) -> crate::render::MergeKind {
         match self {
-            Plan::Rows { .. } | Plan::Bag { .. } => crate::render::MergeKind::DeltaRows,
+            Plan::Rows { .. } | Plan::Bag { .. } | Plan::Recursive { .. } => {
+                crate::render::MergeKind::DeltaRows
+            }
             Plan::Groups(_) => crate::render::MergeKind::DeltaGroups,
         }
     }
@@ -173,6 +195,7 @@ impl Plan {
     /// The operator tree, one operator a line, top first.
     pub fn explain(&self) -> String {
         let (mut lines, spec_filter, input, spec_input) = match self {
+            Plan::Recursive { rec, .. } => return rec.explain(),
             Plan::Rows { spec, input, .. } => (
                 vec![format!(
                     "Project [{}] (row identity: the primary keys)",

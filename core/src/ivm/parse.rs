@@ -243,6 +243,16 @@ pub fn orders_without_limit(sql: &str) -> bool {
 
 /// The tables a query's FROM clause names, in order (to look up their columns before [`parse`]).
 pub fn from_tables(sql: &str) -> Result<Vec<FromTable>, Unsupported> {
+    if let Some(rec) = super::recursive::Recursive::parse(sql) {
+        return Ok(rec?
+            .tables
+            .into_iter()
+            .map(|name| FromTable {
+                alias: name.clone(),
+                name,
+            })
+            .collect());
+    }
     parse(sql, &[]).map(|q| q.from)
 }
 
