@@ -148,7 +148,6 @@ fn differential(
         ));
     }
     let plan = Plan::new(query, &from_sources, &mut |sql| Ok(result_types(sql)))?;
-    let insert_only = matches!(plan, Plan::Recursive { .. });
     let mut seen = Vec::new();
     let probe_sources: Vec<&SourceTable> = from_sources
         .iter()
@@ -161,7 +160,7 @@ fn differential(
     Ok((
         plan,
         Window {
-            probe_sql: pg_trickle_core::ivm::scan::probe_sql(&probe_sources, insert_only),
+            probe_sql: pg_trickle_core::ivm::scan::probe_sql(&probe_sources),
             sources: distinct,
         },
     ))
@@ -199,7 +198,7 @@ fn change_window(query: &str, sources: &[Source]) -> Option<Window> {
     }
     let refs: Vec<&SourceTable> = tables.iter().collect();
     Some(Window {
-        probe_sql: pg_trickle_core::ivm::scan::probe_sql(&refs, false),
+        probe_sql: pg_trickle_core::ivm::scan::probe_sql(&refs),
         sources: sources.iter().map(|s| s.relid).collect(),
     })
 }

@@ -1,15 +1,18 @@
 //! `WITH RECURSIVE r AS (base UNION ALL step) SELECT <r's columns> FROM r`, where the base is a
 //! projection and filter of one table and the step joins one table with `r`.
 //!
-//! **Delta rule (semi-naive, insert-only windows).** R is a multiset of derivation paths: a base
-//! row followed by step rows. A path is new iff it uses a new fact; split each new path at its
-//! first new fact: either its base row is new, or its prefix before the first new step row is an
-//! old path (a row of R_old, which is the stream table's storage). So
-//! ΔR = closure under T_step,new of ( base(ΔT_base⁺) ⊎ ΔT_step⁺ ⋈ R_old ),
-//! each new path counted once, which one recursive query computes. A window holding an update,
-//! a delete or a TRUNCATE of either table is refreshed FULL (Delete-and-Rederive is not built):
-//! the probe reports it. The stream table is a multiset of rows (copies counted by content, as
-//! in [`super::bag`]), so duplicate paths are kept exactly.
+//! **Delta rule (semi-naive with signed weights).** R is a multiset (Z-set) of derivation paths,
+//! R = Σk T^k·B for the base rows B and the step relation T (linear recursion). With
+//! B_new = B_old + ΔB and T_new = T_old + ΔT (the window's weighted images: +1 for new rows,
+//! −1 for old ones), telescoping T_new^k·B_new − T_old^k·B_old gives
+//! ΔR = closure under T_new of ( base(ΔB) ⊎ ΔT ⋈ R_old ),
+//! with each path carrying the product of its weights; R_old is the stream table's storage. A
+//! path through a deleted row is subtracted exactly once, a new one added once, an update is
+//! both, so inserts, deletes, updates and re-parenting are all maintained without recomputing
+//! (for insert-only windows this is plain semi-naive evaluation). A TRUNCATE refreshes FULL. The
+//! stream table is a multiset of rows (copies counted by content, as in [`super::bag`]), so
+//! duplicate paths are kept exactly. Like the query itself, the delta terminates when the new
+//! data has no cycle reachable from the changes.
 
 use super::join::{Input, Variant};
 use super::parse::Unsupported;
@@ -267,11 +270,11 @@ impl Recursive {
         let (b, s) = (&self.base, &self.step);
         let ra = quote_ident(&self.step_r_alias);
         let delta = format!(
-            "WITH RECURSIVE __pgt_d({cols}) AS (\
-               SELECT {bi} FROM {be} AS {ba}{bw} \
-               UNION ALL SELECT {si} FROM {se} AS {sa} JOIN {storage} AS {ra} ON ({c}){sw} \
-               UNION ALL SELECT {si} FROM {st} AS {sa} JOIN __pgt_d AS {ra} ON ({c}){sw}) \
-             SELECT {cols} FROM __pgt_d",
+            "WITH RECURSIVE __pgt_d({cols}, __pgt_w) AS (\
+               SELECT {bi}, {ba}.__pgt_w FROM {be} AS {ba}{bw} \
+               UNION ALL SELECT {si}, {sa}.__pgt_w FROM {se} AS {sa} JOIN {storage} AS {ra} ON ({c}){sw} \
+               UNION ALL SELECT {si}, {ra}.__pgt_w FROM {st} AS {sa} JOIN __pgt_d AS {ra} ON ({c}){sw}) \
+             SELECT {cols}, __pgt_w FROM __pgt_d",
             bi = b.items,
             be = events(&sources[0]),
             ba = quote_ident(&b.alias),
@@ -287,7 +290,7 @@ impl Recursive {
             full_from: format!("({}) AS {r}", self.query),
             variants: vec![Variant {
                 from: format!("({delta}) AS {r}"),
-                weight: "1".into(),
+                weight: format!("{r}.__pgt_w"),
                 cond: None,
             }],
             tables: Vec::new(),
@@ -310,7 +313,7 @@ impl Recursive {
 
     pub fn explain(&self) -> String {
         format!(
-            "Recursive union all (semi-naive: new paths = closure under {st} of base(Δ{bt}⁺) ⊎ Δ{st}⁺ ⋈ R_old; a window with an update, delete or TRUNCATE refreshes FULL)\n  \
+            "Recursive union all (semi-naive with signed weights: ΔR = closure under {st} new of base(Δ{bt}) ⊎ Δ{st} ⋈ R_old; a TRUNCATE refreshes FULL)\n  \
              base: {bt} AS {ba}\n  step: {st} AS {sa} JOIN {r} ON ({c})\n  rows without a key: a multiset, copies counted by content",
             bt = self.base.table,
             ba = self.base.alias,

@@ -58,20 +58,15 @@ pub fn events_sql(src: &SourceTable) -> String {
 }
 
 /// The cheap probe before planning anything: how many changes the window holds, and why the
-/// refresh must be FULL, if it must (NULL otherwise): a TRUNCATE, or with `insert_only` (a delta
-/// valid only for inserts) any update or delete. One index-backed scan of the buffer.
-pub fn probe_sql(sources: &[&SourceTable], insert_only: bool) -> String {
-    let other = if insert_only {
-        " WHEN bool_or(t) THEN 'an update or delete under WITH RECURSIVE (maintained differentially for inserts only)'"
-    } else {
-        ""
-    };
+/// refresh must be FULL, if it must (NULL otherwise): a TRUNCATE (everything before it is void).
+/// One index-backed scan of the buffer.
+pub fn probe_sql(sources: &[&SourceTable]) -> String {
     let parts: Vec<String> = sources
         .iter()
         .map(|s| {
             format!(
-                "SELECT count(*) AS n, COALESCE(bool_or(__pgt_c.action = 'T'), false) AS tr, \
-                        COALESCE(bool_or(__pgt_c.action <> 'I'), false) AS t FROM {} AS __pgt_c WHERE {}",
+                "SELECT count(*) AS n, COALESCE(bool_or(__pgt_c.action = 'T'), false) AS tr \
+                   FROM {} AS __pgt_c WHERE {}",
                 s.buffer,
                 window_predicate(s.own_param)
             )
@@ -79,7 +74,7 @@ pub fn probe_sql(sources: &[&SourceTable], insert_only: bool) -> String {
         .collect();
     format!(
         "SELECT COALESCE(sum(n), 0)::bigint, \
-                CASE WHEN bool_or(tr) THEN 'TRUNCATE of a source'{other} END FROM ({}) AS __pgt_p",
+                CASE WHEN bool_or(tr) THEN 'TRUNCATE of a source' END FROM ({}) AS __pgt_p",
         parts.join(" UNION ALL ")
     )
 }
