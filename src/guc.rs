@@ -13,6 +13,10 @@ pub static MAX_CONSECUTIVE_ERRORS: GucSetting<i32> = GucSetting::<i32>::new(5);
 /// `pg_trickle.auto_backoff`: stretch a schedule (up to 8×) while refreshes overrun it.
 pub static AUTO_BACKOFF: GucSetting<bool> = GucSetting::<bool>::new(true);
 
+/// `pg_trickle.max_concurrent_refreshes`: refreshes of one database's scheduler pass that run at
+/// once (in refresh workers when more than 1).
+pub static MAX_CONCURRENT_REFRESHES: GucSetting<i32> = GucSetting::<i32>::new(1);
+
 /// `pg_trickle.history_retention`: refresh history rows kept per stream table.
 pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 
@@ -54,6 +58,16 @@ pub fn register() {
         &MAX_CONSECUTIVE_ERRORS,
         1,
         1_000_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_trickle.max_concurrent_refreshes",
+        c"Refreshes of one scheduler pass that may run at the same time (1: one after another, in the scheduler).",
+        c"More than 1: each refresh runs in a dynamic background worker, started once the stream tables it reads that are in the same pass have finished; each worker takes a slot of max_worker_processes.",
+        &MAX_CONCURRENT_REFRESHES,
+        1,
+        64,
         GucContext::Sighup,
         GucFlags::default(),
     );

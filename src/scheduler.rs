@@ -144,7 +144,7 @@ pub extern "C-unwind" fn pg_trickle_launcher_main(_arg: pg_sys::Datum) {
             for db in databases() {
                 let alive = started
                     .get(&db.to_u32())
-                    .is_some_and(|(at, h)| at.elapsed() < RESPAWN_COOLDOWN || h.pid().is_ok());
+                    .is_some_and(|(at, h)| at.elapsed() < RESPAWN_COOLDOWN || !finished(h));
                 if alive {
                     continue;
                 }
@@ -395,50 +395,184 @@ pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
             refreshing
         })
         .unwrap_or(due);
+        if guc::MAX_CONCURRENT_REFRESHES.get() > 1 {
+            run_parallel(db, &work, &dag, &entries, &mut memory);
+            continue;
+        }
         for relid in work {
+            memory.entry(relid).or_default().last_attempt_ms = Some(now_ms());
             let started = Instant::now();
-            let mem = memory.entry(relid).or_default();
-            mem.last_attempt_ms = Some(now_ms());
-            let oid = Oid::from(relid);
-            let outcome = in_transaction(|| {
-                // Dropped since the catalog was read: nothing to do.
-                catalog::by_relid(oid)?;
-                refresh::refresh(oid, Initiator::Scheduler);
-                Some(catalog::relation_display(oid))
-            });
-            let display = match outcome {
-                Ok(Some(d)) => d,
-                Ok(None) => continue,
-                Err(message) => {
-                    let at = memory
-                        .get(&relid)
-                        .and_then(|m| m.last_attempt_ms)
-                        .unwrap_or(0);
-                    let _ = in_transaction(|| record_failure(oid, &message, at));
-                    continue;
-                }
-            };
-            let interval_ms = entries
-                .iter()
-                .find(|e| e.relid == relid)
-                .and_then(|e| e.schedule.interval_secs())
-                .map(|s| s as i64 * 1000);
-            if let (Some(interval_ms), true) = (interval_ms, guc::AUTO_BACKOFF.get()) {
-                let took = started.elapsed().as_millis() as i64;
-                let mem = memory.entry(relid).or_default();
-                let before = mem.backoff.max(1);
-                mem.backoff = tick::next_backoff(before, took, interval_ms);
-                if mem.backoff > before {
-                    pgrx::warning!(
-                        "pg_trickle: refreshing {display} took {took} ms of its {interval_ms} ms schedule; \
-                         refreshing it every {} ms until refreshes fit again (auto_backoff)",
-                        interval_ms * i64::from(mem.backoff)
-                    );
-                }
+            if let Some(display) = refresh_one(Oid::from(relid)) {
+                after_refresh(&mut memory, &entries, relid, &display, started.elapsed());
             }
             if BackgroundWorker::sigterm_received() {
                 break;
             }
         }
     }
+}
+
+/// Refreshes one stream table in a transaction of its own; a failure is rolled back and
+/// recorded. Returns its name when it was refreshed.
+fn refresh_one(oid: Oid) -> Option<String> {
+    let attempt = now_ms();
+    let outcome = in_transaction(|| {
+        // Dropped since the catalog was read: nothing to do.
+        catalog::by_relid(oid)?;
+        refresh::refresh(oid, Initiator::Scheduler);
+        Some(catalog::relation_display(oid))
+    });
+    match outcome {
+        Ok(d) => d,
+        Err(message) => {
+            let _ = in_transaction(|| record_failure(oid, &message, attempt));
+            None
+        }
+    }
+}
+
+/// Auto-backoff after a successful refresh that took `took`.
+fn after_refresh(
+    memory: &mut HashMap<u32, Memory>,
+    entries: &[Entry],
+    relid: u32,
+    display: &str,
+    took: Duration,
+) {
+    let interval_ms = entries
+        .iter()
+        .find(|e| e.relid == relid)
+        .and_then(|e| e.schedule.interval_secs())
+        .map(|s| s as i64 * 1000);
+    let (Some(interval_ms), true) = (interval_ms, guc::AUTO_BACKOFF.get()) else {
+        return;
+    };
+    let took = took.as_millis() as i64;
+    let mem = memory.entry(relid).or_default();
+    let before = mem.backoff.max(1);
+    mem.backoff = tick::next_backoff(before, took, interval_ms);
+    if mem.backoff > before {
+        pgrx::warning!(
+            "pg_trickle: refreshing {display} took {took} ms of its {interval_ms} ms schedule; \
+             refreshing it every {} ms until refreshes fit again (auto_backoff)",
+            interval_ms * i64::from(mem.backoff)
+        );
+    }
+}
+
+/// `pg_trickle.max_concurrent_refreshes` > 1: the pass's refreshes run in refresh workers, at
+/// most that many at once, each started once every stream table it reads that is also in the
+/// pass has finished (so upstream still precedes downstream). Without a free worker slot, a
+/// refresh runs here instead.
+fn run_parallel(
+    db: Oid,
+    work: &[u32],
+    dag: &Dag,
+    entries: &[Entry],
+    memory: &mut HashMap<u32, Memory>,
+) {
+    let max = guc::MAX_CONCURRENT_REFRESHES.get().max(1) as usize;
+    let mut pending: Vec<u32> = work.to_vec();
+    let mut running: Vec<(u32, pgrx::bgworkers::DynamicBackgroundWorker, Instant)> = Vec::new();
+    let mut done: Vec<u32> = Vec::new();
+    while !pending.is_empty() || !running.is_empty() {
+        let mut k = 0;
+        while k < pending.len() && running.len() < max {
+            let id = pending[k];
+            let ready = dag
+                .sources(id)
+                .iter()
+                .all(|s| !work.contains(s) || done.contains(s));
+            if !ready {
+                k += 1;
+                continue;
+            }
+            pending.remove(k);
+            memory.entry(id).or_default().last_attempt_ms = Some(now_ms());
+            let started = Instant::now();
+            let worker = BackgroundWorkerBuilder::new(REFRESH_WORKER_TYPE)
+                .set_type(REFRESH_WORKER_TYPE)
+                .set_library("pg_trickle")
+                .set_function("pg_trickle_refresh_worker_main")
+                .enable_spi_access()
+                .set_start_time(BgWorkerStartTime::RecoveryFinished)
+                .set_restart_time(None)
+                .set_argument(Some(pg_sys::Datum::from(id)))
+                .set_extra(&db.to_u32().to_string())
+                .load_dynamic();
+            match worker {
+                Ok(h) => running.push((id, h, started)),
+                Err(_) => {
+                    if let Some(display) = refresh_one(Oid::from(id)) {
+                        after_refresh(memory, entries, id, &display, started.elapsed());
+                    }
+                    done.push(id);
+                }
+            }
+        }
+        if running.is_empty() && !pending.is_empty() {
+            // Nothing can start (cannot happen in a DAG); run the rest here, in order.
+            for id in std::mem::take(&mut pending) {
+                let started = Instant::now();
+                if let Some(display) = refresh_one(Oid::from(id)) {
+                    after_refresh(memory, entries, id, &display, started.elapsed());
+                }
+            }
+            break;
+        }
+        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(5))) {
+            return;
+        }
+        let mut i = 0;
+        while i < running.len() {
+            if finished(&running[i].1) {
+                let (id, _, started) = running.remove(i);
+                let took = started.elapsed();
+                done.push(id);
+                // The worker recorded a failure itself; back off only after a success.
+                let ok = in_transaction(|| {
+                    spi::one::<bool>(
+                        "SELECT consecutive_errors = 0 FROM pgtrickle.pgt_stream_tables WHERE pgt_relid = $1",
+                        &[Oid::from(id).into()],
+                    )
+                    .unwrap_or(false)
+                        .then(|| catalog::relation_display(Oid::from(id)))
+                });
+                if let Ok(Some(display)) = ok {
+                    after_refresh(memory, entries, id, &display, took);
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+/// Whether a dynamic worker has exited (not merely not started yet).
+fn finished(h: &pgrx::bgworkers::DynamicBackgroundWorker) -> bool {
+    matches!(
+        h.pid(),
+        Err(pgrx::bgworkers::BackgroundWorkerStatus::Stopped
+            | pgrx::bgworkers::BackgroundWorkerStatus::PostmasterDied)
+    )
+}
+
+/// `backend_type` of the workers that run one refresh each when refreshes run in parallel.
+const REFRESH_WORKER_TYPE: &str = "pg_trickle refresh";
+
+/// A refresh worker: refreshes the stream table `arg` (storage OID) of database `bgw_extra`
+/// (OID), recording a failure like the scheduler does, and exits.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn pg_trickle_refresh_worker_main(arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    use_die_for_sigterm();
+    let relid = Oid::from(arg.value() as u32);
+    let Ok(db) = BackgroundWorker::get_extra().parse::<u32>() else {
+        return;
+    };
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(Oid::from(db)), None);
+    // SAFETY: a NUL-terminated constant.
+    unsafe { pg_sys::pgstat_report_appname(c"pg_trickle refresh".as_ptr()) };
+    refresh_one(relid);
 }

@@ -399,3 +399,35 @@ fn scheduler_stops_for_drop_extension_and_drop_database() {
         .batch_execute(&format!("DROP DATABASE {name}"))
         .expect("DROP DATABASE is not blocked by the scheduler");
 }
+
+/// With `pg_trickle.max_concurrent_refreshes` above 1, a pass's independent refreshes run at the
+/// same time, in refresh workers.
+#[test]
+fn parallel_refreshes_overlap() {
+    let mut db = TestDb::with_scheduler("sched_parallel");
+    db.exec("ALTER SYSTEM SET pg_trickle.max_concurrent_refreshes = 4");
+    db.exec("SELECT pg_reload_conf()");
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        db.exec("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 1)");
+        for i in 0..4 {
+            db.exec(&format!(
+                "SELECT pgtrickle.create_stream_table('slow{i}', \
+                   'SELECT id, v + {i} AS v FROM t WHERE (SELECT count(*) FROM pg_sleep(0.3)) = 1', schedule => '1s')"
+            ));
+        }
+        eventually(
+            &mut db,
+            "SELECT EXISTS (SELECT 1 FROM pgtrickle.pgt_refresh_history a JOIN pgtrickle.pgt_refresh_history b \
+               ON a.pgt_id < b.pgt_id AND a.started_at < b.finished_at AND b.started_at < a.finished_at \
+              WHERE a.initiated_by = 'SCHEDULER' AND b.initiated_by = 'SCHEDULER')::text",
+            "true",
+            Duration::from_secs(6),
+        );
+        let failed: i64 =
+            db.value("SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE action = 'ERROR'");
+        assert_eq!(failed, 0);
+    }));
+    db.exec("ALTER SYSTEM RESET pg_trickle.max_concurrent_refreshes");
+    db.exec("SELECT pg_reload_conf()");
+    outcome.unwrap();
+}
