@@ -37,25 +37,26 @@ const LOCK_KEY: (i32, i32) = (0x7067_7472, 1);
 /// How long a database waits after a scheduler start before the launcher tries again.
 const RESPAWN_COOLDOWN: Duration = Duration::from_secs(30);
 
-pub fn register_launcher() {
-    BackgroundWorkerBuilder::new(LAUNCHER_TYPE)
-        .set_type(LAUNCHER_TYPE)
+/// A worker of this library of type `kind` running `function`, with SPI, started once recovery
+/// has finished, not restarted by the postmaster.
+fn worker(kind: &str, function: &str) -> BackgroundWorkerBuilder {
+    BackgroundWorkerBuilder::new(kind)
+        .set_type(kind)
         .set_library("pg_trickle")
-        .set_function("pg_trickle_launcher_main")
+        .set_function(function)
         .enable_spi_access()
         .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(None)
+}
+
+pub fn register_launcher() {
+    worker(LAUNCHER_TYPE, "pg_trickle_launcher_main")
         .set_restart_time(Some(Duration::from_secs(5)))
         .load();
 }
 
 fn scheduler_worker(db: Oid) -> BackgroundWorkerBuilder {
-    BackgroundWorkerBuilder::new(SCHEDULER_TYPE)
-        .set_type(SCHEDULER_TYPE)
-        .set_library("pg_trickle")
-        .set_function("pg_trickle_scheduler_main")
-        .enable_spi_access()
-        .set_start_time(BgWorkerStartTime::RecoveryFinished)
-        .set_restart_time(None)
+    worker(SCHEDULER_TYPE, "pg_trickle_scheduler_main")
         .set_argument(Some(pg_sys::Datum::from(db.to_u32())))
 }
 
@@ -400,11 +401,7 @@ pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
             continue;
         }
         for relid in work {
-            memory.entry(relid).or_default().last_attempt_ms = Some(now_ms());
-            let started = Instant::now();
-            if let Some(display) = refresh_one(Oid::from(relid)) {
-                after_refresh(&mut memory, &entries, relid, &display, started.elapsed());
-            }
+            refresh_here(&mut memory, &entries, relid);
             if BackgroundWorker::sigterm_received() {
                 break;
             }
@@ -428,6 +425,15 @@ fn refresh_one(oid: Oid) -> Option<String> {
             let _ = in_transaction(|| record_failure(oid, &message, attempt));
             None
         }
+    }
+}
+
+/// Refreshes `relid` in this process, then applies auto-backoff.
+fn refresh_here(memory: &mut HashMap<u32, Memory>, entries: &[Entry], relid: u32) {
+    memory.entry(relid).or_default().last_attempt_ms = Some(now_ms());
+    let started = Instant::now();
+    if let Some(display) = refresh_one(Oid::from(relid)) {
+        after_refresh(memory, entries, relid, &display, started.elapsed());
     }
 }
 
@@ -490,22 +496,14 @@ fn run_parallel(
             pending.remove(k);
             memory.entry(id).or_default().last_attempt_ms = Some(now_ms());
             let started = Instant::now();
-            let worker = BackgroundWorkerBuilder::new(REFRESH_WORKER_TYPE)
-                .set_type(REFRESH_WORKER_TYPE)
-                .set_library("pg_trickle")
-                .set_function("pg_trickle_refresh_worker_main")
-                .enable_spi_access()
-                .set_start_time(BgWorkerStartTime::RecoveryFinished)
-                .set_restart_time(None)
+            let started_worker = worker(REFRESH_WORKER_TYPE, "pg_trickle_refresh_worker_main")
                 .set_argument(Some(pg_sys::Datum::from(id)))
                 .set_extra(&db.to_u32().to_string())
                 .load_dynamic();
-            match worker {
+            match started_worker {
                 Ok(h) => running.push((id, h, started)),
                 Err(_) => {
-                    if let Some(display) = refresh_one(Oid::from(id)) {
-                        after_refresh(memory, entries, id, &display, started.elapsed());
-                    }
+                    refresh_here(memory, entries, id);
                     done.push(id);
                 }
             }
@@ -513,10 +511,7 @@ fn run_parallel(
         if running.is_empty() && !pending.is_empty() {
             // Nothing can start (cannot happen in a DAG); run the rest here, in order.
             for id in std::mem::take(&mut pending) {
-                let started = Instant::now();
-                if let Some(display) = refresh_one(Oid::from(id)) {
-                    after_refresh(memory, entries, id, &display, started.elapsed());
-                }
+                refresh_here(memory, entries, id);
             }
             break;
         }

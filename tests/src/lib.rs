@@ -141,6 +141,19 @@ impl TestDb {
         (row.get(0), row.get(1))
     }
 
+    /// Polls the oracle of every (stream table, query) pair until all are exact, for at most
+    /// `within` (for stream tables the background scheduler refreshes); panics with `what`.
+    pub fn until_exact(&mut self, pairs: &[(&str, &str)], within: std::time::Duration, what: &str) {
+        let start = std::time::Instant::now();
+        while !pairs.iter().all(|(st, q)| self.oracle(st, q) == (0, 0)) {
+            assert!(
+                start.elapsed() < within,
+                "{what}: not exact after {within:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Asserts that nothing of pg_trickle's is left: no catalog rows, buffers, capture functions
     /// or capture triggers, and no relation named in `relations`.
     pub fn assert_no_leftovers(&mut self, relations: &[&str]) {

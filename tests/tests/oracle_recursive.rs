@@ -5,7 +5,7 @@
 //! DIFFERENTIAL over the tree's captured changes. Every layer must equal its query.
 
 use pg_trickle_tests::TestDb;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TREE: &str = "WITH RECURSIVE tree AS ( \
      SELECT id, name, parent_id, name AS path, 0 AS depth FROM nodes WHERE parent_id IS NULL \
@@ -22,20 +22,15 @@ const STATS: &str = "SELECT t.id, t.path, count(i.id) AS items, COALESCE(sum(i.q
    FROM tree_st t LEFT JOIN items i ON i.node_id = t.id GROUP BY t.id, t.path";
 
 fn wait_exact(db: &mut TestDb, round: usize) {
-    let start = Instant::now();
-    loop {
-        let exact = db.oracle("tree_st", TREE) == (0, 0)
-            && db.oracle("anc_st", ANCESTORS) == (0, 0)
-            && db.oracle("stats_st", STATS) == (0, 0);
-        if exact {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(4),
-            "round {round}: not exact 4 s after the edits"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    db.until_exact(
+        &[
+            ("tree_st", TREE),
+            ("anc_st", ANCESTORS),
+            ("stats_st", STATS),
+        ],
+        Duration::from_secs(4),
+        &format!("round {round}"),
+    );
 }
 
 struct Rng(u64);

@@ -3,7 +3,7 @@
 
 use pg_trickle_tests::TestDb;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn the_catalog_and_pending_changes_survive_a_restart() {
@@ -34,18 +34,14 @@ fn the_catalog_and_pending_changes_survive_a_restart() {
     );
     db.client = db.connect();
     sched.client = sched.connect();
-    let start = Instant::now();
-    while sched.oracle(
-        "agg",
-        "SELECT g, count(*) AS n, sum(v) AS s FROM t GROUP BY g",
-    ) != (0, 0)
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the scheduler did not catch up after the restart"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    sched.until_exact(
+        &[(
+            "agg",
+            "SELECT g, count(*) AS n, sum(v) AS s FROM t GROUP BY g",
+        )],
+        Duration::from_secs(10),
+        "the scheduler after the restart",
+    );
     let scheduled: i64 = sched.value(
         "SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE initiated_by = 'SCHEDULER' AND action = 'DIFFERENTIAL'",
     );

@@ -339,23 +339,18 @@ fn diamond_stays_exact_under_writes() {
     }
     // Quiescent: the sink catches up within its schedule, and so does everything upstream.
     let q = "SELECT l.g, l.s, count(r.id) AS hits FROM left_side l LEFT JOIN right_side r ON r.g = l.g GROUP BY l.g, l.s";
-    let start = Instant::now();
-    loop {
-        let exact = db.oracle(
-            "left_side",
-            "SELECT g, sum(v) AS s, count(*) AS n FROM src GROUP BY g",
-        ) == (0, 0)
-            && db.oracle("right_side", "SELECT id, g, v FROM src WHERE v % 3 = 0") == (0, 0)
-            && db.oracle("sink", q) == (0, 0);
-        if exact {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "diamond not exact 5 s after the writes stopped"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    db.until_exact(
+        &[
+            (
+                "left_side",
+                "SELECT g, sum(v) AS s, count(*) AS n FROM src GROUP BY g",
+            ),
+            ("right_side", "SELECT id, g, v FROM src WHERE v % 3 = 0"),
+            ("sink", q),
+        ],
+        Duration::from_secs(5),
+        "diamond, after the writes stopped",
+    );
     let diff: i64 = db.value(
         "SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE initiated_by = 'SCHEDULER' AND action = 'DIFFERENTIAL'",
     );
