@@ -4,12 +4,14 @@
 # 1% changed fact rows (plus one changed dimension row each time). Server-side times, steady-state
 # session (two warm-up refreshes first). Prints Markdown.
 #
-#   benches/join.sh [FACT_ROWS] [inner|outer|multiway]      defaults: 1000000 inner
+#   benches/join.sh [FACT_ROWS] [inner|outer|multiway|scalar]      defaults: 1000000 inner
 #
 # "outer" measures a semi-join (dimension rows with an EXISTS partner in the fact table) in place
 # of the join, and a LEFT JOIN aggregate (every dimension row with its fact count and total) in
 # place of the join+aggregate. "multiway" joins the fact table with the dimension twice (by its
-# dimension key and by its id), a 3-way join and a 3-way join aggregate.
+# dimension key and by its id), a 3-way join and a 3-way join aggregate. "scalar" measures fact
+# rows above 1.5× their dimension key's average (a correlated scalar subquery over the fact table
+# itself) and, TPC-H q17's shape, a join aggregate of the rows below half their key's average.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
 n=${1:-1000000}
@@ -35,6 +37,11 @@ if [ "$kind" = multiway ]; then
   JOIN='SELECT f.id, d.region, e.region AS region2 FROM fact f JOIN dim d ON d.id = f.dim_id JOIN dim e ON e.id = f.id % 10000 + 1'
   AGG='SELECT d.region, e.region AS region2, count(*) AS n, sum(f.amount) AS total FROM fact f JOIN dim d ON d.id = f.dim_id JOIN dim e ON e.id = f.id % 10000 + 1 GROUP BY 1, 2'
   J_LABEL="3-way join"; A_LABEL="3-way join aggregate"
+fi
+if [ "$kind" = scalar ]; then
+  JOIN='SELECT f.id, f.amount FROM fact f WHERE f.amount > (SELECT 1.5 * avg(g.amount) FROM fact g WHERE g.dim_id = f.dim_id)'
+  AGG='SELECT d.region, count(*) AS n, sum(f.amount) AS total FROM fact f JOIN dim d ON d.id = f.dim_id WHERE f.amount < (SELECT 0.5 * avg(g.amount) FROM fact g WHERE g.dim_id = d.id) GROUP BY d.region'
+  J_LABEL="correlated scalar subquery"; A_LABEL="join + scalar subquery aggregate (TPC-H q17 shape)"
 fi
 if [ "$kind" = outer ]; then
   JOIN='SELECT d.id, d.region FROM dim d WHERE EXISTS (SELECT 1 FROM fact f WHERE f.dim_id = d.id AND f.amount > 99)'

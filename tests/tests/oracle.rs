@@ -99,6 +99,16 @@ const SHAPES: &[&str] = &[
     "SELECT grp FROM items WHERE flag INTERSECT SELECT code FROM cat WHERE weight > 2",
     "SELECT code FROM cat EXCEPT SELECT grp FROM items WHERE val > 40",
     "SELECT grp, val FROM bag INTERSECT SELECT grp, qty FROM items",
+    // Scalar subqueries, correlated or not, in WHERE and in the select list.
+    "SELECT i.id, i.val FROM items i WHERE i.val > (SELECT avg(val) FROM items WHERE flag)",
+    "SELECT i.id, i.val FROM items i WHERE i.val >= (SELECT max(j.val) FROM items j WHERE j.grp = i.grp)",
+    "SELECT c.code, c.label, (SELECT count(*) FROM items i WHERE i.grp = c.code) AS n, (SELECT sum(val) FROM items WHERE grp = c.code AND flag) AS s FROM cat c",
+    "SELECT c.code FROM cat c WHERE (SELECT count(*) FROM items i WHERE i.grp = c.code AND i.qty > 3) = 0",
+    "SELECT grp, count(*) AS n, sum(val) AS s FROM items i WHERE i.qty < (SELECT 0.8 * avg(qty) FROM items j WHERE j.sub = i.sub) GROUP BY grp",
+    "SELECT b.grp, b.val FROM bag b WHERE b.val <= (SELECT min(weight) FROM cat WHERE code = b.grp)",
+    "SELECT i.id, c.label FROM items i JOIN cat c ON c.code = i.grp WHERE i.val > (SELECT avg(j.val) FROM items j WHERE j.grp = c.code)",
+    "SELECT c.code, (SELECT string_agg(note, ',' ORDER BY note) FROM bag WHERE bag.grp = c.code) AS notes FROM cat c",
+    "SELECT i.id FROM items i WHERE i.val > (SELECT avg(j.val) FROM items j WHERE j.grp = i.grp AND j.sub = i.sub)",
 ];
 
 /// xorshift64*: a tiny deterministic generator, so a failing seed replays exactly.

@@ -314,7 +314,12 @@ impl GroupPlan {
         format!(
             "SELECT {} FROM {}{where_sql}{group}{having}",
             cols.join(", "),
-            self.input.full_from,
+            // A complete result reads the decorrelated FROM; a rescan of a few groups the lookups.
+            if restrict.is_none() {
+                &self.input.bulk_from
+            } else {
+                &self.input.full_from
+            },
         )
     }
 

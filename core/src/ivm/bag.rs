@@ -47,7 +47,7 @@ pub fn full_rows_sql(input: &Input, items: &[Expr], filter: Option<&Expr>) -> St
         id = identity("__pgt_h", "__pgt_n"),
         rid = quote_ident(ROW_ID),
         dup = quote_ident(DUP),
-        from = input.full_from,
+        from = input.bulk_from,
         w = super::filter::where_clause(filter),
     )
 }

@@ -13,14 +13,19 @@
 
 use super::outer;
 use super::parse::{Join, QuerySpec, Unsupported};
+use super::scalar;
 use super::SourceTable;
 use crate::ident::quote_ident;
 
 /// How the rows of a query's FROM clause reach the operator above it.
 #[derive(Debug, Clone)]
 pub struct Input {
-    /// The FROM clause over the tables themselves (full results and group rescans).
+    /// The FROM clause over the tables themselves (group rescans: scalar subqueries as LATERAL
+    /// lookups, so a few groups read only their rows).
     pub full_from: String,
+    /// The same rows for a complete result (scalar subqueries decorrelated: each table grouped
+    /// once by its correlation key and joined by it).
+    pub bulk_from: String,
     /// The delta of the FROM clause: FROM clauses whose rows, weighted, add up to the window's
     /// change of the FROM clause's rows.
     pub variants: Vec<Variant>,
@@ -67,6 +72,46 @@ fn render_from(factors: &[String], aliases: &[String], joins: &[Join]) -> String
     out
 }
 
+/// The variants of `from` (the FROM tables in one state, weighted by `weight`) joined with every
+/// scalar subquery's factor in its state: one variant per combination of their parts.
+fn with_scalars(
+    from: String,
+    weight: Option<String>,
+    scalars: &[scalar::Scalar],
+    states: &[scalar::State],
+    srcs: &[SourceTable],
+) -> Vec<Variant> {
+    let mut combos: Vec<(String, Vec<String>, Vec<String>)> =
+        vec![(from, weight.into_iter().collect(), Vec::new())];
+    for (k, (sc, st)) in scalars.iter().zip(states).enumerate() {
+        let parts = sc.parts(&srcs[k], *st);
+        combos = combos
+            .into_iter()
+            .flat_map(|(f, w, c)| {
+                parts.iter().map(move |p| {
+                    let mut w = w.clone();
+                    w.extend(p.weight.clone());
+                    let mut c = c.clone();
+                    c.extend(p.cond.clone());
+                    (format!("{f}{}", p.join), w, c)
+                })
+            })
+            .collect();
+    }
+    combos
+        .into_iter()
+        .map(|(from, w, c)| Variant {
+            from,
+            weight: if w.is_empty() {
+                "1".to_string()
+            } else {
+                w.join(" * ")
+            },
+            cond: (!c.is_empty()).then(|| c.join(" AND ")),
+        })
+        .collect()
+}
+
 impl Input {
     /// `sources` are the FROM tables' sources, in FROM order.
     pub fn new(spec: &QuerySpec, sources: &[SourceTable]) -> Result<Input, Unsupported> {
@@ -79,7 +124,10 @@ impl Input {
         let a: Vec<String> = tables.iter().map(|(al, _)| quote_ident(al)).collect();
         let real: Vec<String> = tables.iter().map(|(_, s)| s.quoted.clone()).collect();
         let events = |s: &SourceTable| format!("({})", super::scan::events_sql(s));
-        let n = tables.len();
+        // Scalar subqueries' tables come last; `n` is the FROM tables.
+        let m = spec.scalars.len();
+        let n = tables.len() - m;
+        let scalar_srcs: Vec<SourceTable> = tables[n..].iter().map(|(_, s)| s.clone()).collect();
         if !spec.branches.is_empty() {
             return Input::union(spec, sources, tables);
         }
@@ -98,7 +146,7 @@ impl Input {
         // Δ(T1 ⋈ ... ⋈ Tn) = Σi T1..T(i-1) new ⋈ ΔTi ⋈ T(i+1)..Tn old, weights multiplied.
         let mut variants = Vec::new();
         for i in 0..n {
-            let factors: Vec<String> = tables
+            let factors: Vec<String> = tables[..n]
                 .iter()
                 .enumerate()
                 .map(|(j, (_, s))| match j.cmp(&i) {
@@ -111,11 +159,31 @@ impl Input {
                 .map(|j| format!("{}.__pgt_w", a[j]))
                 .collect::<Vec<_>>()
                 .join(" * ");
-            variants.push(Variant {
-                from: render_from(&factors, &a, &inner_joins),
-                weight,
-                cond: None,
-            });
+            let states = vec![scalar::State::Old; m];
+            variants.extend(with_scalars(
+                render_from(&factors, &a[..n], &inner_joins),
+                Some(weight),
+                &spec.scalars,
+                &states,
+                &scalar_srcs,
+            ));
+        }
+        // ΔF of each scalar subquery, the FROM tables new.
+        for j in 0..m {
+            let states: Vec<scalar::State> = (0..m)
+                .map(|k| match k.cmp(&j) {
+                    std::cmp::Ordering::Less => scalar::State::New,
+                    std::cmp::Ordering::Equal => scalar::State::Delta,
+                    std::cmp::Ordering::Greater => scalar::State::Old,
+                })
+                .collect();
+            variants.extend(with_scalars(
+                render_from(&real[..n], &a[..n], &spec.joins),
+                None,
+                &spec.scalars,
+                &states,
+                &scalar_srcs,
+            ));
         }
         if let [Join::Outer(kind, c)] = spec.joins.as_slice() {
             let aliases = [tables[0].0.as_str(), tables[1].0.as_str()];
@@ -135,10 +203,19 @@ impl Input {
                 "an outer join of more than two tables (supported in a later version)".into(),
             );
         }
+        let mut full_from = render_from(&real[..n], &a[..n], &spec.joins);
+        let mut bulk_from = full_from.clone();
+        for (k, sc) in spec.scalars.iter().enumerate() {
+            for p in sc.parts(&scalar_srcs[k], scalar::State::New) {
+                full_from.push_str(&p.join);
+            }
+            bulk_from.push_str(&sc.bulk(&scalar_srcs[k]));
+        }
         Ok(Input {
-            full_from: render_from(&real, &a, &spec.joins),
+            full_from,
+            bulk_from,
             variants,
-            identity_tables: tables.len(),
+            identity_tables: n,
             tables,
         })
     }
@@ -225,8 +302,10 @@ impl Input {
                 });
             }
         }
+        let full_from = format!("({}) AS {u}", fulls.join(" UNION ALL "));
         Ok(Input {
-            full_from: format!("({}) AS {u}", fulls.join(" UNION ALL ")),
+            bulk_from: full_from.clone(),
+            full_from,
             variants,
             tables,
             identity_tables: 0,
@@ -284,6 +363,7 @@ impl Input {
             q1 = quote_ident(aliases[1]),
         );
         Ok(Input {
+            bulk_from: full_from.clone(),
             full_from,
             variants,
             identity_tables: 1,
@@ -339,11 +419,15 @@ impl Input {
                 ),
             });
         }
-        for (alias, s) in &self.tables {
+        let n = self.tables.len() - spec.scalars.len();
+        for (alias, s) in &self.tables[..n] {
             lines.push(format!(
                 "{indent}Scan {} AS {alias} (changes from {})",
                 s.quoted, s.buffer
             ));
+        }
+        for (sc, (_, s)) in spec.scalars.iter().zip(&self.tables[n..]) {
+            lines.push(format!("{indent}{}", sc.describe(s)));
         }
         lines
     }

@@ -15,6 +15,7 @@ pub mod outer;
 pub mod parse;
 pub mod project;
 pub mod recursive;
+pub mod scalar;
 pub mod scan;
 
 use aggregate::GroupPlan;

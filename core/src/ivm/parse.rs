@@ -31,6 +31,9 @@ pub struct QuerySpec {
     /// For `UNION [ALL]`: its branches (`from` is then all their tables, in order, and `items`
     /// the union's columns).
     pub branches: Vec<QuerySpec>,
+    /// Scalar subqueries, rewritten as factors of the join: the last `scalars.len()` entries of
+    /// `from` are their tables (see [`super::scalar`]).
+    pub scalars: Vec<super::scalar::Scalar>,
 }
 
 /// A table of the FROM clause.
@@ -108,7 +111,7 @@ fn qualified(alias: &str, column: &str) -> Expr {
     ])
 }
 
-fn from_table(f: &TableFactor) -> Result<FromTable, Unsupported> {
+pub(super) fn from_table(f: &TableFactor) -> Result<FromTable, Unsupported> {
     match f {
         TableFactor::Table {
             name,
@@ -185,6 +188,16 @@ fn collect_lookups(spec: &QuerySpec, offset: usize, out: &mut Vec<(usize, String
             i.value.to_lowercase()
         }
     };
+    // A scalar subquery's table is looked up by its correlation columns.
+    let n_real = spec.from.len() - spec.scalars.len();
+    for (k, sc) in spec.scalars.iter().enumerate() {
+        for (col, _) in &sc.keys {
+            let entry = (offset + n_real + k, col.clone());
+            if !out.contains(&entry) {
+                out.push(entry);
+            }
+        }
+    }
     for (k, j) in spec.joins.iter().enumerate() {
         let (cond, semi) = match j {
             Join::On(c) | Join::Outer(_, c) => (c, false),
@@ -355,6 +368,11 @@ fn parse_union(body: &SetExpr, source_columns: &[Vec<String>]) -> Result<QuerySp
         let n = parse_select(s, &[])?.from.len();
         let cols = source_columns.get(offset..offset + n).unwrap_or(&[]);
         let b = parse_select(s, cols)?;
+        if !b.scalars.is_empty() {
+            return Err(
+                "a scalar subquery inside a UNION branch (supported in a later version)".into(),
+            );
+        }
         if b.aggregates || b.distinct {
             return Err(
                 "aggregation or DISTINCT inside a UNION branch (supported in a later version)"
@@ -380,6 +398,7 @@ fn parse_union(body: &SetExpr, source_columns: &[Vec<String>]) -> Result<QuerySp
         having: None,
         aggregates: false,
         branches,
+        scalars: Vec::new(),
     })
 }
 
@@ -410,6 +429,12 @@ fn parse_intersect_except(
         let n = parse_select(s, &[])?.from.len();
         let cols = source_columns.get(offset..offset + n).unwrap_or(&[]);
         let mut b = parse_select(s, cols)?;
+        if !b.scalars.is_empty() {
+            return Err(
+                "a scalar subquery inside an INTERSECT/EXCEPT branch (supported in a later version)"
+                    .into(),
+            );
+        }
         if b.aggregates || b.distinct {
             return Err(
                 "aggregation or DISTINCT inside an INTERSECT/EXCEPT branch (supported in a later version)"
@@ -444,6 +469,7 @@ fn parse_intersect_except(
         having: Some(having),
         aggregates: true,
         branches,
+        scalars: Vec::new(),
     })
 }
 
@@ -568,13 +594,56 @@ fn parse_select(
     } else {
         from.len()
     };
+    // Scalar subqueries become factors of the join, after the FROM tables.
+    let mut found = Vec::new();
+    let mut projection = select.projection.clone();
+    let mut scalar_in_items = false;
+    {
+        let n_from = from.len();
+        let outer = super::scalar::Outer {
+            from: &from,
+            columns: source_columns.get(..n_from).unwrap_or(&[]),
+        };
+        let body_columns = |k: usize| source_columns.get(n_from + k).cloned();
+        if let Some(w) = &selection {
+            selection = Some(super::scalar::extract(
+                w,
+                &outer,
+                &body_columns,
+                &mut found,
+            )?);
+        }
+        for item in projection.iter_mut() {
+            if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+                let before = found.len();
+                *e = super::scalar::extract(e, &outer, &body_columns, &mut found)?;
+                scalar_in_items |= found.len() > before;
+            }
+        }
+    }
+    if !found.is_empty()
+        && joins
+            .iter()
+            .any(|j| matches!(j, Join::Semi(..) | Join::Outer(..)))
+    {
+        return Err(
+            "a scalar subquery next to an outer join or an EXISTS/IN subquery (supported in a later version)"
+                .into(),
+        );
+    }
+    let n_real = from.len();
+    let mut scalars = Vec::new();
+    for (sc, table) in found {
+        from.push(table);
+        scalars.push(sc);
+    }
     for (i, t) in from.iter().enumerate() {
         if from[..i].iter().any(|o| o.alias == t.alias) {
             return Err("two FROM items with the same name (give one an alias)".into());
         }
     }
     let mut items = Vec::new();
-    for item in &select.projection {
+    for item in &projection {
         match item {
             SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
                 check_expr(e)?;
@@ -611,8 +680,7 @@ fn parse_select(
             }
         }
     }
-    let output_names: Vec<Option<String>> = select
-        .projection
+    let output_names: Vec<Option<String>> = projection
         .iter()
         .map(|i| match i {
             SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
@@ -631,7 +699,10 @@ fn parse_select(
                     e,
                     &items,
                     &output_names,
-                    &source_columns.concat(),
+                    &source_columns
+                        .get(..n_real)
+                        .unwrap_or(source_columns)
+                        .concat(),
                 )?);
             }
             keys
@@ -649,6 +720,12 @@ fn parse_select(
     }
     let aggregates =
         !group_by.is_empty() || select.having.is_some() || items.iter().any(contains_aggregate);
+    if aggregates && scalar_in_items {
+        return Err(
+            "a scalar subquery in the select list of an aggregating query (supported in a later version)"
+                .into(),
+        );
+    }
     Ok(QuerySpec {
         distinct,
         items,
@@ -659,10 +736,11 @@ fn parse_select(
         having: select.having.clone(),
         aggregates,
         branches: Vec::new(),
+        scalars,
     })
 }
 
-fn top_conjuncts(e: &Expr, out: &mut Vec<Expr>) {
+pub(super) fn top_conjuncts(e: &Expr, out: &mut Vec<Expr>) {
     match e {
         Expr::BinaryOp {
             left,

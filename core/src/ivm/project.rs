@@ -30,7 +30,7 @@ pub fn full_rows_sql(input: &Input, id: &str, items: &[Expr], filter: Option<&Ex
         "SELECT {cols}{sep}{id} AS {rid} FROM {from}{w}",
         cols = projected(items),
         rid = quote_ident(ROW_ID),
-        from = input.full_from,
+        from = input.bulk_from,
         w = super::filter::where_clause(filter),
     )
 }

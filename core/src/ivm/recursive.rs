@@ -288,6 +288,7 @@ impl Recursive {
         );
         Input {
             full_from: format!("({}) AS {r}", self.query),
+            bulk_from: format!("({}) AS {r}", self.query),
             variants: vec![Variant {
                 from: format!("({delta}) AS {r}"),
                 weight: format!("{r}.__pgt_w"),

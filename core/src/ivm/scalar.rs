@@ -1,0 +1,719 @@
+//! Scalar subqueries: `(SELECT agg(...) FROM t [WHERE local AND t.k = outer.x ...])` in WHERE or
+//! in the select list, correlated by equalities with columns of `t` or not correlated at all.
+//!
+//! **Model.** The subquery defines a total function F(k) over the correlation key k (the
+//! aggregate over t's rows with key k; over no rows it is the aggregate's empty value: NULL for
+//! sum, 0 for count). The query reads F as one more factor of its join, `⋈ F` on k = outer
+//! expression, which never drops or duplicates a row since F has exactly one row per key. An
+//! uncorrelated subquery is F with the empty key: one row.
+//!
+//! **Delta rule.** As for any join factor (see [`super::join`]): Δ(Q ⋈ F) = ΔQ ⋈ F_old +
+//! Q_new ⋈ ΔF, where
+//! - A, the affected keys, are the keys of t's window images that pass the local filter;
+//! - F_old(k) = F_new(k) for k ∉ A (an index lookup of t by k, LATERAL), and for k ∈ A the
+//!   aggregate over t's old rows with key k: t's rows with key in A plus the window's images with
+//!   negated weights, netted per row and expanded back to copies (so any aggregate works);
+//! - ΔF = for k ∈ A whose old and new values differ: −(k, F_old(k)) and +(k, F_new(k)).
+//!
+//! So a refresh costs the window's changes times index lookups on k, plus a scan of the affected
+//! keys' rows of t; an uncorrelated subquery reads all of t (its value depends on all of it).
+
+use super::parse::{FromTable, Unsupported};
+use super::SourceTable;
+use crate::ident::quote_ident;
+use sqlparser::ast::{BinaryOperator, Expr, GroupByExpr, Ident, Query, SelectItem, SetExpr};
+use std::ops::ControlFlow;
+
+/// The name of a scalar subquery's value in the outer query: `"__pgt_s<n>"."__pgt_v"`.
+pub const VALUE: &str = "__pgt_v";
+
+/// The most scalar subqueries one query may have (each doubles the delta's old-state variants).
+pub const MAX_SCALARS: usize = 2;
+
+/// A scalar subquery, rewritten as a factor of the outer query's join.
+#[derive(Debug, Clone)]
+pub struct Scalar {
+    /// Its alias in the outer query.
+    pub alias: String,
+    /// The alias of its table inside (every column reference of the body is qualified with it).
+    pub inner: String,
+    /// The aggregate expression (the subquery's one output).
+    pub value: Expr,
+    /// The body's conditions that do not mention the outer query.
+    pub filter: Option<Expr>,
+    /// The correlation: (column of the subquery's table, outer expression it equals).
+    pub keys: Vec<(String, Expr)>,
+}
+
+fn fold(i: &Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
+}
+
+fn qualified(alias: &str, column: &str) -> Expr {
+    Expr::CompoundIdentifier(vec![
+        Ident::with_quote('"', alias),
+        Ident::with_quote('"', column),
+    ])
+}
+
+fn bad(what: &str) -> Unsupported {
+    format!("a scalar subquery with {what} (supported in a later version)")
+}
+
+/// Whether `e` references the inner alias, and whether it references anything else.
+fn references(e: &Expr, inner: &str) -> (bool, bool) {
+    let (mut i, mut o) = (false, false);
+    let _ = sqlparser::ast::visit_expressions(e, |x| {
+        if let Expr::CompoundIdentifier(p) = x {
+            if p.len() >= 2 && p[p.len() - 2].value == inner {
+                i = true;
+            } else {
+                o = true;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    (i, o)
+}
+
+/// The outer query's FROM tables, for resolving the subquery's references.
+pub struct Outer<'a> {
+    pub from: &'a [FromTable],
+    /// Their columns, when known (empty while only the table names are being looked up).
+    pub columns: &'a [Vec<String>],
+}
+
+/// Rewrites every scalar subquery in `e` into a reference to a new factor, appended to `out`
+/// (its table to `tables`). `n` numbers the factors.
+pub fn extract(
+    e: &Expr,
+    outer: &Outer,
+    body_columns: &dyn Fn(usize) -> Option<Vec<String>>,
+    out: &mut Vec<(Scalar, FromTable)>,
+) -> Result<Expr, Unsupported> {
+    let err = std::cell::RefCell::new(None::<Unsupported>);
+    let found = std::cell::RefCell::new(Vec::new());
+    let base = out.len();
+    let rewritten = super::expr::substitute(e, &|x| {
+        let Expr::Subquery(q) = x else { return None };
+        if err.borrow().is_some() {
+            return None;
+        }
+        let n = base + found.borrow().len() + 1;
+        match parse_body(q, n, outer, body_columns(n - 1).as_deref()) {
+            Ok(s) => {
+                let alias = s.0.alias.clone();
+                found.borrow_mut().push(s);
+                Some(qualified(&alias, VALUE))
+            }
+            Err(e) => {
+                *err.borrow_mut() = Some(e);
+                None
+            }
+        }
+    });
+    if let Some(e) = err.into_inner() {
+        return Err(e);
+    }
+    out.extend(found.into_inner());
+    if out.len() > MAX_SCALARS {
+        return Err(format!(
+            "more than {MAX_SCALARS} scalar subqueries (supported in a later version)"
+        ));
+    }
+    Ok(rewritten)
+}
+
+fn parse_body(
+    q: &Query,
+    n: usize,
+    outer: &Outer,
+    inner_columns: Option<&[String]>,
+) -> Result<(Scalar, FromTable), Unsupported> {
+    if q.with.is_some() || q.limit_clause.is_some() || q.fetch.is_some() || q.order_by.is_some() {
+        return Err(bad("WITH, ORDER BY or LIMIT"));
+    }
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return Err(bad("a set operation"));
+    };
+    let grouped = match &s.group_by {
+        GroupByExpr::Expressions(e, m) => !e.is_empty() || !m.is_empty(),
+        _ => true,
+    };
+    if grouped || s.having.is_some() || s.distinct.is_some() {
+        return Err(bad("GROUP BY, HAVING or DISTINCT"));
+    }
+    let twj = match s.from.as_slice() {
+        [twj] if twj.joins.is_empty() => twj,
+        _ => return Err(bad("other than one table in FROM")),
+    };
+    let mut table = super::parse::from_table(&twj.relation)?;
+    let value = match s.projection.as_slice() {
+        [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => e,
+        _ => return Err(bad("other than one output column")),
+    };
+    if !super::expr::contains_aggregate(value) {
+        return Err(bad("no aggregate (its row count would not be known)"));
+    }
+    let user_alias = table.alias.clone();
+    let inner = format!("__pgt_si{n}");
+    let alias = format!("__pgt_s{n}");
+    let failed = std::cell::RefCell::new(None::<Unsupported>);
+    let outer_alias = |name: &str| outer.from.iter().position(|t| t.alias == name);
+    let resolve = |x: &Expr| -> Option<Expr> {
+        match x {
+            Expr::CompoundIdentifier(p) if p.len() >= 2 => {
+                let (t, c) = (fold(&p[p.len() - 2]), fold(&p[p.len() - 1]));
+                if p[p.len() - 2].value == inner || p[p.len() - 2].value.starts_with("__pgt_") {
+                    None
+                } else if t == user_alias {
+                    Some(qualified(&inner, &c))
+                } else if let Some(i) = outer_alias(&t) {
+                    Some(qualified(&outer.from[i].alias, &c))
+                } else {
+                    *failed.borrow_mut() = Some(format!(
+                        "{x} in a scalar subquery, which pg_trickle cannot resolve"
+                    ));
+                    None
+                }
+            }
+            Expr::Identifier(i) => {
+                let c = fold(i);
+                let Some(cols) = inner_columns else {
+                    return Some(qualified(&inner, &c));
+                };
+                if cols.contains(&c) {
+                    return Some(qualified(&inner, &c));
+                }
+                let owners: Vec<usize> = (0..outer.from.len())
+                    .filter(|&k| outer.columns.get(k).is_some_and(|cs| cs.contains(&c)))
+                    .collect();
+                match owners.as_slice() {
+                    [k] => Some(qualified(&outer.from[*k].alias, &c)),
+                    _ => {
+                        *failed.borrow_mut() = Some(format!(
+                            "column {c} in a scalar subquery, which pg_trickle cannot resolve"
+                        ));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        }
+    };
+    let value = super::expr::substitute(value, &resolve);
+    let selection = s
+        .selection
+        .as_ref()
+        .map(|w| super::expr::substitute(w, &resolve));
+    if let Some(f) = failed.into_inner() {
+        return Err(f);
+    }
+    if let Some(what) = super::expr::unsupported_construct(&value) {
+        return Err(what);
+    }
+    if references(&value, &inner).1 {
+        return Err(bad("an outer column in its select list"));
+    }
+    let mut terms = Vec::new();
+    if let Some(w) = &selection {
+        if let Some(what) = super::expr::unsupported_construct(w) {
+            return Err(what);
+        }
+        if super::expr::contains_aggregate(w) {
+            return Err(bad("an aggregate in WHERE"));
+        }
+        super::parse::top_conjuncts(w, &mut terms);
+    }
+    let mut keys = Vec::new();
+    let mut local = Vec::new();
+    for t in terms {
+        if !references(&t, &inner).1 {
+            local.push(t);
+            continue;
+        }
+        let key = match &t {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Eq,
+                right,
+            } => [(left, right), (right, left)]
+                .into_iter()
+                .find_map(|(a, b)| {
+                    let mut a = a.as_ref();
+                    while let Expr::Nested(x) = a {
+                        a = x;
+                    }
+                    match a {
+                        Expr::CompoundIdentifier(p) if p[0].value == inner => {
+                            let (i, _) = references(b, &inner);
+                            (!i).then(|| (p[1].value.clone(), b.as_ref().clone()))
+                        }
+                        _ => None,
+                    }
+                }),
+            _ => None,
+        };
+        match key {
+            Some(k) => keys.push(k),
+            None => {
+                return Err(bad(
+                    "a correlation other than `its column = outer expression`",
+                ))
+            }
+        }
+    }
+    let filter = local.into_iter().reduce(|a, b| Expr::BinaryOp {
+        left: Box::new(Expr::Nested(Box::new(a))),
+        op: BinaryOperator::And,
+        right: Box::new(Expr::Nested(Box::new(b))),
+    });
+    table.alias = alias.clone();
+    Ok((
+        Scalar {
+            alias,
+            inner,
+            value,
+            filter,
+            keys,
+        },
+        table,
+    ))
+}
+
+/// One factor of a delta variant: how it is joined, its weight (if any) and a condition on the
+/// variant's rows (if any).
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub join: String,
+    pub weight: Option<String>,
+    pub cond: Option<String>,
+}
+
+/// The state of a factor in one delta variant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum State {
+    New,
+    Delta,
+    Old,
+}
+
+impl Scalar {
+    fn q(&self) -> (String, String) {
+        (quote_ident(&self.alias), quote_ident(&self.inner))
+    }
+
+    fn conds(&self, extra: &[String]) -> String {
+        let mut c: Vec<String> = self.filter.iter().map(|f| format!("({f})")).collect();
+        c.extend(extra.iter().cloned());
+        if c.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", c.join(" AND "))
+        }
+    }
+
+    /// `inner.k_i = (outer_i)` for every key.
+    fn key_match(&self) -> Vec<String> {
+        let (_, i) = self.q();
+        self.keys
+            .iter()
+            .map(|(c, o)| format!("{i}.{} = ({o})", quote_ident(c)))
+            .collect()
+    }
+
+    fn key_names(&self) -> Vec<String> {
+        (1..=self.keys.len())
+            .map(|k| format!("__pgt_k{k}"))
+            .collect()
+    }
+
+    /// The new value for the outer row (a LATERAL lookup by key), as `alias.__pgt_v`.
+    pub fn lookup(&self, src: &SourceTable) -> String {
+        let (a, i) = self.q();
+        let lateral = if self.keys.is_empty() { "" } else { "LATERAL " };
+        format!(
+            "{lateral}(SELECT {v} AS {VALUE} FROM {t} AS {i}{w}) AS {a}",
+            v = self.value,
+            t = src.quoted,
+            w = self.conds(&self.key_match()),
+        )
+    }
+
+    /// The window's images of the table that pass the local filter, aliased as the inner table.
+    fn events(&self, src: &SourceTable, extra: &[String]) -> String {
+        let (_, i) = self.q();
+        format!(
+            "SELECT 1 FROM ({}) AS {i}{}",
+            super::scan::events_sql(src),
+            self.conds(extra)
+        )
+    }
+
+    /// The affected keys `__pgt_k<i>` (non-NULL: a NULL key's value never changes).
+    fn affected(&self, src: &SourceTable) -> String {
+        let (_, i) = self.q();
+        let cols: Vec<String> = self
+            .keys
+            .iter()
+            .zip(self.key_names())
+            .map(|((c, _), k)| format!("{i}.{} AS {k}", quote_ident(c)))
+            .collect();
+        let not_null: Vec<String> = self
+            .keys
+            .iter()
+            .map(|(c, _)| format!("{i}.{} IS NOT NULL", quote_ident(c)))
+            .collect();
+        format!(
+            "SELECT DISTINCT {} FROM ({}) AS {i}{}",
+            cols.join(", "),
+            super::scan::events_sql(src),
+            self.conds(&not_null)
+        )
+    }
+
+    /// The columns of the table the subquery reads.
+    fn read_columns(&self) -> Vec<String> {
+        let mut cols: Vec<String> = self.keys.iter().map(|(c, _)| c.clone()).collect();
+        let exprs = std::iter::once(&self.value).chain(self.filter.iter());
+        for e in exprs {
+            let _ = sqlparser::ast::visit_expressions(e, |x| {
+                if let Expr::CompoundIdentifier(p) = x {
+                    if p.len() == 2 && p[0].value == self.inner && !cols.contains(&p[1].value) {
+                        cols.push(p[1].value.clone());
+                    }
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+        cols
+    }
+
+    /// The table's rows before the window (restricted to the affected keys `__pgt_a` when
+    /// correlated), as copies: current rows plus the window's images with negated weights,
+    /// netted per row.
+    fn old_rows(&self, src: &SourceTable) -> String {
+        let (_, i) = self.q();
+        let cols: Vec<String> = self.read_columns().iter().map(|c| quote_ident(c)).collect();
+        let qual: Vec<String> = cols.iter().map(|c| format!("{i}.{c}")).collect();
+        let sep = if cols.is_empty() { "" } else { ", " };
+        let in_affected = if self.keys.is_empty() {
+            Vec::new()
+        } else {
+            let ks: Vec<String> = self
+                .keys
+                .iter()
+                .map(|(c, _)| format!("{i}.{}", quote_ident(c)))
+                .collect();
+            vec![format!(
+                "({}) IN (SELECT {} FROM __pgt_a)",
+                ks.join(", "),
+                self.key_names().join(", ")
+            )]
+        };
+        let group = if cols.is_empty() {
+            "()".to_string()
+        } else {
+            cols.join(", ")
+        };
+        let out: Vec<String> = cols.iter().map(|c| format!("__pgt_r.{c}")).collect();
+        format!(
+            "SELECT {out} FROM (SELECT {cl}{sep}sum(__pgt_w) AS __pgt_n FROM (\
+             SELECT {q}{sep}1 AS __pgt_w FROM {t} AS {i}{w} UNION ALL \
+             SELECT {q}{sep}-{i}.__pgt_w FROM ({ev}) AS {i}{w}) AS __pgt_u \
+             GROUP BY {group} HAVING sum(__pgt_w) > 0) AS __pgt_r \
+             CROSS JOIN LATERAL pg_catalog.generate_series(1, __pgt_r.__pgt_n)",
+            out = out.join(", "),
+            cl = cols.join(", "),
+            q = qual.join(", "),
+            t = src.quoted,
+            w = self.conds(&in_affected),
+            ev = super::scan::events_sql(src),
+        )
+    }
+
+    /// The values for the affected keys (`__pgt_a`), from `rows` (a FROM item, aliased as the inner
+    /// table; `filtered`: apply the local filter and the key restriction):
+    /// `__pgt_k<i>`, `__pgt_v`, one row per affected key.
+    fn values(&self, src: &SourceTable, rows: &str, filtered: bool) -> String {
+        let (_, i) = self.q();
+        let names = self.key_names();
+        let inner_keys: Vec<String> = self
+            .keys
+            .iter()
+            .map(|(c, _)| format!("{i}.{}", quote_ident(c)))
+            .collect();
+        let cond = if filtered {
+            let mut c: Vec<String> = self.filter.iter().map(|f| format!("({f})")).collect();
+            c.push(format!(
+                "({}) IN (SELECT {} FROM __pgt_a)",
+                inner_keys.join(", "),
+                names.join(", ")
+            ));
+            format!(" WHERE {}", c.join(" AND "))
+        } else {
+            String::new()
+        };
+        let grouped_cols: Vec<String> = inner_keys
+            .iter()
+            .zip(&names)
+            .map(|(k, n)| format!("{k} AS {n}"))
+            .collect();
+        let on: Vec<String> = names
+            .iter()
+            .map(|n| format!("__pgt_g.{n} = __pgt_a.{n}"))
+            .collect();
+        let a_cols: Vec<String> = names.iter().map(|n| format!("__pgt_a.{n}")).collect();
+        format!(
+            "SELECT {ac}, CASE WHEN __pgt_g.__pgt_k1 IS NULL THEN __pgt_e.{VALUE} ELSE __pgt_g.{VALUE} END AS {VALUE} \
+             FROM __pgt_a LEFT JOIN (SELECT {gc}, {v} AS {VALUE} FROM {rows} AS {i}{cond} GROUP BY {ik}) AS __pgt_g ON {on} \
+             CROSS JOIN (SELECT {v} AS {VALUE} FROM {t} AS {i} WHERE false) AS __pgt_e",
+            ac = a_cols.join(", "),
+            gc = grouped_cols.join(", "),
+            v = self.value,
+            ik = inner_keys.join(", "),
+            on = on.join(" AND "),
+            t = src.quoted,
+        )
+    }
+
+    /// The value before the window, for the affected keys (correlated) or the one value.
+    fn old_values(&self, src: &SourceTable) -> String {
+        let (_, i) = self.q();
+        if self.keys.is_empty() {
+            return format!(
+                "SELECT {v} AS {VALUE} FROM ({r}) AS {i}",
+                v = self.value,
+                r = self.old_rows(src)
+            );
+        }
+        format!(
+            "WITH __pgt_a AS ({a}) {vals}",
+            a = self.affected(src),
+            vals = self.values(src, &format!("({})", self.old_rows(src)), false)
+        )
+    }
+
+    /// ΔF: `__pgt_k<i>`, `__pgt_v`, `__pgt_w`.
+    fn delta(&self, src: &SourceTable) -> String {
+        let (_, i) = self.q();
+        if self.keys.is_empty() {
+            return format!(
+                "SELECT __pgt_x.{VALUE}, __pgt_x.__pgt_w FROM ({old}) AS __pgt_o \
+                 CROSS JOIN (SELECT {v} AS {VALUE} FROM {t} AS {i}{w}) AS __pgt_n \
+                 CROSS JOIN LATERAL (VALUES (__pgt_o.{VALUE}, -1), (__pgt_n.{VALUE}, 1)) AS __pgt_x({VALUE}, __pgt_w) \
+                 WHERE __pgt_o.{VALUE} IS DISTINCT FROM __pgt_n.{VALUE} AND EXISTS ({ev})",
+                old = self.old_values(src),
+                v = self.value,
+                t = src.quoted,
+                w = self.conds(&[]),
+                ev = self.events(src, &[]),
+            );
+        }
+        let names = self.key_names();
+        let on: Vec<String> = names
+            .iter()
+            .map(|n| format!("__pgt_o.{n} = __pgt_n.{n}"))
+            .collect();
+        let ks: Vec<String> = names.iter().map(|n| format!("__pgt_o.{n}")).collect();
+        format!(
+            "WITH __pgt_a AS ({a}) \
+             SELECT {ks}, __pgt_x.{VALUE}, __pgt_x.__pgt_w \
+             FROM ({old}) AS __pgt_o JOIN ({new}) AS __pgt_n ON {on} \
+             CROSS JOIN LATERAL (VALUES (__pgt_o.{VALUE}, -1), (__pgt_n.{VALUE}, 1)) AS __pgt_x({VALUE}, __pgt_w) \
+             WHERE __pgt_o.{VALUE} IS DISTINCT FROM __pgt_n.{VALUE}",
+            a = self.affected(src),
+            ks = ks.join(", "),
+            old = self.values(src, &format!("({})", self.old_rows(src)), false),
+            new = self.values(src, &src.quoted, true),
+            on = on.join(" AND "),
+        )
+    }
+
+    /// `alias.__pgt_k<i> = (outer_i) AND ...` (TRUE when uncorrelated).
+    fn on(&self) -> String {
+        let (a, _) = self.q();
+        if self.keys.is_empty() {
+            return "TRUE".into();
+        }
+        self.keys
+            .iter()
+            .zip(self.key_names())
+            .map(|((_, o), k)| format!("{a}.{k} = ({o})"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    /// The factor for a complete result: the table grouped once by the correlation key and
+    /// joined by it (a key without rows reads the aggregate over no rows).
+    pub fn bulk(&self, src: &SourceTable) -> String {
+        let (a, i) = self.q();
+        if self.keys.is_empty() {
+            return format!(" CROSS JOIN {}", self.lookup(src));
+        }
+        let g = quote_ident(&format!("{}_g", self.alias));
+        let names = self.key_names();
+        let cols: Vec<String> = self
+            .keys
+            .iter()
+            .zip(&names)
+            .map(|((c, _), k)| format!("{i}.{} AS {k}", quote_ident(c)))
+            .collect();
+        let group: Vec<String> = self
+            .keys
+            .iter()
+            .map(|(c, _)| format!("{i}.{}", quote_ident(c)))
+            .collect();
+        let on: Vec<String> = self
+            .keys
+            .iter()
+            .zip(&names)
+            .map(|((_, o), k)| format!("{g}.{k} = ({o})"))
+            .collect();
+        format!(
+            " LEFT JOIN (SELECT {cols}, {v} AS {VALUE} FROM {t} AS {i}{w} GROUP BY {group}) AS {g} ON {on} \
+             CROSS JOIN LATERAL (SELECT CASE WHEN {g}.__pgt_k1 IS NULL \
+             THEN (SELECT {v} FROM {t} AS {i} WHERE false) ELSE {g}.{VALUE} END AS {VALUE}) AS {a}",
+            cols = cols.join(", "),
+            v = self.value,
+            t = src.quoted,
+            w = self.conds(&[]),
+            group = group.join(", "),
+            on = on.join(" AND "),
+        )
+    }
+
+    /// The factor in one state: one part, or for `Old` two (keys the window left alone read the
+    /// new value; affected keys the old one).
+    pub fn parts(&self, src: &SourceTable, state: State) -> Vec<Part> {
+        let (a, _) = self.q();
+        match state {
+            State::New => vec![Part {
+                join: format!(" CROSS JOIN {}", self.lookup(src)),
+                weight: None,
+                cond: None,
+            }],
+            State::Delta => vec![Part {
+                join: format!(" JOIN ({}) AS {a} ON ({})", self.delta(src), self.on()),
+                weight: Some(format!("{a}.__pgt_w")),
+                cond: None,
+            }],
+            State::Old => vec![
+                Part {
+                    join: format!(" CROSS JOIN {}", self.lookup(src)),
+                    weight: None,
+                    cond: Some(format!(
+                        "NOT EXISTS ({})",
+                        self.events(src, &self.key_match())
+                    )),
+                },
+                Part {
+                    join: format!(" JOIN ({}) AS {a} ON ({})", self.old_values(src), self.on()),
+                    weight: None,
+                    cond: self
+                        .keys
+                        .is_empty()
+                        .then(|| format!("EXISTS ({})", self.events(src, &[]))),
+                },
+            ],
+        }
+    }
+
+    pub fn describe(&self, src: &SourceTable) -> String {
+        let keys: Vec<String> = self
+            .keys
+            .iter()
+            .map(|(c, o)| format!("{} = {o}", quote_ident(c)))
+            .collect();
+        format!(
+            "Scalar subquery {} = ({}) over {} {} (keys the window left alone: index lookup; \
+             affected keys: old and new values recomputed, ΔF = −old +new where they differ)",
+            self.alias,
+            self.value,
+            src.quoted,
+            if keys.is_empty() {
+                "(uncorrelated: reads the whole table)".to_string()
+            } else {
+                format!("by [{}]", keys.join(", "))
+            }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse::parse;
+
+    fn cols() -> Vec<Vec<String>> {
+        let part = vec!["id".to_string(), "name".to_string()];
+        let line = vec!["id".to_string(), "part_id".to_string(), "qty".to_string()];
+        vec![part, line.clone(), line]
+    }
+
+    #[test]
+    fn correlated_subquery_becomes_a_keyed_factor() {
+        let q = parse(
+            "SELECT p.id FROM part p WHERE 10 < (SELECT sum(qty) FROM line WHERE part_id = p.id AND qty > 1)",
+            &cols(),
+        )
+        .unwrap();
+        assert_eq!(q.from.len(), 2);
+        assert_eq!(q.from[1].name, "line");
+        let sc = &q.scalars[0];
+        assert_eq!(sc.keys.len(), 1);
+        assert_eq!(sc.keys[0].0, "part_id");
+        assert_eq!(sc.keys[0].1.to_string(), "\"p\".\"id\"");
+        assert_eq!(
+            sc.filter.as_ref().unwrap().to_string(),
+            "\"__pgt_si1\".\"qty\" > 1"
+        );
+        assert_eq!(
+            q.filter.unwrap().to_string(),
+            "10 < \"__pgt_s1\".\"__pgt_v\""
+        );
+    }
+
+    #[test]
+    fn the_inner_table_shadows_an_outer_one_of_the_same_name() {
+        let q = parse(
+            "SELECT line.id FROM line, part WHERE line.qty < (SELECT avg(line.qty) FROM line WHERE line.part_id = part.id)",
+            &[cols()[1].clone(), cols()[0].clone(), cols()[1].clone()],
+        )
+        .unwrap();
+        assert_eq!(q.scalars[0].keys[0].0, "part_id");
+        assert_eq!(q.scalars[0].keys[0].1.to_string(), "\"part\".\"id\"");
+        assert_eq!(q.scalars[0].value.to_string(), "avg(\"__pgt_si1\".\"qty\")");
+    }
+
+    #[test]
+    fn refused_shapes_name_the_construct() {
+        let c = cols();
+        let err = |sql: &str| parse(sql, &c).unwrap_err();
+        assert!(err(
+            "SELECT id FROM part p WHERE 1 < (SELECT count(*) FROM line l WHERE l.part_id > p.id)"
+        )
+        .contains("correlation other than"));
+        assert!(
+            err("SELECT id FROM part p WHERE 1 < (SELECT count(*) + p.id FROM line l)")
+                .contains("outer column in its select list")
+        );
+        assert!(
+            err("SELECT id FROM part p WHERE 1 < (SELECT qty FROM line l WHERE l.id = p.id)")
+                .contains("no aggregate")
+        );
+        assert!(err(
+            "SELECT p.name, count(*), (SELECT max(qty) FROM line) FROM part p GROUP BY p.name"
+        )
+        .contains("aggregating query"));
+        assert!(err(
+            "SELECT id FROM part p WHERE 1 < (SELECT count(*) FROM line l GROUP BY l.qty)"
+        )
+        .contains("GROUP BY"));
+        assert!(err("SELECT id FROM part p WHERE 1 < (SELECT count(*) FROM line) AND 2 < (SELECT count(*) FROM line) AND 3 < (SELECT count(*) FROM line)")
+            .contains("more than 2 scalar subqueries"));
+    }
+}
