@@ -109,6 +109,13 @@ const SHAPES: &[&str] = &[
     "SELECT i.id, c.label FROM items i JOIN cat c ON c.code = i.grp WHERE i.val > (SELECT avg(j.val) FROM items j WHERE j.grp = c.code)",
     "SELECT c.code, (SELECT string_agg(note, ',' ORDER BY note) FROM bag WHERE bag.grp = c.code) AS notes FROM cat c",
     "SELECT i.id FROM items i WHERE i.val > (SELECT avg(j.val) FROM items j WHERE j.grp = i.grp AND j.sub = i.sub)",
+    // Subqueries in FROM and WITH queries that aggregate, joined by their GROUP BY columns.
+    "SELECT c.code, c.label, t.n, t.s FROM cat c JOIN (SELECT grp, count(*) AS n, sum(val) AS s FROM items WHERE flag GROUP BY grp) t ON t.grp = c.code",
+    "WITH g AS (SELECT grp, max(val) AS mx FROM items GROUP BY grp HAVING count(*) > 2) SELECT i.id, i.val FROM items i JOIN g ON g.grp = i.grp WHERE i.val = g.mx",
+    "SELECT c.weight, count(*) AS n, sum(t.total) AS s FROM cat c, (SELECT grp, sum(qty) AS total FROM items GROUP BY grp) t WHERE t.grp = c.code GROUP BY c.weight",
+    "SELECT b.val, t.cnt FROM bag b JOIN (SELECT grp, count(*) AS cnt FROM bag GROUP BY grp) t ON t.grp = b.grp",
+    "SELECT i.id, t.n FROM items i JOIN (SELECT grp, sub, count(*) AS n FROM items GROUP BY grp, sub) t ON t.grp = i.grp AND t.sub = i.sub",
+    "SELECT i.id FROM items i, (SELECT avg(val) AS a FROM items) m WHERE i.val > m.a",
 ];
 
 /// xorshift64*: a tiny deterministic generator, so a failing seed replays exactly.

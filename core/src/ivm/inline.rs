@@ -6,9 +6,10 @@
 //!
 //! **Delta rule.** None of its own: inlining is an equivalence (the query after it returns the
 //! same rows), so the inlined query is maintained by the other operators' rules. A CTE referenced
-//! twice is inlined twice, under its two aliases; a CTE may read an earlier one. Bodies with
-//! aggregates, DISTINCT, joins, set operations, LIMIT or ORDER BY are refused with the construct
-//! named.
+//! twice is inlined twice, under its two aliases; a CTE may read an earlier one. A body that
+//! aggregates is not inlined: it stays a subquery in FROM (a CTE's body is put where the CTE is
+//! read) for [`super::scalar`]'s grouped factor. Bodies with DISTINCT, joins, set operations,
+//! LIMIT or ORDER BY are refused with the construct named.
 
 use super::parse::Unsupported;
 use sqlparser::ast::{
@@ -260,8 +261,37 @@ pub fn inline(q: &mut Query) -> Result<(), Unsupported> {
     inline_scoped(q, &[])
 }
 
-fn inline_scoped(q: &mut Query, outer: &[(String, Simple)]) -> Result<(), Unsupported> {
-    let mut scope: Vec<(String, Simple)> = outer.to_vec();
+/// Whether a body aggregates (it is then kept as a grouped subquery in FROM for
+/// [`super::scalar`], not inlined).
+fn is_grouped(q: &Query) -> bool {
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return false;
+    };
+    let grouped = match &s.group_by {
+        sqlparser::ast::GroupByExpr::Expressions(e, m) => !e.is_empty() || !m.is_empty(),
+        _ => true,
+    };
+    q.with.is_none()
+        && s.distinct.is_none()
+        && (grouped
+            || s.having.is_some()
+            || s.projection.iter().any(|i| match i {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                    super::expr::contains_aggregate(e)
+                }
+                _ => false,
+            }))
+}
+
+/// A WITH query in scope: inlined, or kept whole (an aggregating body).
+#[derive(Debug, Clone)]
+enum Scoped {
+    Simple(Box<Simple>),
+    Grouped(Box<Query>, Vec<String>),
+}
+
+fn inline_scoped(q: &mut Query, outer: &[(String, Scoped)]) -> Result<(), Unsupported> {
+    let mut scope: Vec<(String, Scoped)> = outer.to_vec();
     if let Some(with) = q.with.take() {
         if with.recursive {
             return Err("WITH RECURSIVE (supported in a later version)".into());
@@ -270,7 +300,12 @@ fn inline_scoped(q: &mut Query, outer: &[(String, Simple)]) -> Result<(), Unsupp
             let mut body = (*cte.query).clone();
             inline_scoped(&mut body, &scope)?;
             let cols: Vec<String> = cte.alias.columns.iter().map(|c| fold(&c.name)).collect();
-            scope.push((fold(&cte.alias.name), Simple::from_query(&body, &cols)?));
+            let entry = if is_grouped(&body) {
+                Scoped::Grouped(Box::new(body), cols)
+            } else {
+                Scoped::Simple(Box::new(Simple::from_query(&body, &cols)?))
+            };
+            scope.push((fold(&cte.alias.name), entry));
         }
     }
     let SetExpr::Select(select) = q.body.as_mut() else {
@@ -304,12 +339,32 @@ fn inline_scoped(q: &mut Query, outer: &[(String, Simple)]) -> Result<(), Unsupp
                 TableFactor::Table { name, alias, .. } if name.0.len() == 1 => {
                     let n = name.0[0].as_ident().map(fold).unwrap_or_default();
                     match scope.iter().rev().find(|(c, _)| *c == n) {
-                        Some((_, s)) => {
+                        Some((_, scoped)) => {
                             if alias.as_ref().is_some_and(|a| !a.columns.is_empty()) {
                                 return Err(not_simple("column aliases where it is used"));
                             }
                             let a = alias.as_ref().map(|a| fold(&a.name)).unwrap_or(n);
-                            (s.clone(), a)
+                            match scoped {
+                                Scoped::Simple(s) => ((**s).clone(), a),
+                                Scoped::Grouped(body, cols) => {
+                                    // Kept as a grouped subquery in FROM under the name used.
+                                    *f = TableFactor::Derived {
+                                        lateral: false,
+                                        subquery: body.clone(),
+                                        alias: Some(TableAlias {
+                                            name: Ident::with_quote('"', &a),
+                                            columns: cols
+                                                .iter()
+                                                .map(|c| sqlparser::ast::TableAliasColumnDef {
+                                                    name: Ident::with_quote('"', c),
+                                                    data_type: None,
+                                                })
+                                                .collect(),
+                                        }),
+                                    };
+                                    continue;
+                                }
+                            }
                         }
                         None => continue,
                     }
@@ -325,6 +380,11 @@ fn inline_scoped(q: &mut Query, outer: &[(String, Simple)]) -> Result<(), Unsupp
                     }
                     let mut body = (**subquery).clone();
                     inline_scoped(&mut body, &scope)?;
+                    if is_grouped(&body) {
+                        // Kept for the grouped-subquery factor (see super::scalar).
+                        **subquery = body;
+                        continue;
+                    }
                     let cols: Vec<String> = alias
                         .as_ref()
                         .map(|a| a.columns.iter().map(|c| fold(&c.name)).collect())
@@ -565,10 +625,6 @@ mod tests {
             (
                 "WITH RECURSIVE r AS (SELECT 1) SELECT * FROM r",
                 "RECURSIVE",
-            ),
-            (
-                "WITH a AS (SELECT grp, count(*) AS n FROM items GROUP BY grp) SELECT * FROM a",
-                "aggregation",
             ),
             (
                 "SELECT * FROM (SELECT DISTINCT grp FROM items) d",

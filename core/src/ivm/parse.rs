@@ -492,10 +492,28 @@ fn parse_select(
     if !select.named_window.is_empty() || select.qualify.is_some() {
         return Err("a WINDOW clause".into());
     }
+    // Subqueries in FROM with an aggregating body become factors after the tables (their ON
+    // conditions join the WHERE terms their keys are bound from).
+    let mut grouped: Vec<(super::scalar::Scalar, FromTable)> = Vec::new();
+    let mut grouped_at: Vec<usize> = Vec::new();
+    let mut position = 0;
+    let mut factor = |f: &TableFactor| -> Result<FromTable, Unsupported> {
+        position += 1;
+        match super::scalar::grouped_factor(f, grouped.len() + 1) {
+            Some(g) => {
+                let g = g?;
+                let placeholder = g.1.clone();
+                grouped.push(g);
+                grouped_at.push(position - 1);
+                Ok(placeholder)
+            }
+            None => from_table(f),
+        }
+    };
     let (from, joins) = match select.from.as_slice() {
         [] => return Err("a query without FROM".into()),
         [twj] => {
-            let mut from = vec![from_table(&twj.relation)?];
+            let mut from = vec![factor(&twj.relation)?];
             let mut joins = Vec::new();
             for j in &twj.joins {
                 use super::outer::OuterKind;
@@ -529,7 +547,7 @@ fn parse_select(
                     }
                     JoinConstraint::Natural => return Err("NATURAL JOIN".into()),
                 });
-                from.push(from_table(&j.relation)?);
+                from.push(factor(&j.relation)?);
             }
             (from, joins)
         }
@@ -539,11 +557,41 @@ fn parse_select(
                 if !twj.joins.is_empty() {
                     return Err("JOIN mixed with a comma-separated FROM list".into());
                 }
-                from.push(from_table(&twj.relation)?);
+                from.push(factor(&twj.relation)?);
             }
             let joins = vec![Join::Cross; from.len() - 1];
             (from, joins)
         }
+    };
+    let mut where_extra: Vec<Expr> = Vec::new();
+    let (from, joins) = if grouped.is_empty() {
+        (from, joins)
+    } else {
+        if joins.iter().any(|j| matches!(j, Join::Outer(..))) {
+            return Err(
+                "a subquery in FROM with aggregation next to an outer join (supported in a later version)"
+                    .into(),
+            );
+        }
+        for j in &joins {
+            if let Join::On(c) = j {
+                where_extra.push((**c).clone());
+            }
+        }
+        let real: Vec<FromTable> = from
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !grouped_at.contains(i))
+            .map(|(_, t)| t)
+            .collect();
+        if real.is_empty() {
+            return Err(
+                "a query whose FROM is only a subquery with aggregation (supported in a later version)"
+                    .into(),
+            );
+        }
+        let joins = vec![Join::Cross; real.len() - 1];
+        (real, joins)
     };
     if from.len() > 2 && joins.iter().any(|j| matches!(j, Join::Outer(..))) {
         return Err(
@@ -557,6 +605,16 @@ fn parse_select(
     }
     let (mut from, mut joins) = (from, joins);
     let mut selection = select.selection.clone();
+    for e in where_extra {
+        selection = Some(match selection {
+            Some(w) => Expr::BinaryOp {
+                left: Box::new(Expr::Nested(Box::new(w))),
+                op: sqlparser::ast::BinaryOperator::And,
+                right: Box::new(Expr::Nested(Box::new(e))),
+            },
+            None => e,
+        });
+    }
     if let Some(w) = &select.selection {
         let mut parts = Vec::new();
         top_conjuncts(w, &mut parts);
@@ -594,8 +652,30 @@ fn parse_select(
     } else {
         from.len()
     };
+    // Grouped subqueries' keys are bound to the expressions WHERE equates them with.
+    if !grouped.is_empty() {
+        if matches!(joins.last(), Some(Join::Semi(..))) {
+            return Err(
+                "a subquery in FROM with aggregation next to an EXISTS/IN subquery (supported in a later version)"
+                    .into(),
+            );
+        }
+        let mut terms = Vec::new();
+        if let Some(w) = &selection {
+            top_conjuncts(w, &mut terms);
+        }
+        let aliases: Vec<String> = grouped.iter().map(|(s, _)| s.alias.clone()).collect();
+        for (sc, _) in grouped.iter_mut() {
+            super::scalar::bind_keys(sc, &mut terms, &aliases)?;
+        }
+        selection = terms.into_iter().reduce(|a, b| Expr::BinaryOp {
+            left: Box::new(a),
+            op: sqlparser::ast::BinaryOperator::And,
+            right: Box::new(b),
+        });
+    }
     // Scalar subqueries become factors of the join, after the FROM tables.
-    let mut found = Vec::new();
+    let mut found = grouped;
     let mut projection = select.projection.clone();
     let mut scalar_in_items = false;
     {
@@ -657,6 +737,9 @@ fn parse_select(
             {
                 return Err("this kind of select-list item".into());
             }
+            SelectItem::Wildcard(_) if n_real < from.len() => {
+                return Err("`*` in a query with a subquery (list the columns)".into());
+            }
             SelectItem::Wildcard(_) => {
                 for (t, cols) in from.iter().take(visible_tables).zip(source_columns) {
                     items.extend(cols.iter().map(|c| qualified(&t.alias, c)));
@@ -670,6 +753,9 @@ fn parse_select(
                 }) else {
                     return Err(format!("{name}.* that pg_trickle cannot resolve"));
                 };
+                if i >= n_real {
+                    return Err(format!("{name}.* over a subquery (list the columns)"));
+                }
                 items.extend(
                     source_columns
                         .get(i)

@@ -1,10 +1,14 @@
-//! Scalar subqueries: `(SELECT agg(...) FROM t [WHERE local AND t.k = outer.x ...])` in WHERE or
-//! in the select list, correlated by equalities with columns of `t` or not correlated at all.
+//! Lookup factors: scalar subqueries `(SELECT agg(...) FROM t [WHERE local AND t.k = outer.x
+//! ...])` in WHERE or in the select list, correlated by equalities with columns of `t` or not
+//! correlated at all; and subqueries in FROM (or WITH queries) whose body aggregates, `(SELECT
+//! k, agg(...) FROM t [WHERE local] GROUP BY k [HAVING h]) d`, joined by `d.k = outer.x` on all
+//! their GROUP BY columns.
 //!
-//! **Model.** The subquery defines a total function F(k) over the correlation key k (the
-//! aggregate over t's rows with key k; over no rows it is the aggregate's empty value: NULL for
-//! sum, 0 for count). The query reads F as one more factor of its join, `⋈ F` on k = outer
-//! expression, which never drops or duplicates a row since F has exactly one row per key. An
+//! **Model.** Such a subquery is a function F of its key k: the aggregate over t's rows with
+//! key k. For a scalar subquery F is total (over no rows it is the aggregate's empty value: NULL
+//! for sum, 0 for count); for a grouped subquery a key without rows (or whose group fails HAVING)
+//! has no row. The query reads F as one more factor of its join, `⋈ F` on k = the outer
+//! expression, which never duplicates a row since F has at most one row per key. An
 //! uncorrelated subquery is F with the empty key: one row.
 //!
 //! **Delta rule.** As for any join factor (see [`super::join`]): Δ(Q ⋈ F) = ΔQ ⋈ F_old +
@@ -13,15 +17,20 @@
 //! - F_old(k) = F_new(k) for k ∉ A (an index lookup of t by k, LATERAL), and for k ∈ A the
 //!   aggregate over t's old rows with key k: t's rows with key in A plus the window's images with
 //!   negated weights, netted per row and expanded back to copies (so any aggregate works);
-//! - ΔF = for k ∈ A whose old and new values differ: −(k, F_old(k)) and +(k, F_new(k)).
+//! - ΔF = for k ∈ A whose old and new rows differ (or one is missing): −(k, F_old(k)) and
+//!   +(k, F_new(k)).
 //!
 //! So a refresh costs the window's changes times index lookups on k, plus a scan of the affected
-//! keys' rows of t; an uncorrelated subquery reads all of t (its value depends on all of it).
+//! keys' rows of t; an uncorrelated subquery reads all of t (its value depends on all of it). A
+//! complete result groups t once by k and joins it (decorrelated), where PostgreSQL would run a
+//! correlated scalar subquery once per outer row.
 
 use super::parse::{FromTable, Unsupported};
 use super::SourceTable;
 use crate::ident::quote_ident;
-use sqlparser::ast::{BinaryOperator, Expr, GroupByExpr, Ident, Query, SelectItem, SetExpr};
+use sqlparser::ast::{
+    BinaryOperator, Expr, GroupByExpr, Ident, Query, SelectItem, SetExpr, TableFactor,
+};
 use std::ops::ControlFlow;
 
 /// The name of a scalar subquery's value in the outer query: `"__pgt_s<n>"."__pgt_v"`.
@@ -37,11 +46,16 @@ pub struct Scalar {
     pub alias: String,
     /// The alias of its table inside (every column reference of the body is qualified with it).
     pub inner: String,
-    /// The aggregate expression (the subquery's one output).
-    pub value: Expr,
+    /// Named outputs (a scalar subquery has one, [`VALUE`]).
+    pub outputs: Vec<(String, Expr)>,
+    /// A grouped subquery in FROM (`GROUP BY`): a key without rows, or whose group fails
+    /// HAVING, has no row. Otherwise a scalar subquery: a key without rows reads the aggregate
+    /// over no rows.
+    pub grouped: bool,
+    pub having: Option<Expr>,
     /// The body's conditions that do not mention the outer query.
     pub filter: Option<Expr>,
-    /// The correlation: (column of the subquery's table, outer expression it equals).
+    /// The key: (column of the subquery's table, outer expression it equals).
     pub keys: Vec<(String, Expr)>,
 }
 
@@ -277,12 +291,246 @@ fn parse_body(
         Scalar {
             alias,
             inner,
-            value,
+            outputs: vec![(VALUE.to_string(), value)],
+            grouped: false,
+            having: None,
             filter,
             keys,
         },
         table,
     ))
+}
+
+/// A subquery in FROM whose body aggregates, `(SELECT ... FROM t [WHERE f] [GROUP BY columns]
+/// [HAVING h]) [AS] d [(names)]`, as a factor: its keys (the GROUP BY columns) are bound by
+/// [`bind_keys`] to the outer expressions they are joined to. `None` when `f` is not one.
+pub fn grouped_factor(
+    f: &TableFactor,
+    n: usize,
+) -> Option<Result<(Scalar, FromTable), Unsupported>> {
+    let TableFactor::Derived {
+        lateral: false,
+        subquery,
+        alias,
+    } = f
+    else {
+        return None;
+    };
+    Some(parse_grouped(subquery, alias.as_ref(), n))
+}
+
+fn grouped_bad(what: &str) -> Unsupported {
+    format!("a subquery in FROM with {what} (supported in a later version)")
+}
+
+fn parse_grouped(
+    q: &Query,
+    alias: Option<&sqlparser::ast::TableAlias>,
+    n: usize,
+) -> Result<(Scalar, FromTable), Unsupported> {
+    if q.with.is_some() || q.limit_clause.is_some() || q.fetch.is_some() || q.order_by.is_some() {
+        return Err(grouped_bad("WITH, ORDER BY or LIMIT"));
+    }
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return Err(grouped_bad("a set operation"));
+    };
+    if s.distinct.is_some() {
+        return Err(grouped_bad("DISTINCT and GROUP BY"));
+    }
+    let twj = match s.from.as_slice() {
+        [twj] if twj.joins.is_empty() => twj,
+        _ => return Err(grouped_bad("aggregation over other than one table")),
+    };
+    let mut table = super::parse::from_table(&twj.relation)?;
+    let user_inner = table.alias.clone();
+    let inner = format!("__pgt_si{n}");
+    let outer_alias = alias
+        .map(|a| fold(&a.name))
+        .unwrap_or_else(|| format!("__pgt_s{n}"));
+    let names: Vec<String> = alias
+        .map(|a| a.columns.iter().map(|c| fold(&c.name)).collect())
+        .unwrap_or_default();
+    let failed = std::cell::RefCell::new(None::<Unsupported>);
+    let rename = |e: &Expr| {
+        super::expr::substitute(e, &|x| match x {
+            Expr::Identifier(i) => Some(qualified(&inner, &fold(i))),
+            Expr::CompoundIdentifier(p) if p.len() >= 2 => {
+                if p[p.len() - 2].value == inner {
+                    None
+                } else if fold(&p[p.len() - 2]) == user_inner {
+                    Some(qualified(&inner, &fold(&p[p.len() - 1])))
+                } else {
+                    *failed.borrow_mut() = Some(format!(
+                        "{x} in a subquery in FROM, which pg_trickle cannot resolve"
+                    ));
+                    None
+                }
+            }
+            _ => None,
+        })
+    };
+    let mut outputs = Vec::new();
+    for (k, item) in s.projection.iter().enumerate() {
+        let (e, name) = match item {
+            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(fold(alias))),
+            SelectItem::UnnamedExpr(e) => (
+                e,
+                match e {
+                    Expr::Identifier(i) => Some(fold(i)),
+                    Expr::CompoundIdentifier(p) => p.last().map(fold),
+                    _ => None,
+                },
+            ),
+            _ => return Err(grouped_bad("`*` and aggregation")),
+        };
+        let name = names
+            .get(k)
+            .cloned()
+            .or(name)
+            .ok_or_else(|| grouped_bad("an output column without a name (give it an alias)"))?;
+        if outputs.iter().any(|(o, _): &(String, Expr)| *o == name) {
+            return Err(grouped_bad("two output columns of one name"));
+        }
+        if let Some(what) = super::expr::unsupported_construct(e) {
+            return Err(what);
+        }
+        outputs.push((name, rename(e)));
+    }
+    let filter = s.selection.as_ref().map(&rename);
+    if let Some(w) = &filter {
+        if let Some(what) = super::expr::unsupported_construct(w) {
+            return Err(what);
+        }
+        if super::expr::contains_aggregate(w) {
+            return Err(grouped_bad("an aggregate in WHERE"));
+        }
+    }
+    let having = s.having.as_ref().map(&rename);
+    if let Some(h) = &having {
+        if let Some(what) = super::expr::unsupported_construct(h) {
+            return Err(what);
+        }
+    }
+    let group_exprs = match &s.group_by {
+        GroupByExpr::Expressions(e, m) if m.is_empty() => e.clone(),
+        _ => return Err(grouped_bad("GROUP BY ALL or a GROUP BY modifier")),
+    };
+    let mut keys = Vec::new();
+    for g in &group_exprs {
+        // `GROUP BY 1` is the first output.
+        let g = match g {
+            Expr::Value(v) => match &v.value {
+                sqlparser::ast::Value::Number(num, _) => num
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| outputs.get(i.wrapping_sub(1)))
+                    .map(|(_, e)| e.clone())
+                    .ok_or_else(|| grouped_bad("a GROUP BY position out of range"))?,
+                _ => return Err(grouped_bad("a GROUP BY constant")),
+            },
+            other => rename(other),
+        };
+        let mut e = &g;
+        while let Expr::Nested(x) = e {
+            e = x;
+        }
+        match e {
+            Expr::CompoundIdentifier(p) if p.len() == 2 && p[0].value == inner => {
+                // Placeholder outer expression: bound by `bind_keys`.
+                keys.push((
+                    p[1].value.clone(),
+                    Expr::Value(sqlparser::ast::Value::Null.into()),
+                ));
+            }
+            _ => return Err(grouped_bad("GROUP BY other than columns of its table")),
+        }
+    }
+    if let Some(f) = failed.into_inner() {
+        return Err(f);
+    }
+    if keys.is_empty()
+        && !outputs
+            .iter()
+            .any(|(_, e)| super::expr::contains_aggregate(e))
+    {
+        return Err(grouped_bad("no aggregate"));
+    }
+    table.alias = outer_alias.clone();
+    Ok((
+        Scalar {
+            alias: outer_alias,
+            inner,
+            grouped: !keys.is_empty(),
+            outputs,
+            having,
+            filter,
+            keys,
+        },
+        table,
+    ))
+}
+
+/// Binds each key of a grouped factor to the outer expression a WHERE term equates its output
+/// column with (`d.col = outer` or `outer = d.col`, `outer` reading none of `factors`), and
+/// removes those terms. Fails when a key stays unbound.
+pub fn bind_keys(
+    sc: &mut Scalar,
+    terms: &mut Vec<Expr>,
+    factors: &[String],
+) -> Result<(), Unsupported> {
+    let inner = sc.inner.clone();
+    for k in 0..sc.keys.len() {
+        let col = sc.keys[k].0.clone();
+        let names: Vec<String> = sc
+            .outputs
+            .iter()
+            .filter(|(_, e)| {
+                matches!(e, Expr::CompoundIdentifier(p) if p.len() == 2 && p[0].value == inner && p[1].value == col)
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        let is_key_ref = |e: &Expr| {
+            let mut e = e;
+            while let Expr::Nested(x) = e {
+                e = x;
+            }
+            matches!(e, Expr::CompoundIdentifier(p) if p.len() == 2 && fold(&p[0]) == sc.alias && names.contains(&fold(&p[1])))
+        };
+        let reads_factor = |e: &Expr| {
+            sqlparser::ast::visit_expressions(e, |x| match x {
+                Expr::CompoundIdentifier(p)
+                    if p.len() >= 2 && factors.contains(&fold(&p[p.len() - 2])) =>
+                {
+                    ControlFlow::Break(())
+                }
+                Expr::Identifier(_) => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            })
+            .is_break()
+        };
+        let found = terms.iter().position(|t| match t {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Eq,
+                right,
+            } => {
+                (is_key_ref(left) && !reads_factor(right))
+                    || (is_key_ref(right) && !reads_factor(left))
+            }
+            _ => false,
+        });
+        let Some(pos) = found else {
+            return Err(grouped_bad(&format!(
+                "GROUP BY {col} not joined by `{}.<column> = <expression over the other tables>` (qualified)",
+                sc.alias
+            )));
+        };
+        let Expr::BinaryOp { left, right, .. } = terms.remove(pos) else {
+            unreachable!()
+        };
+        sc.keys[k].1 = if is_key_ref(&left) { *right } else { *left };
+    }
+    Ok(())
 }
 
 /// One factor of a delta variant: how it is joined, its weight (if any) and a condition on the
@@ -317,7 +565,7 @@ impl Scalar {
         }
     }
 
-    /// `inner.k_i = (outer_i)` for every key.
+    /// `inner.k_i = (outer_i)` for every bound key.
     fn key_match(&self) -> Vec<String> {
         let (_, i) = self.q();
         self.keys
@@ -332,15 +580,47 @@ impl Scalar {
             .collect()
     }
 
-    /// The new value for the outer row (a LATERAL lookup by key), as `alias.__pgt_v`.
+    /// `inner.k1, inner.k2, ...`.
+    fn inner_keys(&self) -> Vec<String> {
+        let (_, i) = self.q();
+        self.keys
+            .iter()
+            .map(|(c, _)| format!("{i}.{}", quote_ident(c)))
+            .collect()
+    }
+
+    fn output_list(&self) -> String {
+        self.outputs
+            .iter()
+            .map(|(n, e)| format!("{e} AS {}", quote_ident(n)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// ` GROUP BY keys [HAVING h]` for a grouped factor (empty for a scalar subquery).
+    fn grouping(&self) -> String {
+        if !self.grouped {
+            return String::new();
+        }
+        let having = self
+            .having
+            .as_ref()
+            .map(|h| format!(" HAVING {h}"))
+            .unwrap_or_default();
+        format!(" GROUP BY {}{having}", self.inner_keys().join(", "))
+    }
+
+    /// The new outputs for the outer row (a LATERAL lookup by key; one row for a scalar
+    /// subquery, at most one for a grouped subquery).
     pub fn lookup(&self, src: &SourceTable) -> String {
         let (a, i) = self.q();
         let lateral = if self.keys.is_empty() { "" } else { "LATERAL " };
         format!(
-            "{lateral}(SELECT {v} AS {VALUE} FROM {t} AS {i}{w}) AS {a}",
-            v = self.value,
+            "{lateral}(SELECT {o} FROM {t} AS {i}{w}{g}) AS {a}",
+            o = self.output_list(),
             t = src.quoted,
             w = self.conds(&self.key_match()),
+            g = self.grouping(),
         )
     }
 
@@ -354,14 +634,14 @@ impl Scalar {
         )
     }
 
-    /// The affected keys `__pgt_k<i>` (non-NULL: a NULL key's value never changes).
+    /// The affected keys `__pgt_k<i>` (non-NULL: a NULL key matches no outer row).
     fn affected(&self, src: &SourceTable) -> String {
         let (_, i) = self.q();
         let cols: Vec<String> = self
-            .keys
+            .inner_keys()
             .iter()
             .zip(self.key_names())
-            .map(|((c, _), k)| format!("{i}.{} AS {k}", quote_ident(c)))
+            .map(|(c, k)| format!("{c} AS {k}"))
             .collect();
         let not_null: Vec<String> = self
             .keys
@@ -376,10 +656,15 @@ impl Scalar {
         )
     }
 
-    /// The columns of the table the subquery reads.
+    /// The columns of the table the factor reads.
     fn read_columns(&self) -> Vec<String> {
         let mut cols: Vec<String> = self.keys.iter().map(|(c, _)| c.clone()).collect();
-        let exprs = std::iter::once(&self.value).chain(self.filter.iter());
+        let exprs = self
+            .outputs
+            .iter()
+            .map(|(_, e)| e)
+            .chain(self.filter.iter())
+            .chain(self.having.iter());
         for e in exprs {
             let _ = sqlparser::ast::visit_expressions(e, |x| {
                 if let Expr::CompoundIdentifier(p) = x {
@@ -393,28 +678,26 @@ impl Scalar {
         cols
     }
 
+    /// `(inner keys) IN (SELECT keys FROM __pgt_a)`, or nothing when there are no keys.
+    fn in_affected(&self) -> Vec<String> {
+        if self.keys.is_empty() {
+            return Vec::new();
+        }
+        vec![format!(
+            "({}) IN (SELECT {} FROM __pgt_a)",
+            self.inner_keys().join(", "),
+            self.key_names().join(", ")
+        )]
+    }
+
     /// The table's rows before the window (restricted to the affected keys `__pgt_a` when
-    /// correlated), as copies: current rows plus the window's images with negated weights,
-    /// netted per row.
+    /// keyed), as copies: current rows plus the window's images with negated weights, netted
+    /// per row.
     fn old_rows(&self, src: &SourceTable) -> String {
         let (_, i) = self.q();
         let cols: Vec<String> = self.read_columns().iter().map(|c| quote_ident(c)).collect();
         let qual: Vec<String> = cols.iter().map(|c| format!("{i}.{c}")).collect();
         let sep = if cols.is_empty() { "" } else { ", " };
-        let in_affected = if self.keys.is_empty() {
-            Vec::new()
-        } else {
-            let ks: Vec<String> = self
-                .keys
-                .iter()
-                .map(|(c, _)| format!("{i}.{}", quote_ident(c)))
-                .collect();
-            vec![format!(
-                "({}) IN (SELECT {} FROM __pgt_a)",
-                ks.join(", "),
-                self.key_names().join(", ")
-            )]
-        };
         let group = if cols.is_empty() {
             "()".to_string()
         } else {
@@ -431,63 +714,74 @@ impl Scalar {
             cl = cols.join(", "),
             q = qual.join(", "),
             t = src.quoted,
-            w = self.conds(&in_affected),
+            w = self.conds(&self.in_affected()),
             ev = super::scan::events_sql(src),
         )
     }
 
-    /// The values for the affected keys (`__pgt_a`), from `rows` (a FROM item, aliased as the inner
-    /// table; `filtered`: apply the local filter and the key restriction):
-    /// `__pgt_k<i>`, `__pgt_v`, one row per affected key.
+    /// The outputs for the affected keys (`__pgt_a`), from `rows` (a FROM item, aliased as the
+    /// inner table; `filtered`: apply the local filter and the key restriction): `__pgt_k<i>`
+    /// and the outputs; one row per affected key for a scalar subquery, one per affected key
+    /// that has a group for a grouped subquery.
     fn values(&self, src: &SourceTable, rows: &str, filtered: bool) -> String {
         let (_, i) = self.q();
         let names = self.key_names();
-        let inner_keys: Vec<String> = self
-            .keys
-            .iter()
-            .map(|(c, _)| format!("{i}.{}", quote_ident(c)))
-            .collect();
+        let inner_keys = self.inner_keys();
         let cond = if filtered {
-            let mut c: Vec<String> = self.filter.iter().map(|f| format!("({f})")).collect();
-            c.push(format!(
-                "({}) IN (SELECT {} FROM __pgt_a)",
-                inner_keys.join(", "),
-                names.join(", ")
-            ));
-            format!(" WHERE {}", c.join(" AND "))
+            self.conds(&self.in_affected())
         } else {
             String::new()
         };
-        let grouped_cols: Vec<String> = inner_keys
+        let keyed: Vec<String> = inner_keys
             .iter()
             .zip(&names)
             .map(|(k, n)| format!("{k} AS {n}"))
             .collect();
+        let grouped_rows = format!(
+            "SELECT {kc}, {o} FROM {rows} AS {i}{cond} GROUP BY {ik}{h}",
+            kc = keyed.join(", "),
+            o = self.output_list(),
+            ik = inner_keys.join(", "),
+            h = self
+                .having
+                .as_ref()
+                .map(|h| format!(" HAVING {h}"))
+                .unwrap_or_default(),
+        );
+        if self.grouped {
+            return grouped_rows;
+        }
         let on: Vec<String> = names
             .iter()
             .map(|n| format!("__pgt_g.{n} = __pgt_a.{n}"))
             .collect();
         let a_cols: Vec<String> = names.iter().map(|n| format!("__pgt_a.{n}")).collect();
+        let outs: Vec<String> = self
+            .outputs
+            .iter()
+            .map(|(n, _)| {
+                let n = quote_ident(n);
+                format!("CASE WHEN __pgt_g.__pgt_k1 IS NULL THEN __pgt_e.{n} ELSE __pgt_g.{n} END AS {n}")
+            })
+            .collect();
         format!(
-            "SELECT {ac}, CASE WHEN __pgt_g.__pgt_k1 IS NULL THEN __pgt_e.{VALUE} ELSE __pgt_g.{VALUE} END AS {VALUE} \
-             FROM __pgt_a LEFT JOIN (SELECT {gc}, {v} AS {VALUE} FROM {rows} AS {i}{cond} GROUP BY {ik}) AS __pgt_g ON {on} \
-             CROSS JOIN (SELECT {v} AS {VALUE} FROM {t} AS {i} WHERE false) AS __pgt_e",
+            "SELECT {ac}, {outs} FROM __pgt_a LEFT JOIN ({grouped_rows}) AS __pgt_g ON {on} \
+             CROSS JOIN (SELECT {o} FROM {t} AS {i} WHERE false) AS __pgt_e",
             ac = a_cols.join(", "),
-            gc = grouped_cols.join(", "),
-            v = self.value,
-            ik = inner_keys.join(", "),
+            outs = outs.join(", "),
             on = on.join(" AND "),
+            o = self.output_list(),
             t = src.quoted,
         )
     }
 
-    /// The value before the window, for the affected keys (correlated) or the one value.
+    /// The outputs before the window, for the affected keys, or the one row when unkeyed.
     fn old_values(&self, src: &SourceTable) -> String {
         let (_, i) = self.q();
         if self.keys.is_empty() {
             return format!(
-                "SELECT {v} AS {VALUE} FROM ({r}) AS {i}",
-                v = self.value,
+                "SELECT {o} FROM ({r}) AS {i}",
+                o = self.output_list(),
                 r = self.old_rows(src)
             );
         }
@@ -498,19 +792,30 @@ impl Scalar {
         )
     }
 
-    /// ΔF: `__pgt_k<i>`, `__pgt_v`, `__pgt_w`.
+    /// ΔF: `__pgt_k<i>`, the outputs, `__pgt_w`: −old +new for the keys whose outputs changed
+    /// (or whose group appeared or went).
     fn delta(&self, src: &SourceTable) -> String {
         let (_, i) = self.q();
+        let outs: Vec<String> = self.outputs.iter().map(|(n, _)| quote_ident(n)).collect();
+        let side = |s: &str| -> Vec<String> { outs.iter().map(|n| format!("{s}.{n}")).collect() };
+        let differ = format!(
+            "ROW({}) IS DISTINCT FROM ROW({})",
+            side("__pgt_o").join(", "),
+            side("__pgt_n").join(", ")
+        );
         if self.keys.is_empty() {
             return format!(
-                "SELECT __pgt_x.{VALUE}, __pgt_x.__pgt_w FROM ({old}) AS __pgt_o \
-                 CROSS JOIN (SELECT {v} AS {VALUE} FROM {t} AS {i}{w}) AS __pgt_n \
-                 CROSS JOIN LATERAL (VALUES (__pgt_o.{VALUE}, -1), (__pgt_n.{VALUE}, 1)) AS __pgt_x({VALUE}, __pgt_w) \
-                 WHERE __pgt_o.{VALUE} IS DISTINCT FROM __pgt_n.{VALUE} AND EXISTS ({ev})",
+                "SELECT __pgt_x.* FROM ({old}) AS __pgt_o \
+                 CROSS JOIN (SELECT {o} FROM {t} AS {i}{w}) AS __pgt_n \
+                 CROSS JOIN LATERAL (VALUES ({ov}, -1), ({nv}, 1)) AS __pgt_x({cols}, __pgt_w) \
+                 WHERE {differ} AND EXISTS ({ev})",
                 old = self.old_values(src),
-                v = self.value,
+                o = self.output_list(),
                 t = src.quoted,
                 w = self.conds(&[]),
+                ov = side("__pgt_o").join(", "),
+                nv = side("__pgt_n").join(", "),
+                cols = outs.join(", "),
                 ev = self.events(src, &[]),
             );
         }
@@ -519,76 +824,101 @@ impl Scalar {
             .iter()
             .map(|n| format!("__pgt_o.{n} = __pgt_n.{n}"))
             .collect();
-        let ks: Vec<String> = names.iter().map(|n| format!("__pgt_o.{n}")).collect();
+        let keys_of =
+            |s: &str| -> Vec<String> { names.iter().map(|n| format!("{s}.{n}")).collect() };
         format!(
             "WITH __pgt_a AS ({a}) \
-             SELECT {ks}, __pgt_x.{VALUE}, __pgt_x.__pgt_w \
-             FROM ({old}) AS __pgt_o JOIN ({new}) AS __pgt_n ON {on} \
-             CROSS JOIN LATERAL (VALUES (__pgt_o.{VALUE}, -1), (__pgt_n.{VALUE}, 1)) AS __pgt_x({VALUE}, __pgt_w) \
-             WHERE __pgt_o.{VALUE} IS DISTINCT FROM __pgt_n.{VALUE}",
+             SELECT __pgt_x.* \
+             FROM ({old}) AS __pgt_o FULL JOIN ({new}) AS __pgt_n ON {on} \
+             CROSS JOIN LATERAL (VALUES ({ok}, {ov}, -1), ({nk}, {nv}, 1)) AS __pgt_x({kn}, {cols}, __pgt_w) \
+             WHERE __pgt_x.__pgt_k1 IS NOT NULL \
+               AND (__pgt_o.__pgt_k1 IS NULL OR __pgt_n.__pgt_k1 IS NULL OR {differ})",
             a = self.affected(src),
-            ks = ks.join(", "),
             old = self.values(src, &format!("({})", self.old_rows(src)), false),
             new = self.values(src, &src.quoted, true),
             on = on.join(" AND "),
+            ok = keys_of("__pgt_o").join(", "),
+            nk = keys_of("__pgt_n").join(", "),
+            ov = side("__pgt_o").join(", "),
+            nv = side("__pgt_n").join(", "),
+            kn = names.join(", "),
+            cols = outs.join(", "),
         )
     }
 
-    /// `alias.__pgt_k<i> = (outer_i) AND ...` (TRUE when uncorrelated).
+    /// `alias.__pgt_k<i> = (outer_i) AND ...` (TRUE when unkeyed).
     fn on(&self) -> String {
         let (a, _) = self.q();
-        if self.keys.is_empty() {
-            return "TRUE".into();
-        }
-        self.keys
+        let parts: Vec<String> = self
+            .keys
             .iter()
             .zip(self.key_names())
             .map(|((_, o), k)| format!("{a}.{k} = ({o})"))
-            .collect::<Vec<_>>()
-            .join(" AND ")
+            .collect();
+        if parts.is_empty() {
+            "TRUE".into()
+        } else {
+            parts.join(" AND ")
+        }
     }
 
-    /// The factor for a complete result: the table grouped once by the correlation key and
-    /// joined by it (a key without rows reads the aggregate over no rows).
+    /// The factor for a complete result: the table grouped once by the key and joined by it (a
+    /// scalar subquery's key without rows reads the aggregate over no rows).
     pub fn bulk(&self, src: &SourceTable) -> String {
         let (a, i) = self.q();
         if self.keys.is_empty() {
             return format!(" CROSS JOIN {}", self.lookup(src));
         }
-        let g = quote_ident(&format!("{}_g", self.alias));
         let names = self.key_names();
-        let cols: Vec<String> = self
-            .keys
+        let keyed: Vec<String> = self
+            .inner_keys()
             .iter()
             .zip(&names)
-            .map(|((c, _), k)| format!("{i}.{} AS {k}", quote_ident(c)))
+            .map(|(c, k)| format!("{c} AS {k}"))
             .collect();
-        let group: Vec<String> = self
-            .keys
-            .iter()
-            .map(|(c, _)| format!("{i}.{}", quote_ident(c)))
-            .collect();
+        let grouped = format!(
+            "(SELECT {kc}, {o} FROM {t} AS {i}{w} GROUP BY {ik}{h})",
+            kc = keyed.join(", "),
+            o = self.output_list(),
+            t = src.quoted,
+            w = self.conds(&[]),
+            ik = self.inner_keys().join(", "),
+            h = self
+                .having
+                .as_ref()
+                .map(|h| format!(" HAVING {h}"))
+                .unwrap_or_default(),
+        );
+        if self.grouped {
+            return format!(" JOIN {grouped} AS {a} ON ({})", self.on());
+        }
+        let g = quote_ident(&format!("{}_g", self.alias));
         let on: Vec<String> = self
             .keys
             .iter()
             .zip(&names)
             .map(|((_, o), k)| format!("{g}.{k} = ({o})"))
             .collect();
+        let outs: Vec<String> = self
+            .outputs
+            .iter()
+            .map(|(n, e)| {
+                let n = quote_ident(n);
+                format!(
+                    "CASE WHEN {g}.__pgt_k1 IS NULL THEN (SELECT {e} FROM {t} AS {i} WHERE false) ELSE {g}.{n} END AS {n}",
+                    t = src.quoted
+                )
+            })
+            .collect();
         format!(
-            " LEFT JOIN (SELECT {cols}, {v} AS {VALUE} FROM {t} AS {i}{w} GROUP BY {group}) AS {g} ON {on} \
-             CROSS JOIN LATERAL (SELECT CASE WHEN {g}.__pgt_k1 IS NULL \
-             THEN (SELECT {v} FROM {t} AS {i} WHERE false) ELSE {g}.{VALUE} END AS {VALUE}) AS {a}",
-            cols = cols.join(", "),
-            v = self.value,
-            t = src.quoted,
-            w = self.conds(&[]),
-            group = group.join(", "),
+            " LEFT JOIN {grouped} AS {g} ON {on} CROSS JOIN LATERAL (SELECT {outs}) AS {a}",
             on = on.join(" AND "),
+            outs = outs.join(", "),
         )
     }
 
     /// The factor in one state: one part, or for `Old` two (keys the window left alone read the
-    /// new value; affected keys the old one).
+    /// new outputs; affected keys the old ones).
     pub fn parts(&self, src: &SourceTable, state: State) -> Vec<Part> {
         let (a, _) = self.q();
         match state {
@@ -629,11 +959,17 @@ impl Scalar {
             .iter()
             .map(|(c, o)| format!("{} = {o}", quote_ident(c)))
             .collect();
+        let outs: Vec<String> = self.outputs.iter().map(|(_, e)| e.to_string()).collect();
         format!(
-            "Scalar subquery {} = ({}) over {} {} (keys the window left alone: index lookup; \
-             affected keys: old and new values recomputed, ΔF = −old +new where they differ)",
+            "{} {} = ({}) over {} {} (keys the window left alone: index lookup; \
+             affected keys: old and new outputs recomputed from the key's rows, Δ = −old +new where they differ)",
+            if self.grouped {
+                "Grouped subquery"
+            } else {
+                "Scalar subquery"
+            },
             self.alias,
-            self.value,
+            outs.join(", "),
             src.quoted,
             if keys.is_empty() {
                 "(uncorrelated: reads the whole table)".to_string()
@@ -686,7 +1022,10 @@ mod tests {
         .unwrap();
         assert_eq!(q.scalars[0].keys[0].0, "part_id");
         assert_eq!(q.scalars[0].keys[0].1.to_string(), "\"part\".\"id\"");
-        assert_eq!(q.scalars[0].value.to_string(), "avg(\"__pgt_si1\".\"qty\")");
+        assert_eq!(
+            q.scalars[0].outputs[0].1.to_string(),
+            "avg(\"__pgt_si1\".\"qty\")"
+        );
     }
 
     #[test]
@@ -715,5 +1054,54 @@ mod tests {
         .contains("GROUP BY"));
         assert!(err("SELECT id FROM part p WHERE 1 < (SELECT count(*) FROM line) AND 2 < (SELECT count(*) FROM line) AND 3 < (SELECT count(*) FROM line)")
             .contains("more than 2 scalar subqueries"));
+    }
+}
+
+#[cfg(test)]
+mod grouped_tests {
+    use super::super::parse::parse;
+
+    fn cols() -> Vec<Vec<String>> {
+        let part = vec!["id".to_string(), "name".to_string()];
+        let line = vec!["id".to_string(), "part_id".to_string(), "qty".to_string()];
+        vec![part, line]
+    }
+
+    #[test]
+    fn a_grouped_subquery_is_bound_by_its_join_condition() {
+        let q = parse(
+            "SELECT p.name, t.total FROM (SELECT part_id, sum(qty) AS total FROM line GROUP BY part_id) t JOIN part p ON p.id = t.part_id AND p.id > 3",
+            &cols(),
+        )
+        .unwrap();
+        assert_eq!(q.from.len(), 2);
+        assert_eq!(
+            (q.from[0].alias.as_str(), q.from[1].alias.as_str()),
+            ("p", "t")
+        );
+        let g = &q.scalars[0];
+        assert!(g.grouped);
+        assert_eq!(g.keys[0].0, "part_id");
+        assert_eq!(g.keys[0].1.to_string(), "p.id");
+        // The key term is the factor's join; the other ON term stays a filter.
+        assert_eq!(q.filter.unwrap().to_string(), "p.id > 3");
+    }
+
+    #[test]
+    fn refused_grouped_shapes_name_the_construct() {
+        let c = cols();
+        let err = |sql: &str| parse(sql, &c).unwrap_err();
+        assert!(err("SELECT p.name FROM part p JOIN (SELECT part_id, sum(qty) AS s FROM line GROUP BY part_id) t ON t.s > p.id")
+            .contains("GROUP BY part_id not joined"));
+        assert!(err(
+            "SELECT t.s FROM (SELECT part_id, sum(qty) AS s FROM line GROUP BY part_id) t"
+        )
+        .contains("only a subquery"));
+        assert!(err("SELECT p.name FROM part p LEFT JOIN (SELECT part_id, sum(qty) AS s FROM line GROUP BY part_id) t ON t.part_id = p.id")
+            .contains("outer join"));
+        assert!(err("SELECT * FROM part p JOIN (SELECT part_id, sum(qty) AS s FROM line GROUP BY part_id) t ON t.part_id = p.id")
+            .contains("list the columns"));
+        assert!(err("SELECT p.name FROM part p JOIN (SELECT part_id, sum(qty) AS s FROM line GROUP BY part_id + 1) t ON t.part_id = p.id")
+            .contains("GROUP BY other than columns"));
     }
 }
