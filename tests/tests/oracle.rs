@@ -99,6 +99,11 @@ const SHAPES: &[&str] = &[
     "SELECT grp FROM items WHERE flag INTERSECT SELECT code FROM cat WHERE weight > 2",
     "SELECT code FROM cat EXCEPT SELECT grp FROM items WHERE val > 40",
     "SELECT grp, val FROM bag INTERSECT SELECT grp, qty FROM items",
+    // INTERSECT ALL / EXCEPT ALL: multisets, NULLs equal.
+    "SELECT grp, val FROM bag INTERSECT ALL SELECT grp, qty FROM items",
+    "SELECT grp FROM items EXCEPT ALL SELECT grp FROM bag",
+    "SELECT grp FROM bag EXCEPT ALL SELECT code FROM cat WHERE weight > 3",
+    "SELECT i.grp, c.weight FROM items i JOIN cat c ON c.code = i.grp INTERSECT ALL SELECT grp, qty FROM items WHERE flag",
     // Scalar subqueries, correlated or not, in WHERE and in the select list.
     "SELECT i.id, i.val FROM items i WHERE i.val > (SELECT avg(val) FROM items WHERE flag)",
     "SELECT i.id, i.val FROM items i WHERE i.val >= (SELECT max(j.val) FROM items j WHERE j.grp = i.grp)",

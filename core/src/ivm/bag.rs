@@ -60,7 +60,7 @@ pub fn delta_sql(input: &Input, storage: &str, items: &[Expr], filter: Option<&E
         "WITH __pgt_d AS (SELECT {cols}{sep}pg_catalog.hashtextextended(ROW({cols})::text, 0) AS __pgt_h, __pgt_w \
                           FROM ({rows}) AS __pgt_p), \
               __pgt_n AS (SELECT DISTINCT ON (__pgt_h) {cols}{sep}__pgt_h, \
-                                 sum(__pgt_w) OVER (PARTITION BY __pgt_h) AS __pgt_net FROM __pgt_d ORDER BY __pgt_h), \
+                                 (sum(__pgt_w) OVER (PARTITION BY __pgt_h))::bigint AS __pgt_net FROM __pgt_d ORDER BY __pgt_h), \
               __pgt_cur AS (SELECT __pgt_n.*, (SELECT count(*) FROM {storage} AS __pgt_t WHERE __pgt_t.{dup} = __pgt_n.__pgt_h) AS __pgt_c \
                             FROM __pgt_n WHERE __pgt_net <> 0) \
          SELECT {cols}{sep}{id} AS {rid}, __pgt_h AS {dup}, __pgt_net \

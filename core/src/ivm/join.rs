@@ -128,6 +128,9 @@ impl Input {
         let m = spec.scalars.len();
         let n = tables.len() - m;
         let scalar_srcs: Vec<SourceTable> = tables[n..].iter().map(|(_, s)| s.clone()).collect();
+        if let Some(op) = spec.set_all {
+            return super::setop::input(op, spec, sources, tables);
+        }
         if !spec.branches.is_empty() {
             return Input::union(spec, sources, tables);
         }
@@ -390,7 +393,16 @@ impl Input {
 
     pub fn describe(&self, spec: &QuerySpec) -> Vec<String> {
         let mut lines = Vec::new();
-        if !spec.branches.is_empty() {
+        if let Some(op) = spec.set_all {
+            lines.push(format!(
+                "{} (per changed row content: Δcopies = f(c1, c2) − f(c1 − Δc1, c2 − Δc2), \
+                 the counts c1, c2 looked up by content in each branch)",
+                match op {
+                    super::setop::SetAll::Intersect => "Intersect all, f = min",
+                    super::setop::SetAll::Except => "Except all, f = max(c1 − c2, 0)",
+                }
+            ));
+        } else if !spec.branches.is_empty() {
             lines.push(format!(
                 "Union all of {} branches (Δ = the branches' deltas added)",
                 spec.branches.len()

@@ -17,6 +17,7 @@ pub mod project;
 pub mod recursive;
 pub mod scalar;
 pub mod scan;
+pub mod setop;
 
 use aggregate::GroupPlan;
 use parse::QuerySpec;

@@ -34,6 +34,8 @@ pub struct QuerySpec {
     /// Scalar subqueries, rewritten as factors of the join: the last `scalars.len()` entries of
     /// `from` are their tables (see [`super::scalar`]).
     pub scalars: Vec<super::scalar::Scalar>,
+    /// `INTERSECT ALL` / `EXCEPT ALL` of the two `branches`.
+    pub set_all: Option<super::setop::SetAll>,
 }
 
 /// A table of the FROM clause.
@@ -349,15 +351,17 @@ fn parse_union(body: &SetExpr, source_columns: &[Vec<String>]) -> Result<QuerySp
         right,
     } = body
     {
-        if !matches!(
-            set_quantifier,
-            SetQuantifier::None | SetQuantifier::Distinct
-        ) {
-            return Err(format!(
-                "{op} {set_quantifier} (supported in a later version)"
-            ));
-        }
-        return parse_intersect_except(*op == SetOperator::Intersect, left, right, source_columns);
+        let all = match set_quantifier {
+            SetQuantifier::None | SetQuantifier::Distinct => false,
+            SetQuantifier::All => true,
+            _ => {
+                return Err(format!(
+                    "{op} {set_quantifier} (supported in a later version)"
+                ))
+            }
+        };
+        let intersect = *op == SetOperator::Intersect;
+        return parse_intersect_except(intersect, all, left, right, source_columns);
     }
     let mut selects = Vec::new();
     let mut distinct = None;
@@ -399,6 +403,7 @@ fn parse_union(body: &SetExpr, source_columns: &[Vec<String>]) -> Result<QuerySp
         aggregates: false,
         branches,
         scalars: Vec::new(),
+        set_all: None,
     })
 }
 
@@ -409,6 +414,7 @@ fn parse_union(body: &SetExpr, source_columns: &[Vec<String>]) -> Result<QuerySp
 /// columns are exactly the query's.
 fn parse_intersect_except(
     intersect: bool,
+    all: bool,
     left: &SetExpr,
     right: &SetExpr,
     source_columns: &[Vec<String>],
@@ -441,11 +447,39 @@ fn parse_intersect_except(
                     .into(),
             );
         }
-        b.items.push(Expr::Value(
-            Value::Number((tag + 1).to_string(), false).into(),
-        ));
+        if !all {
+            b.items.push(Expr::Value(
+                Value::Number((tag + 1).to_string(), false).into(),
+            ));
+        }
         offset += n;
         branches.push(b);
+    }
+    if all {
+        // INTERSECT ALL / EXCEPT ALL: a multiset maintained by super::setop.
+        let width = branches[0].items.len();
+        if !source_columns.is_empty() && branches[1].items.len() != width {
+            return Err("INTERSECT/EXCEPT branches with different numbers of columns".into());
+        }
+        return Ok(QuerySpec {
+            distinct: false,
+            items: (1..=width)
+                .map(|i| qualified(UNION_ALIAS, &format!("{UNION_ALIAS}{i}")))
+                .collect(),
+            from: branches.iter().flat_map(|b| b.from.clone()).collect(),
+            joins: Vec::new(),
+            filter: None,
+            group_by: Vec::new(),
+            having: None,
+            aggregates: false,
+            branches,
+            scalars: Vec::new(),
+            set_all: Some(if intersect {
+                super::setop::SetAll::Intersect
+            } else {
+                super::setop::SetAll::Except
+            }),
+        });
     }
     let width = branches[0].items.len() - 1;
     let col = |i: usize| qualified(UNION_ALIAS, &format!("{UNION_ALIAS}{i}"));
@@ -470,6 +504,7 @@ fn parse_intersect_except(
         aggregates: true,
         branches,
         scalars: Vec::new(),
+        set_all: None,
     })
 }
 
@@ -823,6 +858,7 @@ fn parse_select(
         aggregates,
         branches: Vec::new(),
         scalars,
+        set_all: None,
     })
 }
 
