@@ -89,6 +89,13 @@ const SHAPES: &[&str] = &[
     "SELECT c.label, count(*) AS n, sum(i.val) AS s FROM items i JOIN cat c ON c.code = i.grp JOIN items j ON j.sub = i.sub AND j.id < i.id GROUP BY c.label",
     "SELECT i.id, c.code, k.code AS k2 FROM items i, cat c, cat k WHERE c.code = i.grp AND k.weight = c.weight",
     "SELECT c.code, count(*) AS n FROM cat c JOIN items i ON i.grp = c.code JOIN bag b ON b.val = i.qty JOIN cat k ON k.code = b.grp GROUP BY c.code",
+    // LEFT JOINs in joins of three and four tables.
+    "SELECT i.id, c.label, b.note FROM items i JOIN cat c ON c.code = i.grp LEFT JOIN bag b ON b.grp = c.code AND b.val > 1",
+    "SELECT i.id, c.label, k.label AS l2 FROM items i LEFT JOIN cat c ON c.code = i.grp LEFT JOIN cat k ON k.weight = c.weight + 2",
+    "SELECT c.code, count(b.val) AS n, sum(i.val) AS s FROM cat c LEFT JOIN items i ON i.grp = c.code LEFT JOIN bag b ON b.grp = i.grp GROUP BY c.code",
+    "SELECT i.id, c.code, j.id AS j FROM items i LEFT JOIN cat c ON c.code = i.grp JOIN items j ON j.sub = i.sub AND j.id <> i.id",
+    "SELECT i.id, c.label, b.val FROM items i LEFT JOIN cat c ON c.code = i.grp JOIN bag b ON b.grp = c.code",
+    "SELECT i.id, c.label, k.code AS k2, b.val FROM items i LEFT JOIN cat c ON c.code = i.grp AND i.flag LEFT JOIN cat k ON k.code = i.grp AND k.weight > 2 LEFT JOIN bag b ON b.grp = k.code",
     // UNION ALL (a multiset) and UNION.
     "SELECT id, grp FROM items WHERE val > 50 UNION ALL SELECT id, grp FROM items WHERE qty < 3",
     "SELECT grp FROM items UNION SELECT code FROM cat",

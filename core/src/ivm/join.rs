@@ -137,6 +137,9 @@ impl Input {
         if let [Join::Semi(keep, c)] = spec.joins.as_slice() {
             return Input::semi(*keep, c, tables);
         }
+        if spec.joins.len() > 1 && spec.joins.iter().any(|j| matches!(j, Join::Outer(..))) {
+            return Input::left_deep(spec, tables);
+        }
         // The inner part of an outer join is the inner join on the same condition.
         let inner_joins: Vec<Join> = spec
             .joins
@@ -201,10 +204,6 @@ impl Input {
                 aliases,
                 [&tables[0].1, &tables[1].1],
             ));
-        } else if spec.joins.iter().any(|j| matches!(j, Join::Outer(..))) {
-            return Err(
-                "an outer join of more than two tables (supported in a later version)".into(),
-            );
         }
         let mut full_from = render_from(&real[..n], &a[..n], &spec.joins);
         let mut bulk_from = full_from.clone();
@@ -219,6 +218,97 @@ impl Input {
             bulk_from,
             variants,
             identity_tables: n,
+            tables,
+        })
+    }
+
+    /// A join of more than two tables with LEFT JOINs, built left to right: each step joins the
+    /// join so far, P (its rows now and its delta), with one more table T.
+    /// Δ(P ⋈ T) = ΔP ⋈ T_old + P_new ⋈ ΔT; for `P LEFT JOIN T` also P's NULL-extended rows by
+    /// [`outer::existence_of`] with P as the preserved side. RIGHT and FULL joins are refused
+    /// here (their preserved side would be one table against a join).
+    fn left_deep(
+        spec: &QuerySpec,
+        tables: Vec<(String, SourceTable)>,
+    ) -> Result<Input, Unsupported> {
+        let a: Vec<String> = tables.iter().map(|(al, _)| quote_ident(al)).collect();
+        let events = |s: &SourceTable| format!("({})", super::scan::events_sql(s));
+        let mut variants = vec![Variant {
+            from: format!("{} AS {}", events(&tables[0].1), a[0]),
+            weight: format!("{}.__pgt_w", a[0]),
+            cond: None,
+        }];
+        let mut full = format!("{} AS {}", tables[0].1.quoted, a[0]);
+        for (k, j) in spec.joins.iter().enumerate() {
+            let (alias, src) = &tables[k + 1];
+            let qa = &a[k + 1];
+            let (cond, left) = match j {
+                Join::On(c) => (Some(c.to_string()), None),
+                Join::Cross => (None, None),
+                Join::Outer(outer::OuterKind::Left, c) => (Some(c.to_string()), Some(c)),
+                Join::Outer(kind, _) => {
+                    return Err(format!(
+                        "{} in a join of more than two tables (supported in a later version)",
+                        kind.sql()
+                    ))
+                }
+                Join::Semi(..) => unreachable!("a semi-join has two tables"),
+            };
+            let join = |rel: &str| match &cond {
+                Some(c) => format!(" JOIN {rel} AS {qa} ON ({c})"),
+                None => format!(" CROSS JOIN {rel} AS {qa}"),
+            };
+            // Δ(P ⋈ T) = ΔP ⋈ T_old + P_new ⋈ ΔT.
+            let mut next: Vec<Variant> = variants
+                .iter()
+                .map(|v| Variant {
+                    from: format!("{}{}", v.from, join(&old_state(src))),
+                    weight: format!("{} * {qa}.__pgt_w", v.weight),
+                    cond: v.cond.clone(),
+                })
+                .collect();
+            next.push(Variant {
+                from: format!("{full}{}", join(&events(src))),
+                weight: format!("{qa}.__pgt_w"),
+                cond: None,
+            });
+            if let Some(c) = left {
+                let p_aliases: Vec<&str> = tables[..=k].iter().map(|(al, _)| al.as_str()).collect();
+                let p_columns: Vec<String> = tables[..=k]
+                    .iter()
+                    .flat_map(|(_, s)| s.columns.iter().map(|(_, c)| c.clone()))
+                    .collect();
+                let n_columns: Vec<String> = src.columns.iter().map(|(_, c)| c.clone()).collect();
+                let condition = outer::analyze_sides(
+                    c,
+                    [&p_aliases, &[alias.as_str()]],
+                    [&p_columns, &n_columns],
+                )?;
+                let side = outer::Preserved {
+                    new_from: full.clone(),
+                    delta: variants.clone(),
+                };
+                let null_side = format!("LEFT JOIN {} AS {qa} ON false", src.quoted);
+                next.extend(outer::existence_of(
+                    0,
+                    &condition,
+                    &side,
+                    alias,
+                    src,
+                    outer::Keep::WithoutPartner,
+                    &null_side,
+                ));
+                full = format!("{full} LEFT JOIN {} AS {qa} ON ({c})", src.quoted);
+            } else {
+                full = format!("{full}{}", join(&src.quoted));
+            }
+            variants = next;
+        }
+        Ok(Input {
+            bulk_from: full.clone(),
+            full_from: full,
+            variants,
+            identity_tables: tables.len(),
             tables,
         })
     }

@@ -89,9 +89,13 @@ fn fold(i: &sqlparser::ast::Ident) -> String {
     }
 }
 
-/// The sides (0, 1) whose columns `e` reads; unqualified columns belong to the side that has a
-/// column of that name.
-fn sides(e: &Expr, aliases: [&str; 2], columns: [&[String]; 2]) -> Result<BTreeSet<usize>, String> {
+/// The sides (0, 1) whose columns `e` reads (a side is one or more tables, by alias);
+/// unqualified columns belong to the side that has a column of that name.
+fn sides(
+    e: &Expr,
+    aliases: [&[&str]; 2],
+    columns: [&[String]; 2],
+) -> Result<BTreeSet<usize>, String> {
     let mut out = BTreeSet::new();
     let r = sqlparser::ast::visit_expressions(e, |x| {
         match x {
@@ -105,7 +109,7 @@ fn sides(e: &Expr, aliases: [&str; 2], columns: [&[String]; 2]) -> Result<BTreeS
             }
             Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
                 let table = fold(&parts[parts.len() - 2]);
-                match aliases.iter().position(|a| *a == table) {
+                match aliases.iter().position(|a| a.contains(&table.as_str())) {
                     Some(s) => {
                         out.insert(s);
                     }
@@ -128,6 +132,15 @@ fn sides(e: &Expr, aliases: [&str; 2], columns: [&[String]; 2]) -> Result<BTreeS
 pub fn analyze(
     cond: &Expr,
     aliases: [&str; 2],
+    columns: [&[String]; 2],
+) -> Result<Condition, String> {
+    analyze_sides(cond, [&[aliases[0]], &[aliases[1]]], columns)
+}
+
+/// [`analyze`] with side 0 made of several tables (the join before a LEFT JOIN).
+pub fn analyze_sides(
+    cond: &Expr,
+    aliases: [&[&str]; 2],
     columns: [&[String]; 2],
 ) -> Result<Condition, String> {
     let mut parts = Vec::new();
@@ -223,6 +236,13 @@ pub enum Keep {
     WithoutPartner,
 }
 
+/// The preserved side of an existence test: its rows now (a FROM clause, to which joins are
+/// appended) and its delta (weighted variants).
+pub struct Preserved {
+    pub new_from: String,
+    pub delta: Vec<Variant>,
+}
+
 /// The delta variants of the rows of side `p` filtered by having (or not having) a partner on
 /// the other side under `cond`: ΔP·[test_new] + P_old·([test_new] − [test_old]), the second term
 /// over the P rows whose join key is among the window's N images and flipped (see the module
@@ -236,10 +256,43 @@ pub fn existence_variants(
     keep: Keep,
     extra_from: &str,
 ) -> Vec<Variant> {
+    let ap = quote_ident(aliases[p]);
+    let side = Preserved {
+        new_from: format!("{} AS {ap}", sources[p].quoted),
+        delta: vec![Variant {
+            from: format!("({}) AS {ap}", events_sql(sources[p])),
+            weight: format!("{ap}.__pgt_w"),
+            cond: None,
+        }],
+    };
+    existence_of(
+        p,
+        cond,
+        &side,
+        aliases[1 - p],
+        sources[1 - p],
+        keep,
+        extra_from,
+    )
+}
+
+/// [`existence_variants`] for a preserved side `p` given by its rows and delta (one table, or
+/// the join of several before a LEFT JOIN) and the other side, one table `n_alias`.
+pub fn existence_of(
+    p: usize,
+    cond: &Condition,
+    side: &Preserved,
+    n_alias: &str,
+    n_source: &SourceTable,
+    keep: Keep,
+    extra_from: &str,
+) -> Vec<Variant> {
     let mut out = Vec::new();
     {
         let n = 1 - p;
-        let (ap, an) = (quote_ident(aliases[p]), quote_ident(aliases[n]));
+        let an = quote_ident(n_alias);
+        // One per LEFT JOIN of a chain, so their names differ.
+        let fl = quote_ident(&format!("__pgt_fl_{n_alias}"));
         let key_of = |side: usize| -> Vec<&Expr> {
             cond.keys
                 .iter()
@@ -252,9 +305,12 @@ pub fn existence_variants(
         let np_and = and_all(&np)
             .map(|s| format!(" AND {s}"))
             .unwrap_or_default();
-        let n_table = &sources[n].quoted;
-        let p_events = format!("({})", events_sql(sources[p]));
+        let n_table = &n_source.quoted;
         let null_side = extra_from;
+        let with_cond = |c: &Option<String>, extra: Option<String>| -> Option<String> {
+            let parts: Vec<String> = c.iter().cloned().chain(extra).collect();
+            (!parts.is_empty()).then(|| parts.join(" AND "))
+        };
 
         // ΔP·[¬ex_new]
         let key_eq: Vec<String> = pkey
@@ -276,14 +332,17 @@ pub fn existence_variants(
             Some(pp) => format!("{pp} AND {exists}"),
             None => exists,
         };
-        out.push(Variant {
-            from: format!("{p_events} AS {ap} {null_side}"),
-            weight: format!("{ap}.__pgt_w"),
-            cond: Some(match keep {
-                Keep::WithoutPartner => format!("NOT COALESCE({partner}, false)"),
-                Keep::WithPartner => format!("COALESCE({partner}, false)"),
-            }),
-        });
+        let test = match keep {
+            Keep::WithoutPartner => format!("NOT COALESCE({partner}, false)"),
+            Keep::WithPartner => format!("COALESCE({partner}, false)"),
+        };
+        for v in &side.delta {
+            out.push(Variant {
+                from: format!("{} {null_side}", v.from),
+                weight: v.weight.clone(),
+                cond: with_cond(&v.cond, Some(test.clone())),
+            });
+        }
 
         // P_old·([test_new] − [test_old]) over the keys of the window's N images: for the rows
         // without a partner before − after, for the rows with one after − before.
@@ -336,13 +395,13 @@ pub fn existence_variants(
                 .collect::<Vec<_>>()
                 .join(", "),
             gcols = grouped_cols.join(", "),
-            n_events = events_sql(sources[n]),
+            n_events = events_sql(n_source),
         );
         let on: Vec<String> = pkey
             .iter()
             .enumerate()
-            .map(|(i, e)| format!("({e}) = __pgt_fl.{}", k(i)))
-            .chain(std::iter::once("__pgt_fl.__pgt_f <> 0".to_string()))
+            .map(|(i, e)| format!("({e}) = {fl}.{}", k(i)))
+            .chain(std::iter::once(format!("{fl}.__pgt_f <> 0")))
             .collect();
         let on = on.join(" AND ");
         let pp_cond = and_all(&pp).map(|s| format!("COALESCE({s}, false)"));
@@ -351,21 +410,20 @@ pub fn existence_variants(
             Keep::WithPartner => "-",
         };
         out.push(Variant {
-            from: format!(
-                "{flips} AS __pgt_fl JOIN {p_table} AS {ap} ON {on} {null_side}",
-                p_table = sources[p].quoted
-            ),
-            weight: format!("{sign}__pgt_fl.__pgt_f"),
+            from: format!("{} JOIN {flips} AS {fl} ON {on} {null_side}", side.new_from),
+            weight: format!("{sign}{fl}.__pgt_f"),
             cond: pp_cond.clone(),
         });
-        out.push(Variant {
-            from: format!("{flips} AS __pgt_fl JOIN {p_events} AS {ap} ON {on} {null_side}"),
-            weight: match keep {
-                Keep::WithoutPartner => format!("-{ap}.__pgt_w * __pgt_fl.__pgt_f"),
-                Keep::WithPartner => format!("{ap}.__pgt_w * __pgt_fl.__pgt_f"),
-            },
-            cond: pp_cond,
-        });
+        for v in &side.delta {
+            out.push(Variant {
+                from: format!("{} JOIN {flips} AS {fl} ON {on} {null_side}", v.from),
+                weight: match keep {
+                    Keep::WithoutPartner => format!("-({}) * {fl}.__pgt_f", v.weight),
+                    Keep::WithPartner => format!("({}) * {fl}.__pgt_f", v.weight),
+                },
+                cond: with_cond(&v.cond, pp_cond.clone()),
+            });
+        }
     }
     out
 }
