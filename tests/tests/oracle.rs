@@ -96,6 +96,10 @@ const SHAPES: &[&str] = &[
     "SELECT i.id, c.code, j.id AS j FROM items i LEFT JOIN cat c ON c.code = i.grp JOIN items j ON j.sub = i.sub AND j.id <> i.id",
     "SELECT i.id, c.label, b.val FROM items i LEFT JOIN cat c ON c.code = i.grp JOIN bag b ON b.grp = c.code",
     "SELECT i.id, c.label, k.code AS k2, b.val FROM items i LEFT JOIN cat c ON c.code = i.grp AND i.flag LEFT JOIN cat k ON k.code = i.grp AND k.weight > 2 LEFT JOIN bag b ON b.grp = k.code",
+    "SELECT i.id, c.code, b.val FROM items i JOIN cat c ON c.code = i.grp RIGHT JOIN bag b ON b.grp = c.code",
+    "SELECT i.id, c.label, k.code AS k2 FROM items i LEFT JOIN cat c ON c.code = i.grp FULL JOIN cat k ON k.code = i.grp AND k.weight > 2",
+    "SELECT c.code, count(i.id) AS n, count(b.val) AS nb FROM items i JOIN bag b ON b.grp = i.grp RIGHT JOIN cat c ON c.code = i.grp GROUP BY c.code",
+    "SELECT b.val, i.id, c.code FROM bag b FULL JOIN items i ON i.grp = b.grp AND i.flag FULL JOIN cat c ON c.code = i.grp",
     // UNION ALL (a multiset) and UNION.
     "SELECT id, grp FROM items WHERE val > 50 UNION ALL SELECT id, grp FROM items WHERE qty < 3",
     "SELECT grp FROM items UNION SELECT code FROM cat",

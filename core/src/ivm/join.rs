@@ -222,11 +222,12 @@ impl Input {
         })
     }
 
-    /// A join of more than two tables with LEFT JOINs, built left to right: each step joins the
+    /// A join of more than two tables with outer joins, built left to right: each step joins the
     /// join so far, P (its rows now and its delta), with one more table T.
     /// Δ(P ⋈ T) = ΔP ⋈ T_old + P_new ⋈ ΔT; for `P LEFT JOIN T` also P's NULL-extended rows by
-    /// [`outer::existence_of`] with P as the preserved side. RIGHT and FULL joins are refused
-    /// here (their preserved side would be one table against a join).
+    /// [`outer::existence_of`] with P as the preserved side and T as the other; for RIGHT JOIN
+    /// T's with P as the other side (whose partner test, key counts and changed keys are over
+    /// the join P); for FULL JOIN both.
     fn left_deep(
         spec: &QuerySpec,
         tables: Vec<(String, SourceTable)>,
@@ -242,16 +243,10 @@ impl Input {
         for (k, j) in spec.joins.iter().enumerate() {
             let (alias, src) = &tables[k + 1];
             let qa = &a[k + 1];
-            let (cond, left) = match j {
+            let (cond, outer_join) = match j {
                 Join::On(c) => (Some(c.to_string()), None),
                 Join::Cross => (None, None),
-                Join::Outer(outer::OuterKind::Left, c) => (Some(c.to_string()), Some(c)),
-                Join::Outer(kind, _) => {
-                    return Err(format!(
-                        "{} in a join of more than two tables (supported in a later version)",
-                        kind.sql()
-                    ))
-                }
+                Join::Outer(kind, c) => (Some(c.to_string()), Some((*kind, c))),
                 Join::Semi(..) => unreachable!("a semi-join has two tables"),
             };
             let join = |rel: &str| match &cond {
@@ -272,7 +267,7 @@ impl Input {
                 weight: format!("{qa}.__pgt_w"),
                 cond: None,
             });
-            if let Some(c) = left {
+            if let Some((kind, c)) = outer_join {
                 let p_aliases: Vec<&str> = tables[..=k].iter().map(|(al, _)| al.as_str()).collect();
                 let p_columns: Vec<String> = tables[..=k]
                     .iter()
@@ -284,21 +279,36 @@ impl Input {
                     [&p_aliases, &[alias.as_str()]],
                     [&p_columns, &n_columns],
                 )?;
-                let side = outer::Preserved {
-                    new_from: full.clone(),
-                    delta: variants.clone(),
-                };
-                let null_side = format!("LEFT JOIN {} AS {qa} ON false", src.quoted);
-                next.extend(outer::existence_of(
-                    0,
-                    &condition,
-                    &side,
-                    alias,
-                    src,
-                    outer::Keep::WithoutPartner,
-                    &null_side,
-                ));
-                full = format!("{full} LEFT JOIN {} AS {qa} ON ({c})", src.quoted);
+                // Side 0: the join so far; side 1: the table joined.
+                let sides = [
+                    outer::Side {
+                        new_from: full.clone(),
+                        delta: variants.clone(),
+                    },
+                    outer::Side::table(alias, src),
+                ];
+                // The NULLs standing in for the other side's columns.
+                let nulls = [
+                    format!("LEFT JOIN {} AS {qa} ON false", src.quoted),
+                    tables[..=k]
+                        .iter()
+                        .zip(&a)
+                        .map(|((_, s), q)| format!("LEFT JOIN {} AS {q} ON false", s.quoted))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ];
+                for &p in kind.preserved() {
+                    next.extend(outer::existence_of(
+                        p,
+                        &condition,
+                        &sides[p],
+                        &sides[1 - p],
+                        alias,
+                        outer::Keep::WithoutPartner,
+                        &nulls[p],
+                    ));
+                }
+                full = format!("{full} {} {} AS {qa} ON ({c})", kind.sql(), src.quoted);
             } else {
                 full = format!("{full}{}", join(&src.quoted));
             }

@@ -411,9 +411,9 @@ fn outer_delta(
     out
 }
 
-// ---- (L JOIN M) LEFT JOIN R on grp: the preserved side is a join ---------------------------
+// ---- (L JOIN M) {LEFT | RIGHT | FULL} JOIN R on grp: one side is a join ------------------
 
-type Triple = (u8, u8, Option<u8>);
+type Triple = (Option<u8>, Option<u8>, Option<u8>);
 
 /// The weighted rows of L ⋈ M on grp: ((l id, m id), grp, weight).
 type PRows = Vec<((u8, u8), Option<i8>, i64)>;
@@ -434,27 +434,37 @@ fn as_rows(t: &Table) -> Vec<(u8, Row, i64)> {
     t.iter().map(|(id, r)| (*id, *r, 1)).collect()
 }
 
-fn chain_full(l: &Table, m: &Table, r: &Table) -> BTreeMap<Triple, i64> {
+/// `keep` = [P's unmatched rows kept (LEFT), R's kept (RIGHT)].
+fn chain_full(l: &Table, m: &Table, r: &Table, keep: [bool; 2]) -> BTreeMap<Triple, i64> {
     let mut out = BTreeMap::new();
-    for ((a, b), g, w) in p_rows(&as_rows(l), &as_rows(m)) {
+    let p = p_rows(&as_rows(l), &as_rows(m));
+    for ((a, b), g, w) in &p {
         let partners: Vec<u8> = r
             .iter()
-            .filter(|(_, x)| g.is_some() && x.0 == g)
+            .filter(|(_, x)| g.is_some() && x.0 == *g)
             .map(|(id, _)| *id)
             .collect();
-        if partners.is_empty() {
-            *out.entry((a, b, None)).or_insert(0) += w;
+        if partners.is_empty() && keep[0] {
+            *out.entry((Some(*a), Some(*b), None)).or_insert(0) += w;
         }
         for c in partners {
-            *out.entry((a, b, Some(c))).or_insert(0) += w;
+            *out.entry((Some(*a), Some(*b), Some(c))).or_insert(0) += w;
+        }
+    }
+    if keep[1] {
+        for (c, x) in r {
+            if !p.iter().any(|(_, g, _)| g.is_some() && *g == x.0) {
+                *out.entry((None, None, Some(*c))).or_insert(0) += 1;
+            }
         }
     }
     out
 }
 
-/// Left-deep: ΔP = ΔL ⋈ M_old + L_new ⋈ ΔM; the inner part ΔP ⋈ R_old + P_new ⋈ ΔR; the
-/// NULL-extended rows ΔP·[¬ex_new] + (P_new − ΔP)·flip(K) over the keys K of ΔR.
-fn chain_delta(news: [&Table; 3], deltas: [&Events; 3]) -> BTreeMap<Triple, i64> {
+/// Left-deep: ΔP = ΔL ⋈ M_old + L_new ⋈ ΔM; the inner part ΔP ⋈ R_old + P_new ⋈ ΔR; P's
+/// NULL-extended rows ΔP·[¬ex_new] + (P_new − ΔP)·flip(K) over the keys K of ΔR; R's the same
+/// with the roles swapped (flips over the keys of ΔP, counted in the join P).
+fn chain_delta(news: [&Table; 3], deltas: [&Events; 3], keep: [bool; 2]) -> BTreeMap<Triple, i64> {
     let old = |t: &Table, d: &Events| -> Vec<(u8, Row, i64)> {
         let mut v = as_rows(t);
         v.extend(d.iter().map(|(id, r, w)| (*id, *r, -w)));
@@ -470,44 +480,79 @@ fn chain_delta(news: [&Table; 3], deltas: [&Events; 3]) -> BTreeMap<Triple, i64>
     for ((a, b), g, w) in &dp {
         for (c, x, wr) in &r_old {
             if g.is_some() && x.0 == *g {
-                add((*a, *b, Some(*c)), w * wr);
+                add((Some(*a), Some(*b), Some(*c)), w * wr);
             }
         }
     }
     for ((a, b), g, w) in &p_new {
         for (c, x, wr) in deltas[2] {
             if g.is_some() && x.0 == *g {
-                add((*a, *b, Some(*c)), w * wr);
+                add((Some(*a), Some(*b), Some(*c)), w * wr);
             }
         }
     }
-    let has_partner = |g: Option<i8>| g.is_some() && r_new.iter().any(|(_, x, _)| x.0 == g);
-    for ((a, b), g, w) in &dp {
-        if !has_partner(*g) {
-            add((*a, *b, None), *w);
-        }
-    }
-    let mut sums: BTreeMap<Option<i8>, i64> = BTreeMap::new();
-    for (_, x, w) in deltas[2] {
-        *sums.entry(x.0).or_insert(0) += w;
-    }
-    for (g, sw) in sums {
-        let count = r_new
-            .iter()
-            .filter(|(_, x, _)| g.is_some() && x.0 == g)
-            .count() as i64;
-        let flip = i64::from(count - sw > 0) - i64::from(count > 0);
-        if flip == 0 || g.is_none() {
-            continue;
-        }
-        for ((a, b), pg, w) in &p_new {
-            if *pg == g {
-                add((*a, *b, None), w * flip);
+    let flip_of = |count: i64, sw: i64| i64::from(count - sw > 0) - i64::from(count > 0);
+    if keep[0] {
+        let has_partner = |g: Option<i8>| g.is_some() && r_new.iter().any(|(_, x, _)| x.0 == g);
+        for ((a, b), g, w) in &dp {
+            if !has_partner(*g) {
+                add((Some(*a), Some(*b), None), *w);
             }
         }
-        for ((a, b), pg, w) in &dp {
-            if *pg == g {
-                add((*a, *b, None), -w * flip);
+        let mut sums: BTreeMap<Option<i8>, i64> = BTreeMap::new();
+        for (_, x, w) in deltas[2] {
+            *sums.entry(x.0).or_insert(0) += w;
+        }
+        for (g, sw) in sums {
+            let count = r_new
+                .iter()
+                .filter(|(_, x, _)| g.is_some() && x.0 == g)
+                .count() as i64;
+            let flip = flip_of(count, sw);
+            if flip == 0 || g.is_none() {
+                continue;
+            }
+            for ((a, b), pg, w) in &p_new {
+                if *pg == g {
+                    add((Some(*a), Some(*b), None), w * flip);
+                }
+            }
+            for ((a, b), pg, w) in &dp {
+                if *pg == g {
+                    add((Some(*a), Some(*b), None), -w * flip);
+                }
+            }
+        }
+    }
+    if keep[1] {
+        let has_partner = |g: Option<i8>| g.is_some() && p_new.iter().any(|(_, pg, _)| *pg == g);
+        for (c, x, w) in deltas[2] {
+            if !has_partner(x.0) {
+                add((None, None, Some(*c)), *w);
+            }
+        }
+        let mut sums: BTreeMap<Option<i8>, i64> = BTreeMap::new();
+        for (_, g, w) in &dp {
+            *sums.entry(*g).or_insert(0) += w;
+        }
+        for (g, sw) in sums {
+            let count = p_new
+                .iter()
+                .filter(|(_, pg, _)| g.is_some() && *pg == g)
+                .count() as i64;
+            let flip = flip_of(count, sw);
+            if flip == 0 || g.is_none() {
+                continue;
+            }
+            for (c, x, _) in &r_new {
+                if x.0 == g {
+                    add((None, None, Some(*c)), flip);
+                }
+            }
+            for (c, x, w) in deltas[2] {
+                if x.0 == g {
+                    add((None, None, Some(*c)), -w * flip);
+                }
             }
         }
     }
@@ -944,26 +989,28 @@ proptest! {
         )?;
     }
 
-    /// `(L JOIN M) LEFT JOIN R`, all three tables changing in one window: the join so far is
-    /// the preserved side of the LEFT JOIN.
+    /// `(L JOIN M) LEFT | RIGHT | FULL JOIN R`, all three tables changing in one window: the join
+    /// so far is one side of the outer join.
     #[test]
-    fn left_join_after_a_join_delta_is_exact(inits in prop::collection::vec(prop::collection::vec(arb_op(), 0..12), 3),
-                                             batches in prop::collection::vec(prop::collection::vec(arb_op(), 0..8), 3)) {
+    fn outer_join_after_a_join_delta_is_exact(inits in prop::collection::vec(prop::collection::vec(arb_op(), 0..12), 3),
+                                              batches in prop::collection::vec(prop::collection::vec(arb_op(), 0..8), 3),
+                                              kind in 0usize..3) {
+        let keep = [[true, false], [false, true], [true, true]][kind];
         let mut t: Vec<Table> = vec![BTreeMap::new(), BTreeMap::new(), BTreeMap::new()];
         for (tab, ops) in t.iter_mut().zip(&inits) {
             apply(tab, ops);
         }
-        let mut result = chain_full(&t[0], &t[1], &t[2]);
+        let mut result = chain_full(&t[0], &t[1], &t[2], keep);
         let ev: Vec<Vec<(u8, Row, i64)>> = t
             .iter_mut()
             .zip(&batches)
             .map(|(tab, ops)| events(&apply(tab, ops)))
             .collect();
-        for (k, w) in chain_delta([&t[0], &t[1], &t[2]], [&ev[0], &ev[1], &ev[2]]) {
+        for (k, w) in chain_delta([&t[0], &t[1], &t[2]], [&ev[0], &ev[1], &ev[2]], keep) {
             *result.entry(k).or_insert(0) += w;
         }
         result.retain(|_, w| *w != 0);
-        prop_assert_eq!(result, chain_full(&t[0], &t[1], &t[2]));
+        prop_assert_eq!(result, chain_full(&t[0], &t[1], &t[2], keep));
     }
 
     /// A recursion's window of inserts and deletes of base rows and edges (an update is both):

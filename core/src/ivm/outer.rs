@@ -236,9 +236,9 @@ pub enum Keep {
     WithoutPartner,
 }
 
-/// The preserved side of an existence test: its rows now (a FROM clause, to which joins are
-/// appended) and its delta (weighted variants).
-pub struct Preserved {
+/// A side of an existence test (one table, or the join of several): its rows now (a FROM
+/// clause, to which joins are appended) and its delta (weighted variants).
+pub struct Side {
     pub new_from: String,
     pub delta: Vec<Variant>,
 }
@@ -256,43 +256,49 @@ pub fn existence_variants(
     keep: Keep,
     extra_from: &str,
 ) -> Vec<Variant> {
-    let ap = quote_ident(aliases[p]);
-    let side = Preserved {
-        new_from: format!("{} AS {ap}", sources[p].quoted),
-        delta: vec![Variant {
-            from: format!("({}) AS {ap}", events_sql(sources[p])),
-            weight: format!("{ap}.__pgt_w"),
-            cond: None,
-        }],
-    };
     existence_of(
         p,
         cond,
-        &side,
+        &Side::table(aliases[p], sources[p]),
+        &Side::table(aliases[1 - p], sources[1 - p]),
         aliases[1 - p],
-        sources[1 - p],
         keep,
         extra_from,
     )
 }
 
-/// [`existence_variants`] for a preserved side `p` given by its rows and delta (one table, or
-/// the join of several before a LEFT JOIN) and the other side, one table `n_alias`.
+impl Side {
+    /// One table under `alias`.
+    pub fn table(alias: &str, src: &SourceTable) -> Side {
+        let a = quote_ident(alias);
+        Side {
+            new_from: format!("{} AS {a}", src.quoted),
+            delta: vec![Variant {
+                from: format!("({}) AS {a}", events_sql(src)),
+                weight: format!("{a}.__pgt_w"),
+                cond: None,
+            }],
+        }
+    }
+}
+
+/// [`existence_variants`] for a preserved side `p` and the other side, each given by its rows
+/// and delta (one table, or the join of several); `name` makes this test's names unique in a
+/// chain of outer joins.
 pub fn existence_of(
     p: usize,
     cond: &Condition,
-    side: &Preserved,
-    n_alias: &str,
-    n_source: &SourceTable,
+    side: &Side,
+    other: &Side,
+    name: &str,
     keep: Keep,
     extra_from: &str,
 ) -> Vec<Variant> {
     let mut out = Vec::new();
     {
         let n = 1 - p;
-        let an = quote_ident(n_alias);
-        // One per LEFT JOIN of a chain, so their names differ.
-        let fl = quote_ident(&format!("__pgt_fl_{n_alias}"));
+        // One per outer join of a chain, so their names differ.
+        let fl = quote_ident(&format!("__pgt_fl_{name}_{p}"));
         let key_of = |side: usize| -> Vec<&Expr> {
             cond.keys
                 .iter()
@@ -302,10 +308,8 @@ pub fn existence_of(
         let (pkey, nkey) = (key_of(p), key_of(n));
         let pp: Vec<&Expr> = cond.only[p].iter().chain(&cond.neither).collect();
         let np: Vec<&Expr> = cond.only[n].iter().collect();
-        let np_and = and_all(&np)
-            .map(|s| format!(" AND {s}"))
-            .unwrap_or_default();
-        let n_table = &n_source.quoted;
+        let np_and_list: Vec<String> = and_all(&np).into_iter().collect();
+        let n_from = &other.new_from;
         let null_side = extra_from;
         let with_cond = |c: &Option<String>, extra: Option<String>| -> Option<String> {
             let parts: Vec<String> = c.iter().cloned().chain(extra).collect();
@@ -321,7 +325,7 @@ pub fn existence_of(
         let mut exists_where = key_eq.clone();
         exists_where.extend(np.iter().map(|e| format!("({e})")));
         let exists = format!(
-            "EXISTS (SELECT 1 FROM {n_table} AS {an}{})",
+            "EXISTS (SELECT 1 FROM {n_from}{})",
             if exists_where.is_empty() {
                 String::new()
             } else {
@@ -384,18 +388,37 @@ pub fn existence_of(
         // up to Σw + 1 rows, so a key with many rows costs one short index range, not a count.
         let flips = format!(
             "(SELECT {keys}{sep}((CASE WHEN __pgt_g.__pgt_sw < 0 THEN true \
-                                     ELSE (SELECT count(*) FROM (SELECT 1 FROM {n_table} AS {an}{lookup_where} \
+                                     ELSE (SELECT count(*) FROM (SELECT 1 FROM {n_from}{lookup_where} \
                                                                 LIMIT __pgt_g.__pgt_sw + 1) AS __pgt_lim) > __pgt_g.__pgt_sw END)::int \
-               - (EXISTS (SELECT 1 FROM {n_table} AS {an}{lookup_where}))::int) AS __pgt_f \
-             FROM (SELECT {gcols}{sep}COALESCE(sum({an}.__pgt_w), 0) AS __pgt_sw \
-                   FROM ({n_events}) AS {an} WHERE true{np_and}{group_by} \
-                   HAVING COALESCE(sum({an}.__pgt_w), 0) <> 0) AS __pgt_g)",
+               - (EXISTS (SELECT 1 FROM {n_from}{lookup_where}))::int) AS __pgt_f \
+             FROM (SELECT {kcols}{sep}COALESCE(sum(__pgt_w), 0) AS __pgt_sw \
+                   FROM ({n_events}) AS __pgt_ne{group_by} \
+                   HAVING COALESCE(sum(__pgt_w), 0) <> 0) AS __pgt_g)",
             keys = (0..m)
                 .map(|i| format!("__pgt_g.{}", k(i)))
                 .collect::<Vec<_>>()
                 .join(", "),
-            gcols = grouped_cols.join(", "),
-            n_events = events_sql(n_source),
+            kcols = (0..m).map(k).collect::<Vec<_>>().join(", "),
+            n_events = other
+                .delta
+                .iter()
+                .map(|v| {
+                    let conds: Vec<String> =
+                        v.cond.iter().cloned().chain(np_and_list.clone()).collect();
+                    format!(
+                        "SELECT {gcols}{sep}{w} AS __pgt_w FROM {f}{wh}",
+                        gcols = grouped_cols.join(", "),
+                        w = v.weight,
+                        f = v.from,
+                        wh = if conds.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" WHERE {}", conds.join(" AND "))
+                        }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL "),
         );
         let on: Vec<String> = pkey
             .iter()

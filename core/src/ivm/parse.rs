@@ -628,16 +628,6 @@ fn parse_select(
         let joins = vec![Join::Cross; real.len() - 1];
         (real, joins)
     };
-    if from.len() > 2
-        && joins
-            .iter()
-            .any(|j| matches!(j, Join::Outer(k, _) if *k != super::outer::OuterKind::Left))
-    {
-        return Err(
-            "a RIGHT or FULL JOIN in a join of more than two tables (supported in a later version)"
-                .into(),
-        );
-    }
     if from.len() > MAX_JOIN_TABLES {
         return Err(format!(
             "a join of more than {MAX_JOIN_TABLES} tables (supported in a later version)"
