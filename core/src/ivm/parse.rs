@@ -1119,8 +1119,8 @@ mod tests {
     fn names_what_it_refuses() {
         for (sql, what) in [
             (
-                "SELECT * FROM a LEFT JOIN b ON a.id = b.id JOIN c ON true",
-                "an outer join in a join of more than two tables",
+                "SELECT * FROM a LEFT JOIN (b JOIN c ON true) ON a.id = b.id",
+                "FROM item",
             ),
             ("SELECT * FROM a JOIN b USING (id)", "USING"),
             (
@@ -1129,8 +1129,8 @@ mod tests {
             ),
             ("SELECT * FROM a, b JOIN c ON true", "mixed"),
             (
-                "SELECT id FROM a INTERSECT ALL SELECT id FROM b",
-                "INTERSECT ALL",
+                "SELECT id FROM a INTERSECT ALL SELECT id FROM b INTERSECT ALL SELECT id FROM c",
+                "INTERSECT",
             ),
             (
                 "SELECT id FROM a UNION SELECT id FROM b UNION ALL SELECT id FROM c",
