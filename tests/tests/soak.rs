@@ -1,5 +1,6 @@
 //! Tier 4 (on demand): the join soak. Eight writers commit continuously to four tables read by
-//! two-table inner joins, a LEFT JOIN aggregate, an anti-join (NOT EXISTS) and a semi-join (IN)
+//! two-table inner joins, a LEFT JOIN aggregate, an anti-join (NOT EXISTS), a semi-join (IN), a
+//! correlated scalar subquery, an aggregating subquery in FROM and a three-table LEFT JOIN chain
 //! while DIFFERENTIAL refreshes run every 200 ms; at the end, after the writers stop and a last
 //! refresh, every stream table must equal its query with zero rows missing or extra.
 //!
@@ -40,6 +41,18 @@ const SHAPES: &[(&str, &str)] = &[
     (
         "orders_with_lines",
         "SELECT o.id, o.status FROM orders o WHERE o.id IN (SELECT l.order_id FROM lines l WHERE l.qty > 2)",
+    ),
+    (
+        "big_lines",
+        "SELECT l.order_id, l.line, l.qty FROM lines l WHERE l.qty > (SELECT avg(m.qty) FROM lines m WHERE m.order_id = l.order_id)",
+    ),
+    (
+        "order_totals",
+        "SELECT o.id, o.status, t.qty FROM orders o JOIN (SELECT order_id, sum(qty) AS qty FROM lines GROUP BY order_id) t ON t.order_id = o.id",
+    ),
+    (
+        "lines_customers_left",
+        "SELECT l.order_id, l.line, o.status, c.name FROM lines l LEFT JOIN orders o ON o.id = l.order_id LEFT JOIN customers c ON c.id = o.customer_id",
     ),
 ];
 
