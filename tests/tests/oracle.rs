@@ -84,6 +84,10 @@ const SHAPES: &[&str] = &[
     "SELECT b.grp, b.val FROM bag b WHERE b.grp IN (SELECT code FROM cat)",
     "SELECT id FROM items i WHERE (grp, sub) IN (SELECT code, weight % 3 FROM cat)",
     "SELECT i.id FROM items i WHERE i.val > 10 AND EXISTS (SELECT 1 FROM items j WHERE j.grp = i.grp AND j.qty > 7)",
+    // NOT IN (subquery), with SQL's NULL semantics (NULLs on both sides).
+    "SELECT i.id, i.grp FROM items i WHERE i.grp NOT IN (SELECT b.grp FROM bag b WHERE b.val > 1)",
+    "SELECT c.code FROM cat c WHERE c.code NOT IN (SELECT grp FROM items WHERE flag)",
+    "SELECT i.id FROM items i WHERE i.sub NOT IN (SELECT weight FROM cat WHERE weight > 4)",
     // Joins of three and four tables.
     "SELECT i.id, c.label, b.note FROM items i JOIN cat c ON c.code = i.grp JOIN bag b ON b.grp = i.grp",
     "SELECT c.label, count(*) AS n, sum(i.val) AS s FROM items i JOIN cat c ON c.code = i.grp JOIN items j ON j.sub = i.sub AND j.id < i.id GROUP BY c.label",

@@ -645,7 +645,12 @@ fn parse_select(
             None => e,
         });
     }
-    if let Some(w) = &select.selection {
+    // NOT IN (subquery) becomes scalar subqueries (its NULL semantics need the counts).
+    if let Some(w) = &selection {
+        let outer = (from.len() == 1).then(|| from[0].alias.as_str());
+        selection = Some(super::scalar::rewrite_not_in(w, outer)?);
+    }
+    if let Some(w) = &selection.clone() {
         let mut parts = Vec::new();
         top_conjuncts(w, &mut parts);
         let (subs, rest): (Vec<Expr>, Vec<Expr>) = parts.into_iter().partition(is_subquery_test);
@@ -904,9 +909,7 @@ fn semi_join(e: &Expr, outer: &str) -> Result<(FromTable, super::outer::Keep, Ex
             negated: false,
         } => (subquery, Keep::WithPartner, Some(expr.as_ref())),
         Expr::InSubquery { negated: true, .. } => {
-            return Err(
-                "NOT IN with a subquery (its NULL semantics differ; write NOT EXISTS)".into(),
-            )
+            unreachable!("NOT IN is rewritten as scalar subqueries first")
         }
         Expr::UnaryOp { expr, .. } => {
             return match expr.as_ref() {
@@ -1145,8 +1148,8 @@ mod tests {
             ("SELECT id, random() FROM a", "random()"),
             ("SELECT id, now() FROM a", "now()"),
             (
-                "SELECT id FROM a WHERE id NOT IN (SELECT id FROM b)",
-                "NOT IN",
+                "SELECT id FROM a WHERE (id, id) NOT IN (SELECT id, id FROM b)",
+                "NOT IN (subquery) with several columns",
             ),
             (
                 "SELECT id FROM a WHERE id IN (SELECT id FROM b) OR id > 3",
