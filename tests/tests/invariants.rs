@@ -46,8 +46,16 @@ fn one_snapshot_per_refresh() {
                     let id = 1000 + w * 100_000 + i;
                     let sql = match i % 4 {
                         0 => format!("INSERT INTO ord VALUES ({id}, {}, {})", 1 + i % 60, i % 50),
-                        1 => format!("UPDATE ord SET cust_id = {}, amount = amount + 1 WHERE id = {}", 1 + (i * 7) % 60, 1 + (i * 13 + w) % 500),
-                        2 => format!("UPDATE cust SET region = 'r' || ({} % 7) WHERE id = {}", i, 1 + (i + w) % 50),
+                        1 => format!(
+                            "UPDATE ord SET cust_id = {}, amount = amount + 1 WHERE id = {}",
+                            1 + (i * 7) % 60,
+                            1 + (i * 13 + w) % 500
+                        ),
+                        2 => format!(
+                            "UPDATE cust SET region = 'r' || ({} % 7) WHERE id = {}",
+                            i,
+                            1 + (i + w) % 50
+                        ),
                         _ => format!("DELETE FROM ord WHERE id = {}", 1000 + w * 100_000 + i - 3),
                     };
                     c.batch_execute(&sql).unwrap();

@@ -84,6 +84,10 @@ const SHAPES: &[&str] = &[
     "SELECT b.grp, b.val FROM bag b WHERE b.grp IN (SELECT code FROM cat)",
     "SELECT id FROM items i WHERE (grp, sub) IN (SELECT code, weight % 3 FROM cat)",
     "SELECT i.id FROM items i WHERE i.val > 10 AND EXISTS (SELECT 1 FROM items j WHERE j.grp = i.grp AND j.qty > 7)",
+    // EXISTS / NOT EXISTS / IN next to joins.
+    "SELECT i.id, c.label FROM items i JOIN cat c ON c.code = i.grp WHERE EXISTS (SELECT 1 FROM bag b WHERE b.grp = i.grp AND b.val > 1)",
+    "SELECT i.id, c.code FROM items i LEFT JOIN cat c ON c.code = i.grp WHERE NOT EXISTS (SELECT 1 FROM bag b WHERE b.grp = c.code)",
+    "SELECT c.weight, count(*) AS n FROM items i JOIN cat c ON c.code = i.grp WHERE i.sub IN (SELECT val FROM bag) GROUP BY c.weight",
     // NOT IN (subquery), with SQL's NULL semantics (NULLs on both sides).
     "SELECT i.id, i.grp FROM items i WHERE i.grp NOT IN (SELECT b.grp FROM bag b WHERE b.val > 1)",
     "SELECT c.code FROM cat c WHERE c.code NOT IN (SELECT grp FROM items WHERE flag)",

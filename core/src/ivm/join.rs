@@ -11,7 +11,7 @@
 //! never ΔL ⋈ ΔR twice; a join-key update is a −1 under the old partner and a +1 under the new
 //! one; NULL keys never match, as in the query. A self-join is two inputs reading one buffer.
 
-use super::outer;
+use super::outer::{self, Side};
 use super::parse::{Join, QuerySpec, Unsupported};
 use super::scalar;
 use super::SourceTable;
@@ -137,7 +137,12 @@ impl Input {
         if let [Join::Semi(keep, c)] = spec.joins.as_slice() {
             return Input::semi(*keep, c, tables);
         }
-        if spec.joins.len() > 1 && spec.joins.iter().any(|j| matches!(j, Join::Outer(..))) {
+        if spec.joins.len() > 1
+            && spec
+                .joins
+                .iter()
+                .any(|j| matches!(j, Join::Outer(..) | Join::Semi(..)))
+        {
             return Input::left_deep(spec, tables);
         }
         // The inner part of an outer join is the inner join on the same condition.
@@ -240,14 +245,79 @@ impl Input {
             cond: None,
         }];
         let mut full = format!("{} AS {}", tables[0].1.quoted, a[0]);
+        let mut identity_tables = tables.len();
         for (k, j) in spec.joins.iter().enumerate() {
             let (alias, src) = &tables[k + 1];
             let qa = &a[k + 1];
+            if let Join::Semi(keep, c) = j {
+                // `P WHERE [NOT] EXISTS (... N ...)`, the last step: P's rows with (without) a
+                // partner; N's columns are not part of the rows.
+                let p_aliases: Vec<&str> = tables[..=k].iter().map(|(al, _)| al.as_str()).collect();
+                let p_columns: Vec<Vec<String>> = tables[..=k]
+                    .iter()
+                    .map(|(_, s)| s.columns.iter().map(|(_, c)| c.clone()).collect())
+                    .collect();
+                let n_columns: Vec<String> = src.columns.iter().map(|(_, c)| c.clone()).collect();
+                // Inside the subquery a bare column is N's when N has it, else the one outer
+                // table's that has it.
+                let qualified = super::expr::substitute(c, &|x| match x {
+                    sqlparser::ast::Expr::Identifier(i) => {
+                        let name = if i.quote_style.is_some() {
+                            i.value.clone()
+                        } else {
+                            i.value.to_lowercase()
+                        };
+                        let owner = if n_columns.contains(&name) {
+                            alias.as_str()
+                        } else {
+                            let owners: Vec<usize> = (0..p_columns.len())
+                                .filter(|&t| p_columns[t].contains(&name))
+                                .collect();
+                            match owners.as_slice() {
+                                [t] => p_aliases[*t],
+                                _ => return None,
+                            }
+                        };
+                        Some(sqlparser::ast::Expr::CompoundIdentifier(vec![
+                            sqlparser::ast::Ident::with_quote('"', owner),
+                            sqlparser::ast::Ident::with_quote('"', &name),
+                        ]))
+                    }
+                    _ => None,
+                });
+                let flat: Vec<String> = p_columns.concat();
+                let condition = outer::analyze_sides(
+                    &qualified,
+                    [&p_aliases, &[alias.as_str()]],
+                    [&flat, &n_columns],
+                )?;
+                let sides = [
+                    Side {
+                        new_from: full.clone(),
+                        delta: variants.clone(),
+                    },
+                    Side::table(alias, src),
+                ];
+                variants =
+                    outer::existence_of(0, &condition, &sides[0], &sides[1], alias, *keep, "");
+                let not = match keep {
+                    outer::Keep::WithPartner => "",
+                    outer::Keep::WithoutPartner => "NOT ",
+                };
+                full = format!(
+                    "{full} JOIN LATERAL (SELECT 1 AS __pgt_one WHERE {not}EXISTS \
+                     (SELECT 1 FROM {} AS {qa} WHERE {qualified})) AS {} ON true",
+                    src.quoted,
+                    quote_ident(&format!("__pgt_semi_{alias}"))
+                );
+                identity_tables = k + 1;
+                continue;
+            }
             let (cond, outer_join) = match j {
                 Join::On(c) => (Some(c.to_string()), None),
                 Join::Cross => (None, None),
                 Join::Outer(kind, c) => (Some(c.to_string()), Some((*kind, c))),
-                Join::Semi(..) => unreachable!("a semi-join has two tables"),
+                Join::Semi(..) => unreachable!("handled above"),
             };
             let join = |rel: &str| match &cond {
                 Some(c) => format!(" JOIN {rel} AS {qa} ON ({c})"),
@@ -281,11 +351,11 @@ impl Input {
                 )?;
                 // Side 0: the join so far; side 1: the table joined.
                 let sides = [
-                    outer::Side {
+                    Side {
                         new_from: full.clone(),
                         delta: variants.clone(),
                     },
-                    outer::Side::table(alias, src),
+                    Side::table(alias, src),
                 ];
                 // The NULLs standing in for the other side's columns.
                 let nulls = [
@@ -318,7 +388,7 @@ impl Input {
             bulk_from: full.clone(),
             full_from: full,
             variants,
-            identity_tables: tables.len(),
+            identity_tables,
             tables,
         })
     }

@@ -660,15 +660,11 @@ fn parse_select(
                     "more than one EXISTS/IN subquery (supported in a later version)".into(),
                 );
             }
-            if from.len() != 1 {
+            let outer = (from.len() == 1).then(|| from[0].alias.as_str());
+            let (table, keep, cond) = semi_join(&subs[0], outer)?;
+            if from.iter().any(|t| t.alias == table.alias) {
                 return Err(
-                    "an EXISTS/IN subquery next to a join (supported in a later version)".into(),
-                );
-            }
-            let (table, keep, cond) = semi_join(&subs[0], &from[0].alias)?;
-            if table.alias == from[0].alias {
-                return Err(
-                    "an EXISTS/IN subquery whose table has the outer table's name (give it an alias)"
+                    "an EXISTS/IN subquery whose table has an outer table's name (give it an alias)"
                         .into(),
                 );
             }
@@ -891,7 +887,10 @@ fn is_subquery_test(e: &Expr) -> bool {
 
 /// `[NOT] EXISTS (SELECT ... FROM t [WHERE c])` or `x IN (SELECT y FROM t [WHERE c])`: the
 /// table, which rows it keeps, and the partner condition (`c AND y = x` for IN).
-fn semi_join(e: &Expr, outer: &str) -> Result<(FromTable, super::outer::Keep, Expr), Unsupported> {
+fn semi_join(
+    e: &Expr,
+    outer: Option<&str>,
+) -> Result<(FromTable, super::outer::Keep, Expr), Unsupported> {
     use super::outer::Keep;
     let (sub, keep, lhs) = match e {
         Expr::Exists { subquery, negated } => (
@@ -972,19 +971,31 @@ fn semi_join(e: &Expr, outer: &str) -> Result<(FromTable, super::outer::Keep, Ex
                 return Err(bad("an aggregate"));
             }
             // The left side of IN is evaluated in the outer query: its bare columns are the
-            // outer table's, even where the subquery's table has a column of the same name.
-            let outer_alias = outer.to_string();
-            let l = &super::expr::substitute(l, &move |x| match x {
-                Expr::Identifier(i) => Some(qualified(
-                    &outer_alias,
-                    &if i.quote_style.is_some() {
-                        i.value.clone()
-                    } else {
-                        i.value.to_lowercase()
-                    },
-                )),
+            // outer table's, even where the subquery's table has a column of the same name (in
+            // a join they must be qualified).
+            let bare = std::cell::Cell::new(false);
+            let l = &super::expr::substitute(l, &|x| match x {
+                Expr::Identifier(i) => {
+                    let Some(outer_alias) = outer else {
+                        bare.set(true);
+                        return None;
+                    };
+                    Some(qualified(
+                        outer_alias,
+                        &if i.quote_style.is_some() {
+                            i.value.clone()
+                        } else {
+                            i.value.to_lowercase()
+                        },
+                    ))
+                }
                 _ => None,
             });
+            if bare.get() {
+                return Err(bad(
+                    "an unqualified column on the left of IN in a join (qualify it)",
+                ));
+            }
             conds.push(Expr::BinaryOp {
                 left: Box::new(Expr::Nested(Box::new(r.clone()))),
                 op: sqlparser::ast::BinaryOperator::Eq,
