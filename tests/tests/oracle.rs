@@ -92,6 +92,9 @@ const SHAPES: &[&str] = &[
     "SELECT i.id, i.grp FROM items i WHERE i.grp NOT IN (SELECT b.grp FROM bag b WHERE b.val > 1)",
     "SELECT c.code FROM cat c WHERE c.code NOT IN (SELECT grp FROM items WHERE flag)",
     "SELECT i.id FROM items i WHERE i.sub NOT IN (SELECT weight FROM cat WHERE weight > 4)",
+    "SELECT id FROM items WHERE sub NOT IN (SELECT qty FROM items WHERE flag)",
+    "SELECT c.code FROM cat c WHERE COALESCE(c.weight NOT IN (SELECT b.val FROM bag b), true)",
+    "SELECT c.code, (SELECT json_agg(i.id ORDER BY i.id) FROM items i WHERE i.grp = c.code) AS ids FROM cat c",
     // Joins of three and four tables.
     "SELECT i.id, c.label, b.note FROM items i JOIN cat c ON c.code = i.grp JOIN bag b ON b.grp = i.grp",
     "SELECT c.label, count(*) AS n, sum(i.val) AS s FROM items i JOIN cat c ON c.code = i.grp JOIN items j ON j.sub = i.sub AND j.id < i.id GROUP BY c.label",

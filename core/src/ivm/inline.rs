@@ -466,6 +466,33 @@ fn inline_scoped(q: &mut Query, outer: &[(String, Scoped)]) -> Result<(), Unsupp
             }
         }
     }
+    // A WITH query read inside a subquery expression (scalar, EXISTS, IN) would be taken for a
+    // table of that name once the WITH clause is gone.
+    let names: Vec<&String> = scope.iter().map(|(n, _)| n).collect();
+    let mut hidden = None;
+    let _ = sqlparser::ast::visit_expressions(&*select, |x| {
+        if let Expr::Subquery(q)
+        | Expr::Exists { subquery: q, .. }
+        | Expr::InSubquery { subquery: q, .. } = x
+        {
+            let _ = sqlparser::ast::visit_relations(q.as_ref(), |r| {
+                if let [part] = r.0.as_slice() {
+                    if let Some(i) = part.as_ident() {
+                        if names.contains(&&fold(i)) {
+                            hidden = Some(fold(i));
+                        }
+                    }
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if let Some(name) = hidden {
+        return Err(format!(
+            "the WITH query {name} read inside a subquery expression (supported in a later version)"
+        ));
+    }
     if inlined.is_empty() {
         return Ok(());
     }

@@ -182,10 +182,12 @@ fn parse_body(
         match x {
             Expr::CompoundIdentifier(p) if p.len() >= 2 => {
                 let (t, c) = (fold(&p[p.len() - 2]), fold(&p[p.len() - 1]));
-                if p[p.len() - 2].value == inner || p[p.len() - 2].value.starts_with("__pgt_") {
+                if p[p.len() - 2].value == inner {
                     None
                 } else if t == user_alias {
                     Some(qualified(&inner, &c))
+                } else if p[p.len() - 2].value.starts_with("__pgt_") {
+                    None
                 } else if let Some(i) = outer_alias(&t) {
                     Some(qualified(&outer.from[i].alias, &c))
                 } else {
@@ -301,11 +303,11 @@ fn parse_body(
     ))
 }
 
-/// `x NOT IN (SELECT y FROM t [WHERE c])` with SQL's NULL semantics, as scalar subqueries: true
-/// when the subquery has no rows, or when x is not NULL, no row has a NULL y and none has y = x:
-/// `(SELECT count(*) FROM t WHERE c) = 0 OR (x IS NOT NULL AND (SELECT count(*) FROM t WHERE c
-/// AND y IS NULL) = 0 AND (SELECT count(*) FROM t WHERE c AND y = x) = 0)`. `outer` qualifies
-/// x's bare columns (the one FROM table; `None` in a join, where they must be qualified).
+/// `x NOT IN (SELECT y FROM t [WHERE c])` with SQL's three-valued semantics, as scalar
+/// subqueries over counts: `CASE WHEN count(c) = 0 THEN true WHEN x IS NULL THEN NULL WHEN
+/// count(c AND y = x) > 0 THEN false WHEN count(c AND y IS NULL) > 0 THEN NULL ELSE true END`
+/// (exact in any context, also under NOT or COALESCE). `outer` qualifies x's bare columns (the
+/// one FROM table; `None` in a join, where they must be qualified).
 pub fn rewrite_not_in(e: &Expr, outer: Option<&str>) -> Result<Expr, Unsupported> {
     let failed = std::cell::RefCell::new(None::<Unsupported>);
     let out = super::expr::substitute(e, &|x| {
@@ -342,6 +344,13 @@ fn not_in(x: &Expr, q: &Query, outer: Option<&str>) -> Result<Expr, Unsupported>
     let SetExpr::Select(s) = q.body.as_ref() else {
         return Err(bad("a set operation"));
     };
+    let grouped = match &s.group_by {
+        GroupByExpr::Expressions(e, m) => !e.is_empty() || !m.is_empty(),
+        _ => true,
+    };
+    if grouped || s.having.is_some() || s.distinct.is_some() {
+        return Err(bad("GROUP BY, HAVING or DISTINCT"));
+    }
     let y = match s.projection.as_slice() {
         [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => e,
         _ => return Err(bad("other than one output column")),
@@ -349,8 +358,8 @@ fn not_in(x: &Expr, q: &Query, outer: Option<&str>) -> Result<Expr, Unsupported>
     if !matches!(y, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
         return Err(bad("an output that is not a column"));
     }
-    let from = match s.from.as_slice() {
-        [twj] if twj.joins.is_empty() => twj.relation.to_string(),
+    let table = match s.from.as_slice() {
+        [twj] if twj.joins.is_empty() => super::parse::from_table(&twj.relation)?,
         _ => return Err(bad("other than one table in FROM")),
     };
     let x = super::expr::substitute(x, &|e| match e {
@@ -368,25 +377,36 @@ fn not_in(x: &Expr, q: &Query, outer: Option<&str>) -> Result<Expr, Unsupported>
             "an unqualified column on its left in a join (qualify it)",
         ));
     }
+    // The subquery's table gets a name of its own, so x (qualified with an outer name that may
+    // be the same) stays the outer query's.
+    const INNER: &str = "__pgt_ni";
+    let rename = |e: &Expr| {
+        super::expr::substitute(e, &|v| match v {
+            Expr::CompoundIdentifier(p) if p.len() >= 2 && fold(&p[p.len() - 2]) == table.alias => {
+                Some(qualified(INNER, &fold(&p[p.len() - 1])))
+            }
+            _ => None,
+        })
+    };
+    let y = rename(y);
+    let c = s.selection.as_ref().map(&rename);
     let count = |extra: Option<String>| {
-        let conds: Vec<String> = s
-            .selection
-            .iter()
-            .map(|c| format!("({c})"))
-            .chain(extra)
-            .collect();
+        let conds: Vec<String> = c.iter().map(|c| format!("({c})")).chain(extra).collect();
         let w = if conds.is_empty() {
             String::new()
         } else {
             format!(" WHERE {}", conds.join(" AND "))
         };
-        format!("(SELECT count(*) FROM {from}{w}) = 0")
+        format!("(SELECT count(*) FROM {} AS {INNER}{w})", table.name)
     };
+    // SQL's three-valued NOT IN: true over no rows; NULL for a NULL x; false when a row
+    // matches; NULL when some y is NULL; true otherwise.
     let sql = format!(
-        "({} OR (({x}) IS NOT NULL AND {} AND {}))",
+        "(CASE WHEN {} = 0 THEN true WHEN ({x}) IS NULL THEN NULL \
+               WHEN {} > 0 THEN false WHEN {} > 0 THEN NULL ELSE true END)",
         count(None),
-        count(Some(format!("({y}) IS NULL"))),
         count(Some(format!("{y} = ({x})"))),
+        count(Some(format!("({y}) IS NULL"))),
     );
     sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
         .try_with_sql(&sql)
@@ -548,6 +568,9 @@ fn parse_grouped(
     {
         return Err(grouped_bad("no aggregate"));
     }
+    if keys.is_empty() && having.is_some() {
+        return Err(grouped_bad("HAVING without GROUP BY"));
+    }
     table.alias = outer_alias.clone();
     Ok((
         Scalar {
@@ -621,7 +644,11 @@ pub fn bind_keys(
         let Expr::BinaryOp { left, right, .. } = terms.remove(pos) else {
             unreachable!()
         };
-        sc.keys[k].1 = if is_key_ref(&left) { *right } else { *left };
+        let key = if is_key_ref(&left) { *right } else { *left };
+        if let Some(what) = super::expr::unsupported_construct(&key) {
+            return Err(what);
+        }
+        sc.keys[k].1 = key;
     }
     Ok(())
 }
@@ -791,11 +818,16 @@ impl Scalar {
         let cols: Vec<String> = self.read_columns().iter().map(|c| quote_ident(c)).collect();
         let qual: Vec<String> = cols.iter().map(|c| format!("{i}.{c}")).collect();
         let sep = if cols.is_empty() { "" } else { ", " };
+        // Netted by the row's text (every type has one; json has no equality operator).
         let group = if cols.is_empty() {
             "()".to_string()
         } else {
-            cols.join(", ")
+            format!("ROW({})::text", cols.join(", "))
         };
+        let picked: Vec<String> = cols
+            .iter()
+            .map(|c| format!("(array_agg({c}))[1] AS {c}"))
+            .collect();
         let out: Vec<String> = cols.iter().map(|c| format!("__pgt_r.{c}")).collect();
         format!(
             "SELECT {out} FROM (SELECT {cl}{sep}sum(__pgt_w) AS __pgt_n FROM (\
@@ -804,7 +836,7 @@ impl Scalar {
              GROUP BY {group} HAVING sum(__pgt_w) > 0) AS __pgt_r \
              CROSS JOIN LATERAL pg_catalog.generate_series(1, __pgt_r.__pgt_n)",
             out = out.join(", "),
-            cl = cols.join(", "),
+            cl = picked.join(", "),
             q = qual.join(", "),
             t = src.quoted,
             w = self.conds(&self.in_affected()),
@@ -891,8 +923,9 @@ impl Scalar {
         let (_, i) = self.q();
         let outs: Vec<String> = self.outputs.iter().map(|(n, _)| quote_ident(n)).collect();
         let side = |s: &str| -> Vec<String> { outs.iter().map(|n| format!("{s}.{n}")).collect() };
+        // As text: every type has one (json has no equality), and a numeric's scale counts.
         let differ = format!(
-            "ROW({}) IS DISTINCT FROM ROW({})",
+            "ROW({})::text IS DISTINCT FROM ROW({})::text",
             side("__pgt_o").join(", "),
             side("__pgt_n").join(", ")
         );
@@ -1196,5 +1229,13 @@ mod grouped_tests {
             .contains("list the columns"));
         assert!(err("SELECT p.name FROM part p JOIN (SELECT part_id, sum(qty) AS s FROM line GROUP BY part_id + 1) t ON t.part_id = p.id")
             .contains("GROUP BY other than columns"));
+        assert!(err(
+            "SELECT p.name FROM part p, (SELECT sum(qty) AS s FROM line HAVING sum(qty) > 3) t"
+        )
+        .contains("HAVING without GROUP BY"));
+        assert!(err("SELECT p.name FROM part p, (SELECT part_id, sum(qty) AS s FROM line GROUP BY part_id) t WHERE t.part_id = extract(day FROM now())")
+            .contains("now()"));
+        assert!(err("SELECT p.id FROM part p WHERE p.id NOT IN (SELECT part_id FROM line GROUP BY part_id HAVING count(*) > 2)")
+            .contains("GROUP BY, HAVING"));
     }
 }
