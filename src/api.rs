@@ -81,6 +81,9 @@ fn create(
     initialize: bool,
 ) {
     let display = format!("{schema}.{name}");
+    if crate::guc::CDC_MODE.get() == crate::guc::CdcMode::Wal {
+        raise(PgtError::WalCaptureNotBuilt);
+    }
     if !catalog::schema_exists(schema) {
         raise(PgtError::SchemaNotFound(schema.to_string()));
     }

@@ -20,11 +20,34 @@ pub static MAX_CONCURRENT_REFRESHES: GucSetting<i32> = GucSetting::<i32>::new(1)
 /// `pg_trickle.history_retention`: refresh history rows kept per stream table.
 pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 
+/// `pg_trickle.cdc_mode`: how new stream tables capture their sources' changes.
+#[derive(pgrx::PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CdcMode {
+    /// Row-level triggers writing the change buffers.
+    #[name = c"trigger"]
+    Trigger,
+    /// Logical decoding (not available yet: creating a stream table fails, saying so).
+    #[name = c"wal"]
+    Wal,
+    /// WAL where possible, triggers otherwise; until WAL capture is available, triggers.
+    #[name = c"auto"]
+    Auto,
+}
+pub static CDC_MODE: GucSetting<CdcMode> = GucSetting::<CdcMode>::new(CdcMode::Auto);
+
 /// `pg_trickle.immediate_refresh`: set (transaction-locally) by the IMMEDIATE statement trigger
 /// around its call of refresh_stream_table, so the refresh is recorded as IMMEDIATE. Internal.
 pub static IMMEDIATE_REFRESH: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 pub fn register() {
+    GucRegistry::define_enum_guc(
+        c"pg_trickle.cdc_mode",
+        c"How stream tables capture their sources' changes: trigger, wal or auto.",
+        c"auto (default): WAL-based capture where possible, triggers otherwise; WAL-based capture is not available in this version, so auto uses triggers. wal: creating a stream table fails with feature_not_supported.",
+        &CDC_MODE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"pg_trickle.immediate_refresh",
         c"Internal: set by the IMMEDIATE refresh trigger.",

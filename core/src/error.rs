@@ -98,6 +98,10 @@ pub enum PgtError {
     HasDependents { name: String, dependents: String },
     #[error("the stream table dependency graph would contain a cycle: {0}")]
     Cycle(String),
+    #[error(
+        "pg_trickle.cdc_mode = 'wal': WAL-based change capture is not available in this version"
+    )]
+    WalCaptureNotBuilt,
 }
 
 impl PgtError {
@@ -121,6 +125,7 @@ impl PgtError {
             }
             HasDependents { .. } => SqlState::DependentObjectsStillExist,
             Cycle(_) => SqlState::InvalidObjectDefinition,
+            WalCaptureNotBuilt => SqlState::FeatureNotSupported,
         }
     }
 
@@ -161,6 +166,11 @@ impl PgtError {
                 Some("Cast the expression to a concrete type, or expand the record.".into())
             }
             HasDependents { .. } => Some("Drop the dependent stream tables first.".into()),
+            WalCaptureNotBuilt => Some(
+                "Set pg_trickle.cdc_mode to 'trigger' or 'auto' ('auto' captures with triggers \
+                 until WAL capture is available)."
+                    .into(),
+            ),
             _ => None,
         }
     }

@@ -166,3 +166,31 @@ fn bad_alter_and_replace_change_nothing() {
     db.exec("SELECT pgtrickle.drop_stream_table('s2'); SELECT pgtrickle.drop_stream_table('s')");
     db.assert_no_leftovers(&["s", "s2"]);
 }
+
+/// `pg_trickle.cdc_mode`: a real setting (the guide's `ALTER SYSTEM SET pg_trickle.cdc_mode =
+/// 'auto'` names it); 'wal' is refused at create (WAL capture is not built) and leaves nothing;
+/// 'trigger' and 'auto' capture with triggers; a bad value is refused by PostgreSQL.
+#[test]
+fn cdc_mode_is_a_real_setting() {
+    let mut db = db("bad_cdc_mode");
+    assert_eq!(db.value::<String>("SHOW pg_trickle.cdc_mode"), "auto");
+    assert_eq!(
+        db.error_code("SET pg_trickle.cdc_mode = 'sometimes'"),
+        "22023"
+    );
+    db.exec("SET pg_trickle.cdc_mode = 'wal'");
+    assert_eq!(
+        db.error_code("SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM t')"),
+        "0A000"
+    );
+    db.assert_no_leftovers(&["s"]);
+    for mode in ["trigger", "auto"] {
+        db.exec(&format!("SET pg_trickle.cdc_mode = '{mode}'"));
+        db.exec("SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM t')");
+        let triggers: i64 = db.value(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 't'::regclass AND NOT tgisinternal",
+        );
+        assert!(triggers > 0, "{mode}: capture by triggers");
+        db.exec("SELECT pgtrickle.drop_stream_table('s')");
+    }
+}
