@@ -54,9 +54,19 @@ start() {
 
 stop() { if running; then log "stopping the dev cluster"; pgctl -m fast -w stop >/dev/null; fi; }
 
+install_decoder() {
+  # The logical decoding output plugin (output_plugin/): a library of its own, loaded by name.
+  ( cd "$PGT_ROOT" && cargo build --quiet --lib --package pg_trickle_decoder --release )
+  local built="${CARGO_TARGET_DIR:-$PGT_ROOT/target}/release/libpg_trickle_decoder.so"
+  local lib; lib="$("$PG_CONFIG" --pkglibdir)/pg_trickle_decoder.so"
+  # install(1) replaces the file (new inode), so processes that loaded the old one keep it.
+  cmp -s "$built" "$lib" 2>/dev/null || install -m 755 "$built" "$lib"
+}
+
 install_ext() {
   local lib; lib="$("$PG_CONFIG" --pkglibdir)/pg_trickle.so"
-  log "building the extension (release)"
+  log "building the extension and its output plugin (release)"
+  install_decoder
   ( cd "$PGT_ROOT" && cargo build --quiet --lib --package pg_trickle --release --features pg18 --no-default-features )
   local built="${CARGO_TARGET_DIR:-$PGT_ROOT/target}/release/libpg_trickle.so"
   if [ -f "$lib" ] && cmp -s "$built" "$lib" \

@@ -15,6 +15,7 @@ unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 echo "== lint"
 cargo fmt --all -- --check
 cargo clippy --quiet -p pg_trickle_core -p pg_trickle_tests --all-targets -- -D warnings
+cargo clippy --quiet -p pg_trickle_decoder --lib -- -D warnings
 cargo clippy --quiet -p pg_trickle --features "pg18 pg_test" --no-default-features --all-targets -- -D warnings
 
 echo "== tier 1: core"

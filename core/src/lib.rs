@@ -6,6 +6,7 @@
 //! - [`dag`]: the stream-table dependency graph (cycles refused, topological order).
 //! - [`tick`]: what the scheduler refreshes on each tick; retry and auto-backoff rules.
 //! - [`ivm`]: the differential engine: operators, their delta rules, and the SQL they render.
+//! - [`wal_format`]: the output plugin's binary change records, decoded.
 //! - [`render`]: the SQL pg_trickle generates for storage, capture and applying results.
 //! - [`error`]: typed errors, each with its SQLSTATE.
 
@@ -18,5 +19,6 @@ pub mod mode;
 pub mod render;
 pub mod schedule;
 pub mod tick;
+pub mod wal_format;
 
 pub use error::{PgtError, Result, SqlState};
