@@ -7,9 +7,11 @@
 //! - [`tick`]: what the scheduler refreshes on each tick; retry and auto-backoff rules.
 //! - [`ivm`]: the differential engine: operators, their delta rules, and the SQL they render.
 //! - [`wal_format`]: the output plugin's binary change records, decoded.
+//! - [`compact`]: one transaction's changes to a table collapsed into net changes.
 //! - [`render`]: the SQL pg_trickle generates for storage, capture and applying results.
 //! - [`error`]: typed errors, each with its SQLSTATE.
 
+pub mod compact;
 pub mod cron;
 pub mod dag;
 pub mod error;
