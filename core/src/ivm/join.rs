@@ -72,6 +72,34 @@ fn render_from(factors: &[String], aliases: &[String], joins: &[Join]) -> String
     out
 }
 
+/// The ON condition of step `k` of a left-deep join, split between the tables before it (side
+/// 0) and table `k + 1` (side 1).
+fn step_condition(
+    c: &sqlparser::ast::Expr,
+    tables: &[(String, SourceTable)],
+    k: usize,
+) -> Result<outer::Condition, Unsupported> {
+    let p_aliases: Vec<&str> = tables[..=k].iter().map(|(al, _)| al.as_str()).collect();
+    let p_columns: Vec<String> = tables[..=k]
+        .iter()
+        .flat_map(|(_, s)| s.columns.iter().map(|(_, c)| c.clone()))
+        .collect();
+    let (alias, src) = &tables[k + 1];
+    let n_columns: Vec<String> = src.columns.iter().map(|(_, c)| c.clone()).collect();
+    outer::analyze_sides(c, [&p_aliases, &[alias.as_str()]], [&p_columns, &n_columns])
+}
+
+/// Side 0: the join so far (its rows now and its delta); side 1: the table joined.
+fn step_sides(full: &str, variants: &[Variant], alias: &str, src: &SourceTable) -> [Side; 2] {
+    [
+        Side {
+            new_from: full.to_string(),
+            delta: variants.to_vec(),
+        },
+        Side::table(alias, src),
+    ]
+}
+
 /// The variants of `from` (the FROM tables in one state, weighted by `weight`) joined with every
 /// scalar subquery's factor in its state: one variant per combination of their parts.
 fn with_scalars(
@@ -285,19 +313,8 @@ impl Input {
                     }
                     _ => None,
                 });
-                let flat: Vec<String> = p_columns.concat();
-                let condition = outer::analyze_sides(
-                    &qualified,
-                    [&p_aliases, &[alias.as_str()]],
-                    [&flat, &n_columns],
-                )?;
-                let sides = [
-                    Side {
-                        new_from: full.clone(),
-                        delta: variants.clone(),
-                    },
-                    Side::table(alias, src),
-                ];
+                let condition = step_condition(&qualified, &tables, k)?;
+                let sides = step_sides(&full, &variants, alias, src);
                 variants =
                     outer::existence_of(0, &condition, &sides[0], &sides[1], alias, *keep, "");
                 let not = match keep {
@@ -338,25 +355,8 @@ impl Input {
                 cond: None,
             });
             if let Some((kind, c)) = outer_join {
-                let p_aliases: Vec<&str> = tables[..=k].iter().map(|(al, _)| al.as_str()).collect();
-                let p_columns: Vec<String> = tables[..=k]
-                    .iter()
-                    .flat_map(|(_, s)| s.columns.iter().map(|(_, c)| c.clone()))
-                    .collect();
-                let n_columns: Vec<String> = src.columns.iter().map(|(_, c)| c.clone()).collect();
-                let condition = outer::analyze_sides(
-                    c,
-                    [&p_aliases, &[alias.as_str()]],
-                    [&p_columns, &n_columns],
-                )?;
-                // Side 0: the join so far; side 1: the table joined.
-                let sides = [
-                    Side {
-                        new_from: full.clone(),
-                        delta: variants.clone(),
-                    },
-                    Side::table(alias, src),
-                ];
+                let condition = step_condition(c, &tables, k)?;
+                let sides = step_sides(&full, &variants, alias, src);
                 // The NULLs standing in for the other side's columns.
                 let nulls = [
                     format!("LEFT JOIN {} AS {qa} ON false", src.quoted),

@@ -931,24 +931,7 @@ fn semi_join(
     let bad = |what: &str| -> Unsupported {
         format!("an EXISTS/IN subquery with {what} (supported in a later version)")
     };
-    if sub.with.is_some() || sub.limit_clause.is_some() || sub.fetch.is_some() {
-        return Err(bad("WITH or LIMIT"));
-    }
-    let SetExpr::Select(s) = sub.body.as_ref() else {
-        return Err(bad("a set operation"));
-    };
-    let grouped = match &s.group_by {
-        GroupByExpr::Expressions(e, m) => !e.is_empty() || !m.is_empty(),
-        _ => true,
-    };
-    if grouped || s.having.is_some() || s.distinct.is_some() {
-        return Err(bad("GROUP BY, HAVING or DISTINCT"));
-    }
-    let twj = match s.from.as_slice() {
-        [twj] if twj.joins.is_empty() => twj,
-        _ => return Err(bad("other than one table in FROM")),
-    };
-    let table = from_table(&twj.relation)?;
+    let (s, table) = one_table_body(sub, &bad)?;
     let mut conds: Vec<Expr> = s.selection.iter().cloned().collect();
     if let Some(lhs) = lhs {
         let outputs: Vec<&Expr> = s
@@ -1016,6 +999,32 @@ fn semi_join(
         return Err(bad("an aggregate"));
     }
     Ok((table, keep, cond))
+}
+
+/// The body of a subquery that reads one table without grouping, `SELECT ... FROM t [WHERE
+/// ...]`: its SELECT and its table. WITH, LIMIT, a set operation, GROUP BY, HAVING, DISTINCT and
+/// more than one FROM item are refused through `bad`, which names the construct.
+pub(super) fn one_table_body<'a>(
+    q: &'a sqlparser::ast::Query,
+    bad: &dyn Fn(&str) -> Unsupported,
+) -> Result<(&'a sqlparser::ast::Select, FromTable), Unsupported> {
+    if q.with.is_some() || q.limit_clause.is_some() || q.fetch.is_some() {
+        return Err(bad("WITH or LIMIT"));
+    }
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return Err(bad("a set operation"));
+    };
+    let grouped = match &s.group_by {
+        GroupByExpr::Expressions(e, m) => !e.is_empty() || !m.is_empty(),
+        _ => true,
+    };
+    if grouped || s.having.is_some() || s.distinct.is_some() {
+        return Err(bad("GROUP BY, HAVING or DISTINCT"));
+    }
+    match s.from.as_slice() {
+        [twj] if twj.joins.is_empty() => Ok((s, from_table(&twj.relation)?)),
+        _ => Err(bad("other than one table in FROM")),
+    }
 }
 
 /// `GROUP BY 1` and `GROUP BY output_name` refer to select-list items (an input column of that

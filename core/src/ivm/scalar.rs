@@ -148,24 +148,10 @@ fn parse_body(
     outer: &Outer,
     inner_columns: Option<&[String]>,
 ) -> Result<(Scalar, FromTable), Unsupported> {
-    if q.with.is_some() || q.limit_clause.is_some() || q.fetch.is_some() || q.order_by.is_some() {
-        return Err(bad("WITH, ORDER BY or LIMIT"));
+    if q.order_by.is_some() {
+        return Err(bad("ORDER BY"));
     }
-    let SetExpr::Select(s) = q.body.as_ref() else {
-        return Err(bad("a set operation"));
-    };
-    let grouped = match &s.group_by {
-        GroupByExpr::Expressions(e, m) => !e.is_empty() || !m.is_empty(),
-        _ => true,
-    };
-    if grouped || s.having.is_some() || s.distinct.is_some() {
-        return Err(bad("GROUP BY, HAVING or DISTINCT"));
-    }
-    let twj = match s.from.as_slice() {
-        [twj] if twj.joins.is_empty() => twj,
-        _ => return Err(bad("other than one table in FROM")),
-    };
-    let mut table = super::parse::from_table(&twj.relation)?;
+    let (s, mut table) = super::parse::one_table_body(q, &bad)?;
     let value = match s.projection.as_slice() {
         [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => e,
         _ => return Err(bad("other than one output column")),
@@ -338,19 +324,7 @@ fn not_in(x: &Expr, q: &Query, outer: Option<&str>) -> Result<Expr, Unsupported>
     if matches!(x, Expr::Tuple(_)) {
         return Err(bad("several columns"));
     }
-    if q.with.is_some() || q.limit_clause.is_some() || q.fetch.is_some() {
-        return Err(bad("WITH or LIMIT"));
-    }
-    let SetExpr::Select(s) = q.body.as_ref() else {
-        return Err(bad("a set operation"));
-    };
-    let grouped = match &s.group_by {
-        GroupByExpr::Expressions(e, m) => !e.is_empty() || !m.is_empty(),
-        _ => true,
-    };
-    if grouped || s.having.is_some() || s.distinct.is_some() {
-        return Err(bad("GROUP BY, HAVING or DISTINCT"));
-    }
+    let (s, table) = super::parse::one_table_body(q, &bad)?;
     let y = match s.projection.as_slice() {
         [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => e,
         _ => return Err(bad("other than one output column")),
@@ -358,10 +332,6 @@ fn not_in(x: &Expr, q: &Query, outer: Option<&str>) -> Result<Expr, Unsupported>
     if !matches!(y, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
         return Err(bad("an output that is not a column"));
     }
-    let table = match s.from.as_slice() {
-        [twj] if twj.joins.is_empty() => super::parse::from_table(&twj.relation)?,
-        _ => return Err(bad("other than one table in FROM")),
-    };
     let x = super::expr::substitute(x, &|e| match e {
         Expr::Identifier(i) => outer.map(|a| qualified(a, &fold(i))),
         _ => None,
