@@ -8,6 +8,7 @@
 //! - [`ivm`]: the differential engine: operators, their delta rules, and the SQL they render.
 //! - [`wal_format`]: the output plugin's binary change records, decoded.
 //! - [`compact`]: one transaction's changes to a table collapsed into net changes.
+//! - [`wal_batch`]: decoded messages assembled into committed transactions' net changes.
 //! - [`render`]: the SQL pg_trickle generates for storage, capture and applying results.
 //! - [`error`]: typed errors, each with its SQLSTATE.
 
@@ -21,6 +22,7 @@ pub mod mode;
 pub mod render;
 pub mod schedule;
 pub mod tick;
+pub mod wal_batch;
 pub mod wal_format;
 
 pub use error::{PgtError, Result, SqlState};

@@ -6,7 +6,7 @@
 pub const VERSION: u8 = 1;
 
 /// One column of a row image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Value {
     Null,
     /// An unchanged TOASTed value the WAL does not carry.
