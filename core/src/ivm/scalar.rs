@@ -541,6 +541,28 @@ fn parse_grouped(
     if keys.is_empty() && having.is_some() {
         return Err(grouped_bad("HAVING without GROUP BY"));
     }
+    // An output outside any aggregate may read only GROUP BY columns (PostgreSQL would also
+    // accept columns the primary key determines; the old-row recomputation has no key to
+    // determine them by).
+    for (name, e) in &outputs {
+        if super::expr::contains_aggregate(e) {
+            continue;
+        }
+        let stray = sqlparser::ast::visit_expressions(e, |x| match x {
+            Expr::CompoundIdentifier(p)
+                if p.len() == 2 && !keys.iter().any(|(k, _)| *k == p[1].value) =>
+            {
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        })
+        .is_break();
+        if stray {
+            return Err(grouped_bad(&format!(
+                "output {name} reading a column that is neither grouped nor aggregated"
+            )));
+        }
+    }
     table.alias = outer_alias.clone();
     Ok((
         Scalar {
@@ -1203,6 +1225,8 @@ mod grouped_tests {
             "SELECT p.name FROM part p, (SELECT sum(qty) AS s FROM line HAVING sum(qty) > 3) t"
         )
         .contains("HAVING without GROUP BY"));
+        assert!(err("SELECT p.name, t.q FROM part p JOIN (SELECT id, qty AS q, count(*) AS n FROM line GROUP BY id) t ON t.id = p.id")
+            .contains("neither grouped nor aggregated"));
         assert!(err("SELECT p.name FROM part p, (SELECT part_id, sum(qty) AS s FROM line GROUP BY part_id) t WHERE t.part_id = extract(day FROM now())")
             .contains("now()"));
         assert!(err("SELECT p.id FROM part p WHERE p.id NOT IN (SELECT part_id FROM line GROUP BY part_id HAVING count(*) > 2)")
