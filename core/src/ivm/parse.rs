@@ -833,6 +833,16 @@ fn parse_select(
         }
     }
     if let Some(h) = &select.having {
+        let subquery = sqlparser::ast::visit_expressions(h, |x| match x {
+            Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+                std::ops::ControlFlow::Break(())
+            }
+            _ => std::ops::ControlFlow::Continue(()),
+        })
+        .is_break();
+        if subquery {
+            return Err("a subquery in HAVING (supported in a later version)".into());
+        }
         check_expr(h)?;
     }
     let aggregates =
