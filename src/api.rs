@@ -403,7 +403,20 @@ fn index_advice(query: &str) -> Vec<String> {
     let Ok(from) = pg_trickle_core::ivm::parse::from_tables(query) else {
         return Vec::new();
     };
-    let lookups = pg_trickle_core::ivm::parse::lookup_columns(query);
+    // Each FROM table's columns, so bare names in subqueries resolve as PostgreSQL resolves them.
+    let columns: Vec<Vec<String>> = from
+        .iter()
+        .map(|t| {
+            spi::rows(
+                "SELECT attname::text FROM pg_catalog.pg_attribute \
+                  WHERE attrelid = pg_catalog.to_regclass($1) AND attnum > 0 AND NOT attisdropped \
+                  ORDER BY attnum",
+                &[t.name.clone().into()],
+                |r| r.get::<String>(1).ok().flatten().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let lookups = pg_trickle_core::ivm::parse::lookup_columns(query, &columns);
     if lookups.is_empty() {
         return Vec::new();
     }

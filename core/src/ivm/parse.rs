@@ -165,8 +165,10 @@ pub(super) fn from_table(f: &TableFactor) -> Result<FromTable, Unsupported> {
 /// The columns a differential refresh looks rows up by: for every equality of a join, outer
 /// join or EXISTS/IN condition whose side is a bare column, (index of its table in FROM order,
 /// column name). An index whose first column is one of these keeps the delta O(changes).
-pub fn lookup_columns(sql: &str) -> Vec<(usize, String)> {
-    let Ok(spec) = parse(sql, &[]) else {
+/// `source_columns` are the FROM tables' columns (as for [`parse`]; empty when unknown, in which
+/// case bare names inside a scalar subquery are taken as its own table's).
+pub fn lookup_columns(sql: &str, source_columns: &[Vec<String>]) -> Vec<(usize, String)> {
+    let Ok(spec) = parse(sql, source_columns) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -1114,18 +1116,37 @@ mod tests {
     #[test]
     fn lookup_columns_are_the_join_keys() {
         assert_eq!(
-            lookup_columns("SELECT * FROM fact f JOIN dim d ON d.id = f.dim_id AND d.x > 1"),
+            lookup_columns(
+                "SELECT * FROM fact f JOIN dim d ON d.id = f.dim_id AND d.x > 1",
+                &[]
+            ),
             vec![(1, "id".to_string()), (0, "dim_id".to_string())]
         );
         assert_eq!(
-            lookup_columns("SELECT id FROM items i WHERE grp IN (SELECT code FROM cat)"),
+            lookup_columns(
+                "SELECT id FROM items i WHERE grp IN (SELECT code FROM cat)",
+                &[]
+            ),
             vec![(1, "code".to_string()), (0, "grp".to_string())]
         );
         assert_eq!(
             lookup_columns(
-                "SELECT a FROM t UNION ALL SELECT x.a FROM t x LEFT JOIN u ON u.k = x.a"
+                "SELECT a FROM t UNION ALL SELECT x.a FROM t x LEFT JOIN u ON u.k = x.a",
+                &[]
             ),
             vec![(2, "k".to_string()), (1, "a".to_string())]
+        );
+        // A scalar subquery's bare correlation resolves with the tables' columns.
+        let cols = vec![
+            vec!["id".to_string(), "name".to_string()],
+            vec!["part_id".to_string(), "qty".to_string()],
+        ];
+        assert_eq!(
+            lookup_columns(
+                "SELECT p.name FROM part p WHERE 1 < (SELECT count(*) FROM line WHERE part_id = id)",
+                &cols
+            ),
+            vec![(1, "part_id".to_string())]
         );
     }
 
