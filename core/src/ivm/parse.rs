@@ -392,8 +392,19 @@ fn parse_union(body: &SetExpr, source_columns: &[Vec<String>]) -> Result<QuerySp
     if !source_columns.is_empty() && branches.iter().any(|b| b.items.len() != width) {
         return Err("UNION branches with different numbers of columns".into());
     }
-    Ok(QuerySpec {
-        distinct: distinct.unwrap_or(true),
+    Ok(set_spec(branches, width, distinct.unwrap_or(true), None))
+}
+
+/// The query over set-operation branches: the union's columns `__pgt_u.__pgt_u<i>` and every
+/// branch's tables.
+fn set_spec(
+    branches: Vec<QuerySpec>,
+    width: usize,
+    distinct: bool,
+    set_all: Option<super::setop::SetAll>,
+) -> QuerySpec {
+    QuerySpec {
+        distinct,
         items: (1..=width)
             .map(|i| qualified(UNION_ALIAS, &format!("{UNION_ALIAS}{i}")))
             .collect(),
@@ -405,8 +416,8 @@ fn parse_union(body: &SetExpr, source_columns: &[Vec<String>]) -> Result<QuerySp
         aggregates: false,
         branches,
         scalars: Vec::new(),
-        set_all: None,
-    })
+        set_all,
+    }
 }
 
 /// `a INTERSECT b` / `a EXCEPT b` (without ALL): the union of both branches, each row tagged
@@ -463,25 +474,12 @@ fn parse_intersect_except(
         if !source_columns.is_empty() && branches[1].items.len() != width {
             return Err("INTERSECT/EXCEPT branches with different numbers of columns".into());
         }
-        return Ok(QuerySpec {
-            distinct: false,
-            items: (1..=width)
-                .map(|i| qualified(UNION_ALIAS, &format!("{UNION_ALIAS}{i}")))
-                .collect(),
-            from: branches.iter().flat_map(|b| b.from.clone()).collect(),
-            joins: Vec::new(),
-            filter: None,
-            group_by: Vec::new(),
-            having: None,
-            aggregates: false,
-            branches,
-            scalars: Vec::new(),
-            set_all: Some(if intersect {
-                super::setop::SetAll::Intersect
-            } else {
-                super::setop::SetAll::Except
-            }),
-        });
+        let op = if intersect {
+            super::setop::SetAll::Intersect
+        } else {
+            super::setop::SetAll::Except
+        };
+        return Ok(set_spec(branches, width, false, Some(op)));
     }
     let width = branches[0].items.len() - 1;
     let col = |i: usize| qualified(UNION_ALIAS, &format!("{UNION_ALIAS}{i}"));
