@@ -81,9 +81,6 @@ fn create(
     initialize: bool,
 ) {
     let display = format!("{schema}.{name}");
-    if crate::guc::CDC_MODE.get() == crate::guc::CdcMode::Wal {
-        raise(PgtError::WalCaptureNotBuilt);
-    }
     if !catalog::schema_exists(schema) {
         raise(PgtError::SchemaNotFound(schema.to_string()));
     }
@@ -95,6 +92,21 @@ fn create(
         });
     }
     let def = define(query);
+    if crate::guc::CDC_MODE.get() == crate::guc::CdcMode::Wal {
+        for source in def.sources.iter().filter(|s| s.kind == SourceKind::Table) {
+            let reason = if mode == RefreshMode::Immediate {
+                Some("IMMEDIATE stream tables capture with triggers".to_string())
+            } else {
+                crate::cdc::wal_unavailable(source.relid)
+            };
+            if let Some(reason) = reason {
+                raise(PgtError::WalCaptureUnavailable {
+                    table: source.display.clone(),
+                    reason,
+                });
+            }
+        }
+    }
     let built = plan::build(
         schema,
         name,
@@ -139,6 +151,10 @@ fn create(
     }
     capture::sync_immediate_triggers();
     crate::scheduler::ensure_scheduler();
+    if crate::cdc::consumer_needed() {
+        // SAFETY: reading the backend's own database OID.
+        crate::cdc::ensure_consumer(unsafe { pg_sys::MyDatabaseId });
+    }
 }
 
 /// Creates a stream table: its storage table, change capture on every table the query reads,
@@ -323,7 +339,13 @@ fn refresh_stream_table(name: Option<&str>) {
     } else {
         Initiator::Manual
     };
-    refresh::refresh(catalog::resolve_relid(required(name, "name")), initiator);
+    // Before anything here writes: whether the caller's transaction wrote before this call.
+    let clean = refresh::entered_clean();
+    refresh::refresh_manual(
+        catalog::resolve_relid(required(name, "name")),
+        initiator,
+        clean,
+    );
 }
 
 /// Drops a stream table: its storage, its catalog records, and the change capture (buffers,

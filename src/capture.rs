@@ -57,7 +57,7 @@ pub fn record_storage_dependencies(storage: Oid, sources: &[Source]) {
     }
 }
 
-fn source_columns(relid: Oid) -> Vec<SourceColumn> {
+pub fn source_columns(relid: Oid) -> Vec<SourceColumn> {
     let raw = spi::rows(
         "SELECT attnum, attname::text, atttypid, atttypmod FROM pg_catalog.pg_attribute \
           WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
@@ -167,6 +167,11 @@ pub fn drop_unused_captures() {
         },
     );
     for (relid, exists) in unused {
+        if exists {
+            if let Some(quoted) = catalog::relation_quoted(relid) {
+                crate::cdc::restore_replica_identity(relid, &quoted);
+            }
+        }
         // Forget the source first: the DROPs below fire the sql_drop event trigger, which
         // comes back here and must find nothing left to do.
         spi::exec(
@@ -230,6 +235,7 @@ pub fn trim_buffer(source: Oid) {
 /// STATEMENT, which refreshes it in the writer's transaction once the statement's changes are
 /// captured (row triggers fire before statement triggers). Stale ones are dropped.
 pub fn sync_immediate_triggers() {
+    crate::cdc::hand_back_immediate_sources();
     let expected: Vec<(Oid, i64, Oid)> = spi::rows(
         "SELECT d.source_relid, st.pgt_id, st.pgt_relid FROM pgtrickle.pgt_dependencies d \
            JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) \

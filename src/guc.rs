@@ -26,14 +26,18 @@ pub enum CdcMode {
     /// Row-level triggers writing the change buffers.
     #[name = c"trigger"]
     Trigger,
-    /// Logical decoding (not available yet: creating a stream table fails, saying so).
+    /// Logical decoding for every base-table source (creating a stream table whose source cannot
+    /// be captured from the WAL fails, saying why).
     #[name = c"wal"]
     Wal,
-    /// WAL where possible, triggers otherwise; until WAL capture is available, triggers.
+    /// WAL where possible (wal_level = logical, a primary key), triggers otherwise.
     #[name = c"auto"]
     Auto,
 }
 pub static CDC_MODE: GucSetting<CdcMode> = GucSetting::<CdcMode>::new(CdcMode::Auto);
+
+/// `pg_trickle.wal_consumer_interval_ms`: how often the WAL consumer reads the slot.
+pub static WAL_CONSUMER_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(100);
 
 /// `pg_trickle.immediate_refresh`: set (transaction-locally) by the IMMEDIATE statement trigger
 /// around its call of refresh_stream_table, so the refresh is recorded as IMMEDIATE. Internal.
@@ -43,10 +47,20 @@ pub fn register() {
     GucRegistry::define_enum_guc(
         c"pg_trickle.cdc_mode",
         c"How stream tables capture their sources' changes: trigger, wal or auto.",
-        c"auto (default): WAL-based capture where possible, triggers otherwise; WAL-based capture is not available in this version, so auto uses triggers. wal: creating a stream table fails with feature_not_supported.",
+        c"auto (default): every source starts on triggers and moves to WAL-based capture once wal_level = logical, it has a primary key and its stream tables are populated. wal: the same, and creating a stream table whose base tables cannot be captured from the WAL fails. trigger: triggers only (WAL sources move back).",
         &CDC_MODE,
         GucContext::Suset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_trickle.wal_consumer_interval_ms",
+        c"How often the WAL consumer reads the replication slot, in milliseconds.",
+        c"Refreshes consume the slot themselves before they read a change buffer, so this bounds the consumer's lag, not staleness.",
+        &WAL_CONSUMER_INTERVAL_MS,
+        1,
+        60_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
     );
     GucRegistry::define_bool_guc(
         c"pg_trickle.immediate_refresh",

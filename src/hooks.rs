@@ -1,7 +1,8 @@
-//! A ProcessUtility hook so that `DROP DATABASE` is not blocked by the database's scheduler: the
-//! scheduler is asked to exit (SIGTERM) before PostgreSQL checks for other sessions, which it
+//! A ProcessUtility hook so that `DROP DATABASE` is not blocked by the database's scheduler and
+//! WAL consumer: they are asked to exit (SIGTERM) before PostgreSQL checks for other sessions, which it
 //! waits up to five seconds to end.
 
+use crate::cdc::WAL_CONSUMER_TYPE;
 use crate::scheduler::SCHEDULER_TYPE;
 use crate::spi;
 use pgrx::pg_sys;
@@ -33,17 +34,34 @@ pub fn install() {
     }
 }
 
-/// Asks the scheduler of database `name` to exit.
-fn stop_scheduler_of(name: &str) {
-    let pids = spi::rows(
-        "SELECT pid FROM pg_catalog.pg_stat_activity WHERE backend_type = $1 AND datname = $2",
-        &[SCHEDULER_TYPE.into(), name.to_string().into()],
-        |r| r.get::<i32>(1).ok().flatten().unwrap_or(0),
-    );
-    for pid in pids.into_iter().filter(|p| *p > 0) {
+/// Asks the scheduler and the WAL consumer of database `name` to exit, and waits (up to five
+/// seconds) for both (either may be reading the slot): PostgreSQL refuses to drop a database
+/// while a backend is using one of its replication slots, and drops its idle slots itself.
+fn stop_workers_of(name: &str) {
+    let pids = |types: &[&str]| {
+        spi::exec("SELECT pg_catalog.pg_stat_clear_snapshot()", &[]);
+        spi::rows(
+            "SELECT pid FROM pg_catalog.pg_stat_activity WHERE backend_type = ANY($1) AND datname = $2",
+            &[
+                types.iter().map(|t| t.to_string()).collect::<Vec<_>>().into(),
+                name.to_string().into(),
+            ],
+            |r| r.get::<i32>(1).ok().flatten().unwrap_or(0),
+        )
+    };
+    for pid in pids(&[SCHEDULER_TYPE, WAL_CONSUMER_TYPE])
+        .into_iter()
+        .filter(|p| *p > 0)
+    {
         // SAFETY: signalling a PostgreSQL background worker of this server (same OS user); a
         // SIGTERM makes it leave its loop and exit.
         unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    for _ in 0..500 {
+        if pids(&[SCHEDULER_TYPE, WAL_CONSUMER_TYPE]).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 
@@ -68,7 +86,7 @@ unsafe extern "C-unwind" fn process_utility(
                 let name = std::ffi::CStr::from_ptr((*drop).dbname)
                     .to_string_lossy()
                     .into_owned();
-                stop_scheduler_of(&name);
+                stop_workers_of(&name);
             }
         }
         let next = PREV_PROCESS_UTILITY.unwrap_or(standard_process_utility);

@@ -7,6 +7,7 @@ mod analyze;
 mod api;
 mod capture;
 mod catalog;
+mod cdc;
 mod error;
 mod guc;
 mod hooks;
@@ -14,6 +15,7 @@ mod plan;
 mod refresh;
 mod scheduler;
 mod spi;
+mod wal;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -35,6 +37,13 @@ extension_sql_file!(
     "../sql/pg_trickle--0.1.0--0.2.0.sql",
     name = "v0_2_0",
     requires = ["bootstrap"]
+);
+
+// 0.2.0 -> 0.3.0 (WAL capture), likewise part of a fresh install.
+extension_sql_file!(
+    "../sql/pg_trickle--0.2.0--0.3.0.sql",
+    name = "v0_3_0",
+    requires = ["v0_2_0"]
 );
 
 /// Schema `pgtrickle` holds the SQL API and the catalog. It is created by the bootstrap script

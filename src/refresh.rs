@@ -14,6 +14,7 @@ use crate::capture;
 use crate::catalog::{self, StreamTable};
 use crate::error::SpiOk;
 use crate::spi;
+use crate::wal;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
 
@@ -50,10 +51,11 @@ struct Applied {
 
 /// Runs a MERGE statement of the plan. It is prepared once per backend with a generic plan: its
 /// parameters only bound the change-buffer window, and planning would otherwise cost more than
-/// applying a small delta.
-fn apply(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Applied {
+/// applying a small delta. With `snapshot`, it runs in that snapshot (WAL-captured sources, see
+/// [`wal::refresh_snapshot`]).
+fn apply(sql: &str, args: &[pgrx::datum::DatumWithOid], snapshot: Option<pg_sys::Snapshot>) -> Applied {
     spi::with_settings(&[("plan_cache_mode", "force_generic_plan")], || {
-        apply_now(sql, args)
+        apply_now(sql, args, snapshot)
     })
 }
 
@@ -64,9 +66,14 @@ const LARGE_WINDOW: i64 = 1000;
 /// usual small window (each change looked up through indexes) and wrong for a large one, where
 /// a nested loop would read a change buffer once per changed row. So a large window uses a second
 /// prepared plan, made with nested loops off (hash joins: linear in the window).
-fn apply_delta(sql: &str, args: &[pgrx::datum::DatumWithOid], changes: i64) -> Applied {
+fn apply_delta(
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid],
+    changes: i64,
+    snapshot: Option<pg_sys::Snapshot>,
+) -> Applied {
     if changes <= LARGE_WINDOW {
-        return apply(sql, args);
+        return apply(sql, args, snapshot);
     }
     let large = format!("{sql}\n/* pg_trickle: large window */");
     spi::with_settings(
@@ -74,21 +81,40 @@ fn apply_delta(sql: &str, args: &[pgrx::datum::DatumWithOid], changes: i64) -> A
             ("plan_cache_mode", "force_generic_plan"),
             ("enable_nestloop", "off"),
         ],
-        || apply_now(&large, args),
+        || apply_now(&large, args, snapshot),
     )
 }
 
-fn apply_now(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Applied {
-    spi::with_prepared(sql, args, |t| {
-        let t = t.first();
-        Applied {
-            frontier: t.get::<String>(1).spi_ok().unwrap_or_default(),
-            xid: t.get::<String>(2).spi_ok(),
-            inserted: t.get::<i64>(3).spi_ok().unwrap_or(0),
-            updated: t.get::<i64>(4).spi_ok().unwrap_or(0),
-            deleted: t.get::<i64>(5).spi_ok().unwrap_or(0),
-        }
-    })
+fn applied_of(t: &pgrx::spi::SpiHeapTupleData) -> Applied {
+    Applied {
+        frontier: t.get::<String>(1).ok().flatten().unwrap_or_default(),
+        xid: t.get::<String>(2).ok().flatten(),
+        inserted: t.get::<i64>(3).ok().flatten().unwrap_or(0),
+        updated: t.get::<i64>(4).ok().flatten().unwrap_or(0),
+        deleted: t.get::<i64>(5).ok().flatten().unwrap_or(0),
+    }
+}
+
+fn apply_now(
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid],
+    snapshot: Option<pg_sys::Snapshot>,
+) -> Applied {
+    match snapshot {
+        Some(snapshot) => spi::with_prepared_in(snapshot, sql, args, |row| {
+            applied_of(&row.expect("a refresh statement returns one row"))
+        }),
+        None => spi::with_prepared(sql, args, |t| {
+            let t = t.first();
+            Applied {
+                frontier: t.get::<String>(1).spi_ok().unwrap_or_default(),
+                xid: t.get::<String>(2).spi_ok(),
+                inserted: t.get::<i64>(3).spi_ok().unwrap_or(0),
+                updated: t.get::<i64>(4).spi_ok().unwrap_or(0),
+                deleted: t.get::<i64>(5).spi_ok().unwrap_or(0),
+            }
+        }),
+    }
 }
 
 /// The sources of `st` that have change capture (a buffer to record consumption in and trim).
@@ -212,7 +238,7 @@ fn full_refresh_locked(
     initiator: Initiator,
     reason: Option<&str>,
 ) {
-    let applied = apply(&st.full_merge_sql, &[]);
+    let applied = apply(&st.full_merge_sql, &[], None);
     record(st, started, "FULL", initiator, &applied, None, reason);
 }
 
@@ -360,12 +386,89 @@ const AUTO_FULL_FRACTION: f64 = 0.25;
 /// FULL time at 1% of the rows changing and in 2.4× the FULL time at 4%).
 const AUTO_FULL_FRACTION_MULTIWAY: f64 = 0.02;
 
+thread_local! {
+    /// (top transaction id, command id) right after the last refresh_stream_table() call that
+    /// entered a transaction with no writes of its own: a call that finds the transaction at the
+    /// same position knows nothing else wrote in between.
+    static CLEAN_END: std::cell::Cell<Option<(u32, u32)>> = const { std::cell::Cell::new(None) };
+}
+
+fn xact_position() -> (u32, u32) {
+    // SAFETY: reads the current transaction's id (if any) and command counter.
+    unsafe {
+        (
+            pg_sys::GetTopTransactionIdIfAny().into_inner(),
+            pg_sys::GetCurrentCommandId(false),
+        )
+    }
+}
+
+/// Whether the calling transaction has written nothing but earlier refreshes (called by
+/// refresh_stream_table before it does anything that writes).
+pub fn entered_clean() -> bool {
+    let (xid, cid) = xact_position();
+    xid == 0 || CLEAN_END.get() == Some((xid, cid))
+}
+
+/// refresh_stream_table(): [`refresh`], knowing whether the caller's transaction wrote anything
+/// before (a DIFFERENTIAL refresh from WAL-captured sources cannot see those writes' changes).
+pub fn refresh_manual(relid: Oid, initiator: Initiator, clean: bool) {
+    let (started, st) = lock_and_load(relid);
+    with_search_path(&st, || {
+        ENTERED_CLEAN.set(clean);
+        refresh_loaded(&st, started, initiator)
+    });
+    if clean {
+        // SAFETY: makes this call's writes visible and starts a new command, so the position
+        // recorded is the one the next call sees unless a statement in between writes.
+        unsafe { pg_sys::CommandCounterIncrement() };
+        CLEAN_END.set(Some(xact_position()));
+    }
+}
+
+thread_local! {
+    static ENTERED_CLEAN: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
 /// Refreshes `st` the way its plan says: DIFFERENTIAL when it has a delta plan and a frontier to
 /// start from (FULL when a TRUNCATE is in the window, for AUTO past [`AUTO_FULL_FRACTION`], and
 /// after a failed refresh), FULL otherwise.
 pub fn refresh(relid: Oid, initiator: Initiator) {
     let (started, st) = lock_and_load(relid);
-    with_search_path(&st, || refresh_loaded(&st, started, initiator));
+    with_search_path(&st, || {
+        ENTERED_CLEAN.set(true);
+        refresh_loaded(&st, started, initiator)
+    });
+}
+
+/// Whether a source of `st` is captured from the WAL.
+fn reads_wal_source(st: &StreamTable) -> bool {
+    spi::one_p::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_sources s USING (source_relid) \
+          WHERE d.pgt_id = $1 AND s.capture_mode = 'WAL')",
+        &[st.pgt_id.into()],
+    )
+    .unwrap_or(false)
+}
+
+/// A transaction that wrote before asking for this refresh may have written a source captured
+/// from the WAL: those uncommitted changes are in the tables the delta reads but cannot be in a
+/// change buffer yet, so the refresh is refused (SQLSTATE 0A000) rather than made inexact.
+fn refuse_own_writes(st: &StreamTable) {
+    if ENTERED_CLEAN.get() {
+        return;
+    }
+    let tables = spi::one_p::<String>(
+        "SELECT string_agg(s.source_relid::regclass::text, ', ') FROM pgtrickle.pgt_dependencies d \
+           JOIN pgtrickle.pgt_sources s USING (source_relid) \
+          WHERE d.pgt_id = $1 AND s.capture_mode = 'WAL'",
+        &[st.pgt_id.into()],
+    )
+    .unwrap_or_default();
+    crate::error::raise(pg_trickle_core::PgtError::WalSourceWrittenInTransaction {
+        stream_table: st.quoted(),
+        tables,
+    });
 }
 
 fn refresh_loaded(st: &StreamTable, started: TimestampWithTimeZone, initiator: Initiator) {
@@ -383,6 +486,39 @@ fn refresh_loaded(st: &StreamTable, started: TimestampWithTimeZone, initiator: I
         (Some(p), Some(_), _) | (Some(p), None, Initiator::Scheduler) => p,
         _ => return full_refresh_locked(st, started, initiator, None),
     };
+    // Sources captured from the WAL: their changes reach the buffers by consuming the slot, in
+    // this transaction, up to a WAL position taken after the delta's snapshot.
+    let snapshot = if reads_wal_source(st) {
+        // SAFETY: reads the transaction's isolation level.
+        if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+            return full_refresh_locked(
+                st,
+                started,
+                initiator,
+                Some("a source is captured from the WAL and the transaction is not READ COMMITTED"),
+            );
+        }
+        refuse_own_writes(st);
+        Some(wal::refresh_snapshot())
+    } else {
+        None
+    };
+    refresh_window(st, started, initiator, frontier, probe, snapshot.as_ref().map(|s| s.0));
+    if let Some(s) = snapshot {
+        s.release();
+    }
+}
+
+/// The DIFFERENTIAL path once the window's changes are all in the buffers: probe, then FULL or
+/// the delta (in `snapshot` when given).
+fn refresh_window(
+    st: &StreamTable,
+    started: TimestampWithTimeZone,
+    initiator: Initiator,
+    frontier: &str,
+    probe: &str,
+    snapshot: Option<pg_sys::Snapshot>,
+) {
     let Probed {
         per_source,
         changes,
@@ -419,7 +555,7 @@ fn refresh_loaded(st: &StreamTable, started: TimestampWithTimeZone, initiator: I
         );
         return full_refresh_locked(st, started, initiator, Some(&reason));
     }
-    let applied = apply_delta(delta, &window_args(), changes);
+    let applied = apply_delta(delta, &window_args(), changes, snapshot);
     record(
         st,
         started,

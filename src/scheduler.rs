@@ -39,7 +39,7 @@ const RESPAWN_COOLDOWN: Duration = Duration::from_secs(30);
 
 /// A worker of this library of type `kind` running `function`, with SPI, started once recovery
 /// has finished, not restarted by the postmaster.
-fn worker(kind: &str, function: &str) -> BackgroundWorkerBuilder {
+pub(crate) fn worker(kind: &str, function: &str) -> BackgroundWorkerBuilder {
     BackgroundWorkerBuilder::new(kind)
         .set_type(kind)
         .set_library("pg_trickle")
@@ -89,7 +89,7 @@ pub fn ensure_scheduler() {
 /// SIGTERM ends the worker through PostgreSQL's own `die()`: a running refresh is interrupted at
 /// its next CHECK_FOR_INTERRUPTS (so DROP DATABASE and shutdown do not wait for it to finish)
 /// and the worker exits; the launcher starts a new scheduler when needed.
-fn use_die_for_sigterm() {
+pub(crate) fn use_die_for_sigterm() {
     unsafe extern "C-unwind" {
         /// PostgreSQL's `die()` (postgres.c), the signal handler itself, not pgrx's wrapper.
         #[link_name = "die"]
@@ -182,7 +182,7 @@ fn now_ms() -> i64 {
 
 /// Runs `f` in a transaction of its own; an ERROR inside is caught, the transaction rolled back,
 /// and the message returned.
-fn in_transaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, String> {
+pub(crate) fn in_transaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, String> {
     // SAFETY: the scheduler's main loop runs outside any transaction; this starts one, and every
     // path below ends it (commit on success, abort on error).
     unsafe {
@@ -214,7 +214,7 @@ fn in_transaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R
     result
 }
 
-fn extension_installed() -> bool {
+pub(crate) fn extension_installed() -> bool {
     spi::one::<bool>(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle')",
         &[],
@@ -312,7 +312,14 @@ pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
     let db = Oid::from(arg.value() as u32);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
     let ready = in_transaction(|| {
-        if !guc::ENABLED.get() || !extension_installed() {
+        if !extension_installed() {
+            return false;
+        }
+        // Change capture is not refreshing: the WAL consumer runs even with scheduling off.
+        if crate::cdc::consumer_needed() {
+            crate::cdc::ensure_consumer(db);
+        }
+        if !guc::ENABLED.get() {
             return false;
         }
         spi::one::<bool>(
@@ -328,6 +335,7 @@ pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
     unsafe { pg_sys::pgstat_report_appname(c"pg_trickle scheduler".as_ptr()) };
     let mut memory: HashMap<u32, Memory> = HashMap::new();
     let mut pruned = Instant::now();
+    let mut consumer_checked = Instant::now() - Duration::from_secs(10);
     let mut sleep_ms: u64 = 0;
     loop {
         if !BackgroundWorker::wait_latch(Some(Duration::from_millis(sleep_ms))) {
@@ -346,9 +354,16 @@ pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
             pruned = Instant::now();
             let _ = in_transaction(prune_history);
         }
+        let check_consumer = consumer_checked.elapsed() > Duration::from_secs(2);
+        if check_consumer {
+            consumer_checked = Instant::now();
+        }
         let loaded = in_transaction(|| {
             if !extension_installed() {
                 return None;
+            }
+            if check_consumer && crate::cdc::consumer_needed() {
+                crate::cdc::ensure_consumer(db);
             }
             Some(load_entries())
         });
@@ -382,6 +397,11 @@ pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
         // One transaction probes every due stream table, upstream first: one whose sources hold
         // no change and whose upstreams are not refreshed in this pass is only marked current.
         let work = in_transaction(|| {
+            // Changes of WAL-captured sources reach the buffers through the slot: consume what
+            // is committed so far, so the probes below see it.
+            if crate::wal::slot_ready() {
+                crate::wal::catch_up_now();
+            }
             let mut refreshing: Vec<u32> = Vec::new();
             let mut idle: Vec<Oid> = Vec::new();
             for &id in &due {

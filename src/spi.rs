@@ -82,6 +82,93 @@ pub fn with_prepared<R>(
     })
 }
 
+thread_local! {
+    /// Plans for [`with_prepared_in`], kept (SPI_keepplan) like [`PLANS`].
+    static RAW_PLANS: std::cell::RefCell<std::collections::HashMap<String, usize>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Like [`with_prepared`], but runs the statement in `snapshot` (advanced to the transaction's
+/// current command, so it sees this transaction's earlier writes) instead of a new one, and
+/// hands `f` the first row.
+pub fn with_prepared_in<R>(
+    snapshot: pgrx::pg_sys::Snapshot,
+    sql: &str,
+    args: &[DatumWithOid],
+    f: impl FnOnce(Option<pgrx::spi::SpiHeapTupleData>) -> R,
+) -> R {
+    use pgrx::pg_sys;
+    let mut key = sql.to_string();
+    for a in args {
+        key.push_str(&format!("\u{1}{}", a.oid().to_u32()));
+    }
+    Spi::connect_mut(|_client| {
+        let plan = match RAW_PLANS.with(|p| p.borrow().get(&key).copied()) {
+            Some(p) => p as pg_sys::SPIPlanPtr,
+            None => {
+                let text = std::ffi::CString::new(sql).expect("SQL has no NUL");
+                let mut oids: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
+                // SAFETY: inside an SPI connection; SPI_prepare raises an ERROR for bad SQL and
+                // SPI_keepplan moves the plan out of the connection's memory.
+                let plan = unsafe {
+                    let plan = pg_sys::SPI_prepare(text.as_ptr(), oids.len() as i32, oids.as_mut_ptr());
+                    if plan.is_null() || pg_sys::SPI_keepplan(plan) != 0 {
+                        pgrx::error!("pg_trickle: could not prepare a refresh statement");
+                    }
+                    plan
+                };
+                RAW_PLANS.with(|p| {
+                    let mut p = p.borrow_mut();
+                    if p.len() >= MAX_PLANS {
+                        for (_, old) in p.drain() {
+                            // SAFETY: plans in this map were kept by SPI_keepplan and are not
+                            // in use (statements run one at a time).
+                            unsafe { pg_sys::SPI_freeplan(old as pg_sys::SPIPlanPtr) };
+                        }
+                    }
+                    p.insert(key, plan as usize);
+                });
+                plan
+            }
+        };
+        let (mut values, mut nulls): (Vec<pg_sys::Datum>, Vec<std::ffi::c_char>) = args
+            .iter()
+            .map(|a| match a.datum() {
+                Some(d) => (d.sans_lifetime(), b' ' as std::ffi::c_char),
+                None => (pg_sys::Datum::from(0usize), b'n' as std::ffi::c_char),
+            })
+            .unzip();
+        // SAFETY: the plan was prepared with these argument types; SPI_execute_snapshot with
+        // read_only = false runs it in a copy of `snapshot` whose command id is advanced first,
+        // and raises an ERROR on failure; the first row is read while the connection is open.
+        unsafe {
+            pg_sys::SPI_tuptable = std::ptr::null_mut();
+            let rc = pg_sys::SPI_execute_snapshot(
+                plan,
+                values.as_mut_ptr(),
+                nulls.as_mut_ptr(),
+                snapshot,
+                std::ptr::null_mut(),
+                false,
+                true,
+                0,
+            );
+            if rc < 0 {
+                pgrx::error!("pg_trickle: SPI_execute_snapshot failed ({rc})");
+            }
+            let table = pg_sys::SPI_tuptable;
+            let row = if table.is_null() || (*table).numvals == 0 {
+                None
+            } else {
+                pgrx::spi::SpiHeapTupleData::new((*table).tupdesc, *(*table).vals)
+                    .ok()
+                    .flatten()
+            };
+            f(row)
+        }
+    })
+}
+
 /// [`exec`] through a kept prepared statement.
 pub fn exec_p(sql: &str, args: &[DatumWithOid]) {
     with_prepared(sql, args, |_| ())

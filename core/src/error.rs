@@ -98,10 +98,12 @@ pub enum PgtError {
     HasDependents { name: String, dependents: String },
     #[error("the stream table dependency graph would contain a cycle: {0}")]
     Cycle(String),
+    #[error("pg_trickle.cdc_mode = 'wal': {table} cannot be captured from the WAL: {reason}")]
+    WalCaptureUnavailable { table: String, reason: String },
     #[error(
-        "pg_trickle.cdc_mode = 'wal': WAL-based change capture is not available in this version"
+        "cannot refresh {stream_table} differentially in a transaction that has already written: its source(s) {tables} are captured from the WAL, where uncommitted changes cannot be read"
     )]
-    WalCaptureNotBuilt,
+    WalSourceWrittenInTransaction { stream_table: String, tables: String },
 }
 
 impl PgtError {
@@ -125,7 +127,9 @@ impl PgtError {
             }
             HasDependents { .. } => SqlState::DependentObjectsStillExist,
             Cycle(_) => SqlState::InvalidObjectDefinition,
-            WalCaptureNotBuilt => SqlState::FeatureNotSupported,
+            WalCaptureUnavailable { .. } | WalSourceWrittenInTransaction { .. } => {
+                SqlState::FeatureNotSupported
+            }
         }
     }
 
@@ -166,9 +170,12 @@ impl PgtError {
                 Some("Cast the expression to a concrete type, or expand the record.".into())
             }
             HasDependents { .. } => Some("Drop the dependent stream tables first.".into()),
-            WalCaptureNotBuilt => Some(
-                "Set pg_trickle.cdc_mode to 'trigger' or 'auto' ('auto' captures with triggers \
-                 until WAL capture is available)."
+            WalCaptureUnavailable { .. } => Some(
+                "Set pg_trickle.cdc_mode to 'auto' (WAL capture where possible, triggers elsewhere) or 'trigger'."
+                    .into(),
+            ),
+            WalSourceWrittenInTransaction { .. } => Some(
+                "Commit the writes first (uncommitted changes are not in the WAL stream yet), or refresh it in its own transaction."
                     .into(),
             ),
             _ => None,

@@ -173,6 +173,34 @@ pub fn capture_ddl(source_oid: u32, source: &str, cols: &[SourceColumn]) -> Vec<
     ]
 }
 
+/// The statement the WAL consumer writes a batch of one source's changes with (the same buffer
+/// rows the capture trigger writes). Parameters, all `text[]` of one element per change: `$1` the
+/// writing transaction's id (xid8), `$2` the action, then per column its old values, then per
+/// column its new values, each in its type's text form (NULL for none). Each value is read back
+/// with its type's input function, casting to the buffer column's exact type and typmod.
+pub fn wal_insert_sql(source_oid: u32, cols: &[SourceColumn]) -> String {
+    let buffer = quote_qualified(CHANGES_SCHEMA, &buffer_table(source_oid));
+    let mut targets = vec!["xid".to_string(), "action".to_string()];
+    let mut exprs = vec!["u.x::xid8".to_string(), "u.a::\"char\"".to_string()];
+    let mut names = vec!["x".to_string(), "a".to_string()];
+    for (side, col) in [("o", old_col as fn(&SourceColumn) -> String), ("n", new_col)] {
+        for c in cols {
+            targets.push(col(c));
+            let name = format!("{side}{}", c.attnum);
+            exprs.push(format!("u.{name}::{}", c.type_sql));
+            names.push(name);
+        }
+    }
+    let params: Vec<String> = (1..=names.len()).map(|i| format!("${i}::text[]")).collect();
+    format!(
+        "INSERT INTO {buffer} ({}) SELECT {} FROM unnest({}) AS u({})",
+        targets.join(", "),
+        exprs.join(", "),
+        params.join(", "),
+        names.join(", ")
+    )
+}
+
 /// Removes capture from a source: its triggers, function and buffer.
 pub fn drop_capture_ddl(source_oid: u32, source: Option<&str>) -> Vec<String> {
     let mut v = Vec::new();

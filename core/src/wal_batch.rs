@@ -19,6 +19,8 @@ pub type Image = Vec<(u16, Value)>;
 pub struct Committed {
     pub xid: u32,
     pub commit_lsn: u64,
+    /// Commit time, microseconds since 2000-01-01 UTC.
+    pub commit_time: i64,
     /// Per relation OID, the net changes in no particular order.
     pub changes: BTreeMap<u32, Vec<Change<Image>>>,
 }
@@ -84,7 +86,7 @@ impl Assembler {
                     .push(Change { old, new });
                 Ok(None)
             }
-            Message::Commit { xid, lsn, .. } => {
+            Message::Commit { xid, lsn, time } => {
                 let per_relation = self.open.remove(&xid).unwrap_or_default();
                 let changes = per_relation
                     .into_iter()
@@ -107,6 +109,7 @@ impl Assembler {
                 Ok(Some(Committed {
                     xid,
                     commit_lsn: lsn,
+                    commit_time: time,
                     changes,
                 }))
             }
@@ -119,8 +122,30 @@ impl Assembler {
     }
 }
 
+/// The 64-bit id (`xid8`) of a recent transaction whose 32-bit id is `xid`, given the server's
+/// next full transaction id: the id at or below `next_full` whose low 32 bits are `xid` (a
+/// decoded transaction is at most 2^31 transactions old, or the server would have stopped).
+pub fn full_xid(xid: u32, next_full: u64) -> u64 {
+    let epoch = next_full >> 32;
+    if xid < next_full as u32 {
+        (epoch << 32) | u64::from(xid)
+    } else {
+        (epoch.saturating_sub(1) << 32) | u64::from(xid)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn full_xid_takes_the_epoch_of_the_most_recent_match() {
+        assert_eq!(full_xid(700, 1000), 700);
+        assert_eq!(full_xid(999, (3 << 32) | 1000), (3 << 32) | 999);
+        // Wrapped: the transaction is from the previous epoch.
+        assert_eq!(full_xid(u32::MAX - 5, (3 << 32) | 10), (2 << 32) | u64::from(u32::MAX - 5));
+        assert_eq!(full_xid(10, (1 << 32) | 10), 10);
+    }
+
     use super::*;
 
     fn t(s: &str) -> Value {

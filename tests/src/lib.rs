@@ -97,6 +97,14 @@ impl TestDb {
         }
     }
 
+    /// Runs SQL that must fail; returns its message.
+    pub fn error_message(&mut self, sql: &str) -> String {
+        match self.client.batch_execute(sql) {
+            Ok(()) => panic!("expected an error from: {sql}"),
+            Err(e) => describe(&e),
+        }
+    }
+
     /// Runs SQL that must fail; returns its SQLSTATE.
     pub fn error_code(&mut self, sql: &str) -> String {
         match self.client.batch_execute(sql) {

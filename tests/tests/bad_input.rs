@@ -178,12 +178,19 @@ fn cdc_mode_is_a_real_setting() {
         db.error_code("SET pg_trickle.cdc_mode = 'sometimes'"),
         "22023"
     );
-    db.exec("SET pg_trickle.cdc_mode = 'wal'");
+    // 'wal' refuses a source that cannot be captured from the WAL (here: no primary key), naming
+    // it, and leaves nothing behind.
+    db.exec("CREATE TABLE keyless (id int, v text); SET pg_trickle.cdc_mode = 'wal'");
     assert_eq!(
-        db.error_code("SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM t')"),
+        db.error_code("SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM keyless')"),
         "0A000"
     );
+    let message = db.error_message("SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM keyless')");
+    assert!(message.contains("keyless") && message.contains("primary key"), "{message}");
     db.assert_no_leftovers(&["s"]);
+    db.exec("SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM t')");
+    db.exec("SELECT pgtrickle.drop_stream_table('s')");
+    // Every source starts on triggers (the move to WAL capture comes after the first refresh).
     for mode in ["trigger", "auto"] {
         db.exec(&format!("SET pg_trickle.cdc_mode = '{mode}'"));
         db.exec("SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM t')");

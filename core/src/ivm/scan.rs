@@ -19,12 +19,18 @@ use crate::ident::quote_ident;
 /// SQL for the window predicate over buffer alias `__pgt_c`, the source's own-change parameter
 /// being `$own`. Its first conjunct is one range on `xid` (the buffer's index) below which
 /// nothing can be in the window, so consumed rows and the dead tuples of trimmed ones are not read.
+/// A row is in the window when its transaction is visible in the statement's snapshot (or is the
+/// running transaction itself) and was not visible to the previous refresh. The first half is
+/// stated, not left to the row's own visibility: the WAL consumer writes a transaction's rows in
+/// a transaction of its own, possibly before that transaction is visible to this snapshot.
 pub fn window_predicate(own: usize) -> String {
     WINDOW.replace("$3", &format!("${own}"))
 }
 
 const WINDOW: &str = "__pgt_c.xid >= LEAST(pg_catalog.pg_snapshot_xmin($1::pg_snapshot), \
                          COALESCE($2::xid8, pg_catalog.pg_snapshot_xmin($1::pg_snapshot))) \
+     AND (pg_catalog.pg_visible_in_snapshot(__pgt_c.xid, (SELECT pg_catalog.pg_current_snapshot())) \
+          OR __pgt_c.xid = (SELECT pg_catalog.pg_current_xact_id_if_assigned())) \
      AND ((NOT pg_catalog.pg_visible_in_snapshot(__pgt_c.xid, $1::pg_snapshot) \
            AND __pgt_c.xid IS DISTINCT FROM $2::xid8) \
           OR (__pgt_c.xid = $2::xid8 AND __pgt_c.change_id > COALESCE($3::bigint, 0)))";

@@ -1,0 +1,587 @@
+//! Which capture each source uses, the moves between triggers and the WAL, and the WAL-consumer
+//! worker that makes them and consumes the slot.
+//!
+//! **Trigger → WAL (hand-over), exact.** With the database's slot created earlier (consistent
+//! point C), one transaction D takes the consumers' lock, then ACCESS EXCLUSIVE on the source,
+//! reads the WAL insert position L, sets REPLICA IDENTITY FULL (old row images complete), drops
+//! the row trigger and records `wal_from_lsn = L`. The lock waits for every transaction holding
+//! ROW EXCLUSIVE on the source: those fired the trigger and committed before D got the lock,
+//! so their commit records precede L. Every later writer waits for D, so it commits after D's
+//! commit record, after L, and without the trigger. Hence "captured by the trigger" ⟺ "commit
+//! LSN ≤ L": the consumer takes a transaction's changes of that source only when it committed
+//! after L (all of those are after C, so the slot has them). No gap, no duplicate.
+//!
+//! **WAL → trigger (hand-back), exact.** Under the same two locks: consume everything committed
+//! so far (every writer of the source has committed), create the row trigger, restore the
+//! replica identity. Later writers fire the trigger; the consumer ignores the source from then on.
+//!
+//! **Fallback.** When continuity is lost (the slot dropped behind our back, `wal_level` no longer
+//! logical), every WAL source goes back to its trigger and every stream table reading one is
+//! recomputed in full at its next refresh (its frontier is cleared), with a WARNING and a
+//! `health_check` entry.
+
+use crate::guc::{self, CdcMode};
+use crate::scheduler::in_transaction;
+use crate::spi;
+use crate::wal;
+use pg_trickle_core::ident::quote_ident;
+use pg_trickle_core::render;
+use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
+use pgrx::pg_sys::{self, Oid};
+use pgrx::prelude::*;
+use std::time::{Duration, Instant};
+
+/// `backend_type` of the WAL consumers in pg_stat_activity.
+pub const WAL_CONSUMER_TYPE: &str = "pg_trickle wal consumer";
+/// Advisory lock (classid, objid) a WAL consumer holds in its database (one per database).
+const CONSUMER_LOCK: (i32, i32) = (0x7067_7472, 3);
+/// How often the consumer moves the slot to what is durably consumed.
+const ADVANCE_EVERY: Duration = Duration::from_secs(1);
+/// How long after a fallback a source waits before it is moved to the WAL again.
+const RETRY_AFTER_FALLBACK: &str = "1 minute";
+
+pub fn wal_level_logical() -> bool {
+    spi::one::<bool>(
+        "SELECT pg_catalog.current_setting('wal_level') = 'logical'",
+        &[],
+    )
+    .unwrap_or(false)
+}
+
+fn slot_exists() -> bool {
+    spi::one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1)",
+        &[wal::slot_name().into()],
+    )
+    .unwrap_or(false)
+}
+
+fn state_exists() -> bool {
+    spi::one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pgtrickle.pgt_wal_state WHERE slot_name = $1)",
+        &[wal::slot_name().into()],
+    )
+    .unwrap_or(false)
+}
+
+/// Why a source cannot be captured from the WAL, or `None` when it can.
+const CANDIDATE_NOTE: &str = "CASE \
+      WHEN c.relkind <> 'r' THEN 'stays on triggers: not a plain table' \
+      WHEN c.relpersistence <> 'p' THEN 'stays on triggers: unlogged or temporary (not in the WAL)' \
+      WHEN EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables x WHERE x.pgt_relid = s.source_relid) \
+           THEN 'stays on triggers: a stream table' \
+      WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = s.source_relid AND i.indisprimary) \
+           THEN 'stays on triggers: no primary key' \
+      WHEN EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) \
+                    WHERE d.source_relid = s.source_relid AND st.effective_mode = 'IMMEDIATE') \
+           THEN 'stays on triggers: read by an IMMEDIATE stream table' \
+      WHEN EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) \
+                    WHERE d.source_relid = s.source_relid AND NOT st.is_populated) \
+           THEN 'waits for the first refresh' \
+      END";
+
+/// Why a table (not yet a source) cannot be captured from the WAL, for cdc_mode = 'wal'.
+pub fn wal_unavailable(relid: Oid) -> Option<String> {
+    if !wal_level_logical() {
+        return Some("wal_level is not logical".into());
+    }
+    spi::one::<String>(
+        "SELECT CASE WHEN c.relkind <> 'r' THEN 'not a plain table' \
+                     WHEN c.relpersistence <> 'p' THEN 'unlogged or temporary (not in the WAL)' \
+                     WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
+                          THEN 'it has no primary key' END \
+           FROM pg_catalog.pg_class c WHERE c.oid = $1",
+        &[relid.into()],
+    )
+}
+
+/// Sources on triggers that can move to the WAL now.
+fn candidates() -> Vec<Oid> {
+    spi::rows(
+        &format!(
+            "SELECT s.source_relid FROM pgtrickle.pgt_sources s JOIN pg_catalog.pg_class c ON c.oid = s.source_relid \
+              WHERE s.capture_mode = 'TRIGGER' AND ({CANDIDATE_NOTE}) IS NULL \
+                AND NOT (coalesce(s.capture_note, '') LIKE 'fell back%' \
+                         AND s.capture_since > now() - interval '{RETRY_AFTER_FALLBACK}') \
+              ORDER BY 1"
+        ),
+        &[],
+        |r| r.get::<Oid>(1).ok().flatten(),
+    )
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Sources on the WAL that must go back to triggers: all of them under cdc_mode = trigger, else
+/// those that no longer qualify (primary key dropped, now read by an IMMEDIATE stream table).
+fn to_hand_back(mode: CdcMode) -> Vec<(Oid, String)> {
+    spi::rows(
+        &format!(
+            "SELECT s.source_relid, CASE WHEN $1 THEN 'pg_trickle.cdc_mode is trigger' ELSE {CANDIDATE_NOTE} END \
+               FROM pgtrickle.pgt_sources s JOIN pg_catalog.pg_class c ON c.oid = s.source_relid \
+              WHERE s.capture_mode = 'WAL' AND ($1 OR ({CANDIDATE_NOTE}) IS NOT NULL) ORDER BY 1"
+        ),
+        &[(mode == CdcMode::Trigger).into()],
+        |r| {
+            (
+                r.get::<Oid>(1).ok().flatten(),
+                r.get::<String>(2).ok().flatten().unwrap_or_default(),
+            )
+        },
+    )
+    .into_iter()
+    .filter_map(|(o, n)| o.map(|o| (o, n)))
+    .collect()
+}
+
+/// Records on the sources that stay on triggers under auto why they do (nothing silent).
+fn note_trigger_sources(wal_possible: Option<&str>) {
+    spi::exec(
+        &format!(
+            "UPDATE pgtrickle.pgt_sources s SET capture_note = coalesce($1, {CANDIDATE_NOTE}) \
+               FROM pg_catalog.pg_class c WHERE c.oid = s.source_relid AND s.capture_mode = 'TRIGGER' \
+                AND NOT (coalesce(s.capture_note, '') LIKE 'fell back%') \
+                AND s.capture_note IS DISTINCT FROM coalesce($1, {CANDIDATE_NOTE})"
+        ),
+        &[wal_possible.map(str::to_string).into()],
+    );
+}
+
+/// Creates the database's slot and the consumer state (the slot's consistent point is where
+/// consumption starts). Its own transaction, the slot creation first: a slot cannot be created
+/// by a transaction that has an xid.
+fn create_slot() {
+    let slot = wal::slot_name();
+    // A read-only SPI call: pgrx assigns a transaction id before statements it runs as updates.
+    let lsn = spi::rows(
+        "SELECT lsn::text FROM pg_catalog.pg_create_logical_replication_slot($1, 'pg_trickle_decoder')",
+        &[slot.clone().into()],
+        |r| r.get::<String>(1).ok().flatten(),
+    )
+    .pop()
+    .flatten()
+    .expect("a new slot has a consistent point");
+    spi::exec(
+        "INSERT INTO pgtrickle.pgt_wal_state (slot_name, consumed_lsn) VALUES ($1, $2::pg_lsn) \
+         ON CONFLICT (slot_name) DO UPDATE SET consumed_lsn = EXCLUDED.consumed_lsn, consumed_at = NULL, \
+             changes_per_sec = 0, queue_peak = 0",
+        &[slot.into(), lsn.into()],
+    );
+}
+
+fn drop_slot() {
+    spi::exec(
+        "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+        &[wal::slot_name().into()],
+    );
+    if crate::scheduler::extension_installed() {
+        spi::exec("DELETE FROM pgtrickle.pgt_wal_state", &[]);
+    }
+}
+
+fn lock_source(relid: Oid) -> Option<String> {
+    let quoted = crate::catalog::relation_quoted(relid)?;
+    spi::exec(
+        &format!("LOCK TABLE {quoted} IN ACCESS EXCLUSIVE MODE"),
+        &[],
+    );
+    Some(quoted)
+}
+
+/// Waits for the refreshes in progress of every stream table reading `relid` (the refresh lock on
+/// their storage): a refresh decides how its sources are captured when it starts, so none may
+/// run across a change of capture.
+fn lock_readers(relid: Oid) {
+    let storages: Vec<Oid> = spi::rows(
+        "SELECT DISTINCT st.pgt_relid FROM pgtrickle.pgt_dependencies d \
+           JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) WHERE d.source_relid = $1 ORDER BY 1",
+        &[relid.into()],
+        |r| r.get::<Oid>(1).ok().flatten(),
+    )
+    .into_iter()
+    .flatten()
+    .collect();
+    for storage in storages {
+        // SAFETY: the OID names a stream table's storage; this is the lock every refresh of it
+        // takes first (released at the end of the transaction).
+        unsafe { pg_sys::LockRelationOid(storage, pg_sys::ExclusiveLock as pg_sys::LOCKMODE) };
+    }
+}
+
+/// Moves one source from its row trigger to the WAL (see the module doc).
+fn hand_over(relid: Oid) {
+    wal::lock();
+    lock_readers(relid);
+    let Some(quoted) = lock_source(relid) else {
+        return;
+    };
+    // Still a candidate now that nobody writes it?
+    if !candidates().contains(&relid) {
+        return;
+    }
+    let (identity, index) = spi::rows(
+        "SELECT c.relreplident::text, (SELECT i.indexrelid FROM pg_catalog.pg_index i \
+                                        WHERE i.indrelid = c.oid AND i.indisreplident) \
+           FROM pg_catalog.pg_class c WHERE c.oid = $1",
+        &[relid.into()],
+        |r| {
+            (
+                r.get::<String>(1).ok().flatten().unwrap_or_default(),
+                r.get::<Oid>(2).ok().flatten(),
+            )
+        },
+    )
+    .pop()
+    .unwrap_or_default();
+    let before = (identity != "f").then_some(identity);
+    if before.is_some() {
+        spi::exec(&format!("ALTER TABLE {quoted} REPLICA IDENTITY FULL"), &[]);
+    }
+    let cut = wal::insert_lsn();
+    spi::exec(
+        &format!(
+            "DROP TRIGGER IF EXISTS {} ON {quoted}",
+            quote_ident(render::ROW_TRIGGER)
+        ),
+        &[],
+    );
+    spi::exec(
+        "UPDATE pgtrickle.pgt_sources SET capture_mode = 'WAL', \
+             wal_from_lsn = '0/0'::pg_lsn + $2::int8::numeric, capture_since = now(), capture_note = NULL, \
+             replica_identity_before = $3::\"char\", replica_identity_index = $4 \
+         WHERE source_relid = $1",
+        &[
+            relid.into(),
+            (cut as i64).into(),
+            before.into(),
+            index.into(),
+        ],
+    );
+}
+
+/// Puts the row trigger back on `relid` and restores the replica identity pg_trickle changed.
+fn restore_trigger_capture(relid: Oid, quoted: &str, note: &str) {
+    let cols = crate::capture::source_columns(relid);
+    let ddl = render::capture_ddl(relid.to_u32(), quoted, &cols);
+    // [function, row trigger, truncate trigger]: the function and the TRUNCATE trigger stayed.
+    spi::exec(&ddl[1], &[]);
+    restore_replica_identity(relid, quoted);
+    spi::exec(
+        "UPDATE pgtrickle.pgt_sources SET capture_mode = 'TRIGGER', wal_from_lsn = NULL, \
+             capture_since = now(), capture_note = $2, replica_identity_before = NULL, replica_identity_index = NULL \
+         WHERE source_relid = $1",
+        &[relid.into(), note.to_string().into()],
+    );
+}
+
+/// Restores the REPLICA IDENTITY a source had before pg_trickle set FULL (if it did).
+pub fn restore_replica_identity(relid: Oid, quoted: &str) {
+    let saved = spi::rows(
+        "SELECT replica_identity_before::text, replica_identity_index::regclass::text \
+           FROM pgtrickle.pgt_sources WHERE source_relid = $1 AND replica_identity_before IS NOT NULL",
+        &[relid.into()],
+        |r| {
+            (
+                r.get::<String>(1).ok().flatten().unwrap_or_default(),
+                r.get::<String>(2).ok().flatten(),
+            )
+        },
+    )
+    .pop();
+    let Some((before, index)) = saved else {
+        return;
+    };
+    let clause = match (before.as_str(), index) {
+        ("n", _) => "NOTHING".to_string(),
+        ("i", Some(index)) => {
+            // The index name without its schema (it is in the table's schema).
+            let bare = spi::one::<String>(
+                "SELECT relname::text FROM pg_catalog.pg_class WHERE oid = $1::regclass",
+                &[index.into()],
+            )
+            .unwrap_or_default();
+            format!("USING INDEX {}", quote_ident(&bare))
+        }
+        _ => "DEFAULT".to_string(),
+    };
+    spi::exec(
+        &format!("ALTER TABLE {quoted} REPLICA IDENTITY {clause}"),
+        &[],
+    );
+}
+
+/// Moves one source back to its row trigger, exactly (see the module doc).
+fn hand_back(relid: Oid, note: &str) {
+    wal::lock();
+    lock_readers(relid);
+    let Some(quoted) = lock_source(relid) else {
+        return;
+    };
+    if slot_exists() && state_exists() {
+        wal::consume_to(wal::insert_lsn());
+    }
+    restore_trigger_capture(relid, &quoted, note);
+}
+
+/// Moves every source an IMMEDIATE stream table reads back to its row trigger, in the calling
+/// transaction (IMMEDIATE maintenance runs on the statement's captured rows).
+pub fn hand_back_immediate_sources() {
+    let sources: Vec<Oid> = spi::rows(
+        "SELECT DISTINCT s.source_relid FROM pgtrickle.pgt_sources s \
+           JOIN pgtrickle.pgt_dependencies d USING (source_relid) \
+           JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) \
+          WHERE s.capture_mode = 'WAL' AND st.effective_mode = 'IMMEDIATE' ORDER BY 1",
+        &[],
+        |r| r.get::<Oid>(1).ok().flatten(),
+    )
+    .into_iter()
+    .flatten()
+    .collect();
+    for relid in sources {
+        hand_back(relid, "stays on triggers: read by an IMMEDIATE stream table");
+    }
+}
+
+/// Continuity is lost: every WAL source goes back to triggers and every stream table reading
+/// one is recomputed at its next refresh.
+fn fall_back(reason: &str) {
+    wal::lock();
+    let sources: Vec<Oid> = spi::rows(
+        "SELECT source_relid FROM pgtrickle.pgt_sources WHERE capture_mode = 'WAL' ORDER BY 1",
+        &[],
+        |r| r.get::<Oid>(1).ok().flatten(),
+    )
+    .into_iter()
+    .flatten()
+    .collect();
+    let note = format!(
+        "fell back from WAL capture at {}: {reason}",
+        spi::one::<String>("SELECT now()::text", &[]).unwrap_or_default()
+    );
+    for relid in &sources {
+        if let Some(quoted) = lock_source(*relid) {
+            restore_trigger_capture(*relid, &quoted, &note);
+        }
+    }
+    spi::exec(
+        "UPDATE pgtrickle.pgt_stream_tables SET frontier = NULL, frontier_xid = NULL \
+          WHERE pgt_id IN (SELECT pgt_id FROM pgtrickle.pgt_dependencies WHERE source_relid = ANY($1))",
+        &[sources.clone().into()],
+    );
+    spi::exec("DELETE FROM pgtrickle.pgt_wal_state", &[]);
+    pgrx::warning!(
+        "pg_trickle: {} source(s) fell back from WAL to trigger capture ({reason}); the stream tables reading them are recomputed at their next refresh",
+        sources.len()
+    );
+}
+
+/// What the consumer found at the start of a pass.
+struct Survey {
+    installed: bool,
+    sources: i64,
+    wal_sources: i64,
+    logical: bool,
+    slot: bool,
+    state: bool,
+}
+
+fn survey() -> Survey {
+    if !crate::scheduler::extension_installed() {
+        return Survey {
+            installed: false,
+            sources: 0,
+            wal_sources: 0,
+            logical: wal_level_logical(),
+            slot: slot_exists(),
+            state: false,
+        };
+    }
+    let counts = spi::rows(
+        "SELECT count(*), count(*) FILTER (WHERE capture_mode = 'WAL') FROM pgtrickle.pgt_sources",
+        &[],
+        |r| {
+            (
+                r.get::<i64>(1).ok().flatten().unwrap_or(0),
+                r.get::<i64>(2).ok().flatten().unwrap_or(0),
+            )
+        },
+    )
+    .pop()
+    .unwrap_or((0, 0));
+    Survey {
+        installed: true,
+        sources: counts.0,
+        wal_sources: counts.1,
+        logical: wal_level_logical(),
+        slot: slot_exists(),
+        state: state_exists(),
+    }
+}
+
+/// Whether this database needs a WAL consumer running (checked by its scheduler).
+pub fn consumer_needed() -> bool {
+    // A catalog from before 0.3.0 (extension not updated yet) has no WAL capture.
+    if !spi::one::<bool>("SELECT to_regclass('pgtrickle.pgt_wal_state') IS NOT NULL", &[]).unwrap_or(false) {
+        return false;
+    }
+    if !wal_level_logical() {
+        return wal::any_wal_source();
+    }
+    guc::CDC_MODE.get() != CdcMode::Trigger || wal::any_wal_source()
+}
+
+/// Starts the WAL consumer of the current database unless one runs.
+pub fn ensure_consumer(db: Oid) {
+    let running = spi::one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity WHERE datid = $1 AND backend_type = $2)",
+        &[db.into(), WAL_CONSUMER_TYPE.into()],
+    )
+    .unwrap_or(true);
+    if !running {
+        let _ = crate::scheduler::worker(WAL_CONSUMER_TYPE, "pg_trickle_wal_consumer_main")
+            .set_argument(Some(pg_sys::Datum::from(db.to_u32())))
+            .load_dynamic();
+    }
+}
+
+/// Logs a failed step of the consumer (it retries on its next pass).
+fn logged<R>(step: &str, r: Result<R, String>) -> Option<R> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            pgrx::log!("pg_trickle wal consumer: {step} failed: {e}");
+            None
+        }
+    }
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn pg_trickle_wal_consumer_main(arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    crate::scheduler::use_die_for_sigterm();
+    let db = Oid::from(arg.value() as u32);
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
+    let ready = in_transaction(|| {
+        spi::one::<bool>(
+            "SELECT pg_catalog.pg_try_advisory_lock($1, $2)",
+            &[CONSUMER_LOCK.0.into(), CONSUMER_LOCK.1.into()],
+        )
+        .unwrap_or(false)
+    });
+    if ready != Ok(true) {
+        return;
+    }
+    let mut advanced = Instant::now();
+    let mut idle_since: Option<Instant> = None;
+    let mut sleep_ms: u64 = 0;
+    while BackgroundWorker::wait_latch(Some(Duration::from_millis(sleep_ms))) {
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: reloading the configuration file in the worker's main loop.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        let poll = guc::WAL_CONSUMER_INTERVAL_MS.get().max(1) as u64;
+        sleep_ms = poll;
+        let Some(s) = logged("survey", in_transaction(survey)) else {
+            continue;
+        };
+        if !s.installed {
+            if s.slot {
+                let _ = logged("dropping the slot", in_transaction(drop_slot));
+            }
+            break;
+        }
+        let mode = guc::CDC_MODE.get();
+        if s.wal_sources > 0 && !s.logical {
+            let _ = logged(
+                "fallback",
+                in_transaction(|| fall_back("wal_level is no longer logical")),
+            );
+            continue;
+        }
+        if s.wal_sources > 0 && (!s.slot || !s.state) {
+            let _ = logged(
+                "fallback",
+                in_transaction(|| fall_back(&format!("the slot {} was dropped", wal::slot_name()))),
+            );
+            continue;
+        }
+        if let Some(back) = logged("survey", in_transaction(|| to_hand_back(mode))) {
+            for (relid, note) in back {
+                let _ = logged("hand-back", in_transaction(|| hand_back(relid, &note)));
+            }
+        }
+        let wal_allowed = mode != CdcMode::Trigger && s.logical;
+        let _ = logged(
+            "notes",
+            in_transaction(|| {
+                note_trigger_sources(match (mode, s.logical) {
+                    (CdcMode::Trigger, _) => Some("pg_trickle.cdc_mode is trigger"),
+                    (_, false) => Some("stays on triggers: wal_level is not logical"),
+                    _ => None,
+                })
+            }),
+        );
+        let moving = if wal_allowed {
+            logged("survey", in_transaction(candidates)).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if !moving.is_empty() && !(s.slot && s.state) {
+            // A slot without state was left by an interrupted creation: start afresh.
+            let made = if s.slot {
+                in_transaction(drop_slot)
+            } else {
+                in_transaction(create_slot)
+            };
+            match made {
+                Ok(()) => {}
+                Err(e) => {
+                    pgrx::log!("pg_trickle wal consumer: creating the slot failed: {e}");
+                    let note = format!("stays on triggers: the slot cannot be created: {e}");
+                    let _ = logged(
+                        "notes",
+                        in_transaction(|| note_trigger_sources(Some(&note))),
+                    );
+                    sleep_ms = 5_000;
+                }
+            }
+            // Hand over on the next pass, with the slot's state committed.
+            sleep_ms = sleep_ms.min(10);
+            continue;
+        }
+        for relid in moving {
+            let _ = logged("hand-over", in_transaction(|| hand_over(relid)));
+        }
+        let Some(s) = logged("survey", in_transaction(survey)) else {
+            continue;
+        };
+        if s.wal_sources == 0 {
+            // Nothing to consume: drop the slot (it would hold back WAL), and exit after a
+            // while of this; the scheduler starts a consumer again when needed.
+            if s.slot && s.sources == 0 {
+                let _ = logged("dropping the slot", in_transaction(drop_slot));
+            }
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if !consumer_needed_now(&s, wal_allowed) && since.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+            sleep_ms = poll.max(1000);
+            continue;
+        }
+        idle_since = None;
+        let _ = logged("consuming", in_transaction(wal::catch_up_now));
+        if advanced.elapsed() >= ADVANCE_EVERY {
+            advanced = Instant::now();
+            let _ = logged("advancing the slot", in_transaction(wal::advance_slot));
+        }
+        if BackgroundWorker::sigterm_received() {
+            break;
+        }
+    }
+}
+
+fn consumer_needed_now(s: &Survey, wal_allowed: bool) -> bool {
+    s.wal_sources > 0 || (wal_allowed && s.sources > 0)
+}

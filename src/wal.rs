@@ -1,0 +1,366 @@
+//! WAL change capture, the consuming half: from the database's logical replication slot (our
+//! output plugin, `output_plugin/`) to the same change-buffer rows the capture trigger writes.
+//!
+//! **Progress.** `pgtrickle.pgt_wal_state.consumed_lsn` says "every transaction whose commit
+//! record starts before this LSN is in the buffers" (it is a WAL insert position, the end of a
+//! record: a commit record starting exactly there was inserted after it was read). It is updated in the same transaction as the buffer
+//! rows it covers, so it is exactly as durable as they are. The slot is only *peeked*; it is
+//! advanced to `consumed_lsn` by the worker once that is committed ([`advance_slot`]), so a
+//! consuming transaction that rolls back loses nothing: its changes are decoded again.
+//!
+//! **Cut-over.** A source captured from the WAL has `wal_from_lsn`: its changes in transactions
+//! that committed after that LSN come from the slot, earlier ones were captured by its row
+//! trigger (see [`crate::cdc`] for why that split is exact).
+//!
+//! **One snapshot per refresh.** A transaction is visible in a snapshot only after its commit
+//! record is in the WAL. So a refresh takes its snapshot `S`, then the WAL insert position `L`,
+//! flushes the WAL to `L` and consumes up to `L` *in its own transaction* ([`refresh_snapshot`]):
+//! every transaction visible in `S` is then in the buffers, visible to the refresh's own later
+//! commands, and the delta runs in `S` (advanced past those writes). All consumers (the worker,
+//! refreshes, the scheduler's probe) serialise on one transaction-level advisory lock taken
+//! before the snapshot, so no other consumer's rows can be committed but invisible to `S`.
+//!
+//! **Stages.** Decoded messages are assembled per transaction until its commit
+//! ([`pg_trickle_core::wal_batch`], which also fills unchanged TOASTed values and compacts each
+//! transaction's changes per table); committed changes are routed into one bounded
+//! crossbeam channel per source, and a full queue is written out as one INSERT of arrays (every
+//! value as its type's text, read back by the type's input function into the buffer column's
+//! exact type). All stages run in the consuming backend: SPI is not usable from other threads.
+
+use crate::capture;
+use crate::spi;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use pg_trickle_core::compact::Change;
+use pg_trickle_core::render::{self, SourceColumn};
+use pg_trickle_core::wal_batch::{full_xid, Assembler, Image};
+use pg_trickle_core::wal_format::{self, Value};
+use pgrx::pg_sys::{self, Oid};
+use std::collections::HashMap;
+
+/// Advisory lock (classid, objid) every consumer of the slot holds for its transaction.
+const WAL_LOCK: (i32, i32) = (0x7067_7472, 2);
+/// Changes a source's queue holds before they are written out.
+const QUEUE_CAPACITY: usize = 4096;
+
+/// The slot of the current database (slots are per cluster, so the name carries the database).
+pub fn slot_name() -> String {
+    // SAFETY: reads the backend's own database OID.
+    format!("pgtrickle_{}", unsafe { pg_sys::MyDatabaseId }.to_u32())
+}
+
+/// A source captured from the WAL.
+struct WalSource {
+    relid: u32,
+    from_lsn: u64,
+    cols: Vec<SourceColumn>,
+    key: Vec<u16>,
+}
+
+fn wal_sources() -> Vec<WalSource> {
+    let rows = spi::rows(
+        "SELECT s.source_relid, pg_catalog.pg_wal_lsn_diff(s.wal_from_lsn, '0/0')::int8, s.column_attnums, \
+                (SELECT array_agg(k) FROM pg_catalog.pg_index i, unnest(i.indkey::int2[]) k \
+                  WHERE i.indrelid = s.source_relid AND i.indisprimary) \
+           FROM pgtrickle.pgt_sources s WHERE s.capture_mode = 'WAL' ORDER BY 1",
+        &[],
+        |r| {
+            (
+                r.get::<Oid>(1).ok().flatten().unwrap_or(pg_sys::InvalidOid),
+                r.get::<i64>(2).ok().flatten().unwrap_or(0),
+                r.get::<Vec<i16>>(3).ok().flatten().unwrap_or_default(),
+                r.get::<Vec<i16>>(4).ok().flatten().unwrap_or_default(),
+            )
+        },
+    );
+    rows.into_iter()
+        .map(|(relid, from, attnums, key)| WalSource {
+            relid: relid.to_u32(),
+            from_lsn: from as u64,
+            cols: capture::source_columns(relid)
+                .into_iter()
+                .filter(|c| attnums.contains(&c.attnum))
+                .collect(),
+            key: key.into_iter().map(|k| k as u16).collect(),
+        })
+        .collect()
+}
+
+/// Whether any source of this database is captured from the WAL.
+pub fn any_wal_source() -> bool {
+    spi::one_p::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pgtrickle.pgt_sources WHERE capture_mode = 'WAL')",
+        &[],
+    )
+    .unwrap_or(false)
+}
+
+/// Whether the slot and the consumer's state exist (else consuming fails; the WAL consumer
+/// falls back to triggers).
+pub fn slot_ready() -> bool {
+    spi::one_p::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pgtrickle.pgt_wal_state w JOIN pg_catalog.pg_replication_slots r USING (slot_name) \
+          WHERE w.slot_name = $1)",
+        &[slot_name().into()],
+    )
+    .unwrap_or(false)
+}
+
+/// Takes the consumers' lock for the rest of the transaction.
+pub fn lock() {
+    spi::exec_p(
+        "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+        &[WAL_LOCK.0.into(), WAL_LOCK.1.into()],
+    );
+}
+
+/// The WAL insert position now.
+pub fn insert_lsn() -> u64 {
+    // SAFETY: reads the shared insert position under its spinlock.
+    unsafe { pg_sys::GetXLogInsertRecPtr() }
+}
+
+/// What one consuming pass did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Consumed {
+    pub changes: i64,
+    pub transactions: i64,
+}
+
+/// Runs `f` as the bootstrap superuser (reading a slot needs the REPLICATION privilege, and a
+/// refresh may be run by the stream table's owner); an ERROR restores the caller's identity
+/// through the transaction abort.
+fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
+    let (mut user, mut context) = (pg_sys::InvalidOid, 0);
+    // SAFETY: saves and switches the current user id for the current transaction, as
+    // SECURITY DEFINER functions do; restored below and on abort.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+        pg_sys::SetUserIdAndSecContext(
+            pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
+            context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+    }
+    let out = f();
+    // SAFETY: restores the identity saved above.
+    unsafe { pg_sys::SetUserIdAndSecContext(user, context) };
+    out
+}
+
+/// Consumes every transaction that committed at or before `upto` and is not in the buffers
+/// yet. The caller holds [`lock`]. Errors (no slot, a decoding failure) are raised.
+pub fn consume_to(upto: u64) -> Consumed {
+    as_superuser(|| consume_to_inner(upto))
+}
+
+fn consume_to_inner(upto: u64) -> Consumed {
+    let slot = slot_name();
+    let Some(consumed) = spi::one_p::<i64>(
+        "SELECT pg_catalog.pg_wal_lsn_diff(consumed_lsn, '0/0')::int8 FROM pgtrickle.pgt_wal_state WHERE slot_name = $1",
+        &[slot.clone().into()],
+    ) else {
+        pgrx::error!("pg_trickle: the WAL consumer's slot \"{slot}\" is not set up");
+    };
+    let consumed = consumed as u64;
+    if upto <= consumed {
+        return Consumed::default();
+    }
+    let sources = wal_sources();
+    if sources.is_empty() {
+        // Nothing is captured from the WAL: there is nothing to decode up to here.
+        spi::exec_p(
+            "UPDATE pgtrickle.pgt_wal_state SET consumed_lsn = '0/0'::pg_lsn + $2::int8::numeric, \
+                 consumed_at = clock_timestamp() WHERE slot_name = $1",
+            &[slot_name().into(), (upto as i64).into()],
+        );
+        return Consumed::default();
+    }
+    // Logical decoding reads only flushed WAL, and with synchronous_commit off a visible commit
+    // may not be flushed yet. An insert position just past a page header (the previous record
+    // ended on the page boundary) is beyond anything written: flush to the boundary then.
+    let in_page = upto % u64::from(pg_sys::XLOG_BLCKSZ);
+    // SAFETY: reads the server's WAL segment size, set at startup.
+    let segment = u64::try_from(unsafe { pg_sys::wal_segment_size }).unwrap_or(u64::MAX);
+    let header = if upto % segment == in_page { 40 } else { 24 };
+    let flush_to = if in_page == header { upto - in_page } else { upto };
+    // SAFETY: flushes the WAL up to a position already inserted.
+    unsafe { pg_sys::XLogFlush(flush_to) };
+    let relations: Vec<String> = sources.iter().map(|s| s.relid.to_string()).collect();
+    let messages: Vec<Vec<u8>> = spi::rows_p(
+        "SELECT data FROM pg_catalog.pg_logical_slot_peek_binary_changes($1, '0/0'::pg_lsn + $2::int8::numeric, NULL, 'relations', $3)",
+        &[
+            slot.into(),
+            (upto as i64).into(),
+            relations.join(",").into(),
+        ],
+        |r| r.get::<Vec<u8>>(1).ok().flatten().unwrap_or_default(),
+    );
+    let by_relid: HashMap<u32, &WalSource> = sources.iter().map(|s| (s.relid, s)).collect();
+    let mut assembler = Assembler::new(
+        sources
+            .iter()
+            .map(|s| (s.relid, s.key.clone()))
+            .collect(),
+    );
+    // SAFETY: reads the next full transaction id from shared memory.
+    let next_full = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
+    let mut queues: HashMap<u32, (Sender<QueuedChange>, Receiver<QueuedChange>)> = sources
+        .iter()
+        .map(|s| (s.relid, bounded(QUEUE_CAPACITY)))
+        .collect();
+    let mut out = Consumed::default();
+    let mut peak = 0usize;
+    let mut last_commit: Option<i64> = None;
+    for bytes in messages {
+        let message = wal_format::decode(&bytes)
+            .unwrap_or_else(|e| pgrx::error!("pg_trickle: undecodable WAL message: {e}"));
+        let committed = match assembler.push(message) {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
+            Err(e) => pgrx::error!("pg_trickle: {e}"),
+        };
+        // `upto` and `consumed` are WAL insert positions: ends of records, so a commit record
+        // starting exactly there was inserted after they were read and belongs to the next pass.
+        if committed.commit_lsn < consumed || committed.commit_lsn >= upto {
+            continue;
+        }
+        let xid = full_xid(committed.xid, next_full);
+        let mut used = false;
+        for (relid, changes) in committed.changes {
+            let Some(source) = by_relid.get(&relid) else {
+                continue;
+            };
+            // Committed before the cut-over: the row trigger captured it.
+            if committed.commit_lsn <= source.from_lsn {
+                continue;
+            }
+            let (tx, rx) = queues.get_mut(&relid).expect("a queue per source");
+            for change in changes {
+                if tx.is_full() {
+                    out.changes += write(source, rx);
+                }
+                tx.send(QueuedChange { xid, change })
+                    .expect("the receiver lives as long as the sender");
+                peak = peak.max(tx.len());
+            }
+            used = true;
+        }
+        if used {
+            out.transactions += 1;
+            last_commit = Some(committed.commit_time);
+        }
+    }
+    for source in &sources {
+        if let Some((_, rx)) = queues.get(&source.relid) {
+            out.changes += write(source, rx);
+        }
+    }
+    spi::exec_p(
+        "UPDATE pgtrickle.pgt_wal_state SET consumed_lsn = '0/0'::pg_lsn + $2::int8::numeric, \
+             consumed_at = clock_timestamp(), \
+             last_commit_time = coalesce('2000-01-01 00:00:00+00'::timestamptz + $3::int8 * interval '1 microsecond', last_commit_time), \
+             changes_total = changes_total + $4, queue_peak = CASE WHEN $4 > 0 THEN $5 ELSE queue_peak END, batches = batches + 1, \
+             changes_per_sec = CASE WHEN consumed_at IS NULL THEN 0 \
+                 ELSE 0.7 * changes_per_sec + 0.3 * $4 / greatest(extract(epoch FROM clock_timestamp() - consumed_at)::float8, 0.001) END \
+         WHERE slot_name = $1",
+        &[
+            slot_name().into(),
+            (upto as i64).into(),
+            last_commit.into(),
+            out.changes.into(),
+            (peak as i32).into(),
+        ],
+    );
+    out
+}
+
+/// A change waiting in its source's queue.
+struct QueuedChange {
+    xid: u64,
+    change: Change<Image>,
+}
+
+/// Writes out what `queue` holds as buffer rows of `source`; returns how many.
+fn write(source: &WalSource, queue: &Receiver<QueuedChange>) -> i64 {
+    let batch: Vec<QueuedChange> = queue.try_iter().collect();
+    if batch.is_empty() {
+        return 0;
+    }
+    let n = source.cols.len();
+    let mut xids = Vec::with_capacity(batch.len());
+    let mut actions = Vec::with_capacity(batch.len());
+    let mut olds: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(batch.len()); n];
+    let mut news: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(batch.len()); n];
+    let value_of = |img: &Option<Image>, attnum: i16| -> Option<String> {
+        img.as_ref().and_then(|img| {
+            img.iter()
+                .find(|(a, _)| i32::from(*a) == i32::from(attnum))
+                .and_then(|(_, v)| match v {
+                    Value::Text(t) => Some(t.clone()),
+                    Value::Null | Value::Unchanged => None,
+                })
+        })
+    };
+    for QueuedChange { xid, change } in &batch {
+        xids.push(Some(xid.to_string()));
+        actions.push(Some(
+            match (&change.old, &change.new) {
+                (None, _) => "I",
+                (Some(_), Some(_)) => "U",
+                (Some(_), None) => "D",
+            }
+            .to_string(),
+        ));
+        for (i, c) in source.cols.iter().enumerate() {
+            olds[i].push(value_of(&change.old, c.attnum));
+            news[i].push(value_of(&change.new, c.attnum));
+        }
+    }
+    let mut args: Vec<pgrx::datum::DatumWithOid> = vec![xids.into(), actions.into()];
+    args.extend(olds.into_iter().map(|v| v.into()));
+    args.extend(news.into_iter().map(|v| v.into()));
+    spi::exec_p(&render::wal_insert_sql(source.relid, &source.cols), &args);
+    batch.len() as i64
+}
+
+/// A snapshot registered for one refresh (see the module doc); [`RefreshSnapshot::release`]
+/// unregisters it (a transaction abort does too).
+pub struct RefreshSnapshot(pub pg_sys::Snapshot);
+
+impl RefreshSnapshot {
+    pub fn release(self) {
+        // SAFETY: the snapshot was registered by `refresh_snapshot` in this transaction.
+        unsafe { pg_sys::UnregisterSnapshot(self.0) };
+    }
+}
+
+/// For a DIFFERENTIAL refresh that reads a source captured from the WAL: takes the consumers'
+/// lock, then the refresh's snapshot, then consumes up to the WAL insert position taken after
+/// it. The delta must run in the returned snapshot.
+pub fn refresh_snapshot() -> RefreshSnapshot {
+    lock();
+    // SAFETY: takes a fresh MVCC snapshot and registers it with the transaction's resource
+    // owner (a copy: GetLatestSnapshot's own storage is reused by the next call).
+    let snapshot = unsafe { pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot()) };
+    consume_to(insert_lsn());
+    RefreshSnapshot(snapshot)
+}
+
+/// Consumes everything committed so far (the worker, and the scheduler before it probes).
+pub fn catch_up_now() -> Consumed {
+    lock();
+    consume_to(insert_lsn())
+}
+
+/// Moves the slot to what is durably consumed, so PostgreSQL can recycle the WAL before it.
+/// Run in a transaction after the consuming one committed.
+pub fn advance_slot() {
+    lock();
+    as_superuser(|| {
+        spi::exec(
+            "SELECT pg_catalog.pg_replication_slot_advance(w.slot_name, w.consumed_lsn) \
+               FROM pgtrickle.pgt_wal_state w JOIN pg_catalog.pg_replication_slots r USING (slot_name) \
+              WHERE r.confirmed_flush_lsn < w.consumed_lsn",
+            &[],
+        )
+    });
+}
