@@ -35,8 +35,10 @@ use std::time::{Duration, Instant};
 pub const WAL_CONSUMER_TYPE: &str = "pg_trickle wal consumer";
 /// Advisory lock (classid, objid) a WAL consumer holds in its database (one per database).
 const CONSUMER_LOCK: (i32, i32) = (0x7067_7472, 3);
-/// How often the consumer moves the slot to what is durably consumed.
-const ADVANCE_EVERY: Duration = Duration::from_secs(1);
+/// How often the consumer logs a running-transactions record so the slot's restart point moves.
+const ADVANCE_EVERY: Duration = Duration::from_millis(500);
+/// Consecutive failed reads of the slot after which the consumer falls back to triggers.
+const MAX_CONSUME_FAILURES: u32 = 20;
 /// How long after a fallback a source waits before it is moved to the WAL again.
 const RETRY_AFTER_FALLBACK: &str = "1 minute";
 
@@ -211,8 +213,9 @@ fn lock_readers(relid: Oid) {
 
 /// Moves one source from its row trigger to the WAL (see the module doc).
 fn hand_over(relid: Oid) {
-    wal::lock();
+    // The refresh locks first, as a refresh takes them (its storage, then the consumers' lock).
     lock_readers(relid);
+    wal::lock();
     let Some(quoted) = lock_source(relid) else {
         return;
     };
@@ -313,8 +316,9 @@ pub fn restore_replica_identity(relid: Oid, quoted: &str) {
 
 /// Moves one source back to its row trigger, exactly (see the module doc).
 fn hand_back(relid: Oid, note: &str) {
-    wal::lock();
+    // The refresh locks first, as a refresh takes them (its storage, then the consumers' lock).
     lock_readers(relid);
+    wal::lock();
     let Some(quoted) = lock_source(relid) else {
         return;
     };
@@ -339,7 +343,10 @@ pub fn hand_back_immediate_sources() {
     .flatten()
     .collect();
     for relid in sources {
-        hand_back(relid, "stays on triggers: read by an IMMEDIATE stream table");
+        hand_back(
+            relid,
+            "stays on triggers: read by an IMMEDIATE stream table",
+        );
     }
 }
 
@@ -422,7 +429,12 @@ fn survey() -> Survey {
 /// Whether this database needs a WAL consumer running (checked by its scheduler).
 pub fn consumer_needed() -> bool {
     // A catalog from before 0.3.0 (extension not updated yet) has no WAL capture.
-    if !spi::one::<bool>("SELECT to_regclass('pgtrickle.pgt_wal_state') IS NOT NULL", &[]).unwrap_or(false) {
+    if !spi::one::<bool>(
+        "SELECT to_regclass('pgtrickle.pgt_wal_state') IS NOT NULL",
+        &[],
+    )
+    .unwrap_or(false)
+    {
         return false;
     }
     if !wal_level_logical() {
@@ -475,6 +487,7 @@ pub extern "C-unwind" fn pg_trickle_wal_consumer_main(arg: pg_sys::Datum) {
     }
     let mut advanced = Instant::now();
     let mut idle_since: Option<Instant> = None;
+    let mut failures = 0u32;
     let mut sleep_ms: u64 = 0;
     while BackgroundWorker::wait_latch(Some(Duration::from_millis(sleep_ms))) {
         if BackgroundWorker::sighup_received() {
@@ -528,7 +541,8 @@ pub extern "C-unwind" fn pg_trickle_wal_consumer_main(arg: pg_sys::Datum) {
         } else {
             Vec::new()
         };
-        if !moving.is_empty() && !(s.slot && s.state) {
+        let ready = s.slot && s.state;
+        if !moving.is_empty() && !ready {
             // A slot without state was left by an interrupted creation: start afresh.
             let made = if s.slot {
                 in_transaction(drop_slot)
@@ -571,11 +585,34 @@ pub extern "C-unwind" fn pg_trickle_wal_consumer_main(arg: pg_sys::Datum) {
             continue;
         }
         idle_since = None;
-        let _ = logged("consuming", in_transaction(wal::catch_up_now));
         if advanced.elapsed() >= ADVANCE_EVERY {
+            // A running-transactions record ahead of what is consumed next lets the advance
+            // below move the slot's restart point too (else every read decodes again from the
+            // last one, up to 15 s of WAL).
             advanced = Instant::now();
-            let _ = logged("advancing the slot", in_transaction(wal::advance_slot));
+            let _ = logged(
+                "logging a running-transactions record",
+                in_transaction(|| spi::exec("SELECT pg_catalog.pg_log_standby_snapshot()", &[])),
+            );
         }
+        match in_transaction(wal::catch_up_now) {
+            Ok(_) => failures = 0,
+            Err(e) => {
+                failures += 1;
+                pgrx::log!("pg_trickle wal consumer: consuming failed ({failures} in a row): {e}");
+                // The slot cannot be read (a decoding error that repeats): continuity is lost.
+                if failures >= MAX_CONSUME_FAILURES {
+                    failures = 0;
+                    let reason = format!(
+                        "reading the slot failed {MAX_CONSUME_FAILURES} times in a row: {e}"
+                    );
+                    let _ = logged("fallback", in_transaction(|| fall_back(&reason)));
+                    let _ = logged("dropping the slot", in_transaction(drop_slot));
+                    continue;
+                }
+            }
+        }
+        let _ = logged("advancing the slot", in_transaction(wal::advance_slot));
         if BackgroundWorker::sigterm_received() {
             break;
         }

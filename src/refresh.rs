@@ -53,7 +53,11 @@ struct Applied {
 /// parameters only bound the change-buffer window, and planning would otherwise cost more than
 /// applying a small delta. With `snapshot`, it runs in that snapshot (WAL-captured sources, see
 /// [`wal::refresh_snapshot`]).
-fn apply(sql: &str, args: &[pgrx::datum::DatumWithOid], snapshot: Option<pg_sys::Snapshot>) -> Applied {
+fn apply(
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid],
+    snapshot: Option<pg_sys::Snapshot>,
+) -> Applied {
     spi::with_settings(&[("plan_cache_mode", "force_generic_plan")], || {
         apply_now(sql, args, snapshot)
     })
@@ -503,7 +507,14 @@ fn refresh_loaded(st: &StreamTable, started: TimestampWithTimeZone, initiator: I
     } else {
         None
     };
-    refresh_window(st, started, initiator, frontier, probe, snapshot.as_ref().map(|s| s.0));
+    refresh_window(
+        st,
+        started,
+        initiator,
+        frontier,
+        probe,
+        snapshot.as_ref().map(|s| s.0),
+    );
     if let Some(s) = snapshot {
         s.release();
     }

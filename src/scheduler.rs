@@ -182,7 +182,9 @@ fn now_ms() -> i64 {
 
 /// Runs `f` in a transaction of its own; an ERROR inside is caught, the transaction rolled back,
 /// and the message returned.
-pub(crate) fn in_transaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, String> {
+pub(crate) fn in_transaction<R>(
+    f: impl FnOnce() -> R + std::panic::UnwindSafe,
+) -> Result<R, String> {
     // SAFETY: the scheduler's main loop runs outside any transaction; this starts one, and every
     // path below ends it (commit on success, abort on error).
     unsafe {

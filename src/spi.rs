@@ -111,7 +111,8 @@ pub fn with_prepared_in<R>(
                 // SAFETY: inside an SPI connection; SPI_prepare raises an ERROR for bad SQL and
                 // SPI_keepplan moves the plan out of the connection's memory.
                 let plan = unsafe {
-                    let plan = pg_sys::SPI_prepare(text.as_ptr(), oids.len() as i32, oids.as_mut_ptr());
+                    let plan =
+                        pg_sys::SPI_prepare(text.as_ptr(), oids.len() as i32, oids.as_mut_ptr());
                     if plan.is_null() || pg_sys::SPI_keepplan(plan) != 0 {
                         pgrx::error!("pg_trickle: could not prepare a refresh statement");
                     }

@@ -56,33 +56,72 @@ struct WalSource {
     key: Vec<u16>,
 }
 
+/// A source's captured columns and its primary key's attribute numbers.
+type Shape = (Vec<SourceColumn>, Vec<u16>);
+
+thread_local! {
+    /// Per source (OID, cut-over LSN): its shape, read once per backend (a buffer's columns
+    /// never change; a new cut-over makes a new entry).
+    static SOURCES: std::cell::RefCell<HashMap<(u32, u64), Shape>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
 fn wal_sources() -> Vec<WalSource> {
-    let rows = spi::rows(
-        "SELECT s.source_relid, pg_catalog.pg_wal_lsn_diff(s.wal_from_lsn, '0/0')::int8, s.column_attnums, \
-                (SELECT array_agg(k) FROM pg_catalog.pg_index i, unnest(i.indkey::int2[]) k \
-                  WHERE i.indrelid = s.source_relid AND i.indisprimary) \
+    let rows = spi::rows_p(
+        "SELECT s.source_relid, pg_catalog.pg_wal_lsn_diff(s.wal_from_lsn, '0/0')::int8 \
            FROM pgtrickle.pgt_sources s WHERE s.capture_mode = 'WAL' ORDER BY 1",
         &[],
         |r| {
             (
                 r.get::<Oid>(1).ok().flatten().unwrap_or(pg_sys::InvalidOid),
-                r.get::<i64>(2).ok().flatten().unwrap_or(0),
-                r.get::<Vec<i16>>(3).ok().flatten().unwrap_or_default(),
-                r.get::<Vec<i16>>(4).ok().flatten().unwrap_or_default(),
+                r.get::<i64>(2).ok().flatten().unwrap_or(0) as u64,
             )
         },
     );
     rows.into_iter()
-        .map(|(relid, from, attnums, key)| WalSource {
-            relid: relid.to_u32(),
-            from_lsn: from as u64,
-            cols: capture::source_columns(relid)
-                .into_iter()
-                .filter(|c| attnums.contains(&c.attnum))
-                .collect(),
-            key: key.into_iter().map(|k| k as u16).collect(),
+        .map(|(relid, from)| {
+            let key = (relid.to_u32(), from);
+            let (cols, pk) = SOURCES
+                .with(|c| c.borrow().get(&key).cloned())
+                .unwrap_or_else(|| {
+                    let found = source_shape(relid);
+                    SOURCES.with(|c| c.borrow_mut().insert(key, found.clone()));
+                    found
+                });
+            WalSource {
+                relid: relid.to_u32(),
+                from_lsn: from,
+                cols,
+                key: pk,
+            }
         })
         .collect()
+}
+
+/// A source's captured columns (those its buffer has) and its primary key's attribute numbers.
+fn source_shape(relid: Oid) -> Shape {
+    let (attnums, key) = spi::rows(
+        "SELECT s.column_attnums, \
+                (SELECT array_agg(k) FROM pg_catalog.pg_index i, unnest(i.indkey::int2[]) k \
+                  WHERE i.indrelid = s.source_relid AND i.indisprimary) \
+           FROM pgtrickle.pgt_sources s WHERE s.source_relid = $1",
+        &[relid.into()],
+        |r| {
+            (
+                r.get::<Vec<i16>>(1).ok().flatten().unwrap_or_default(),
+                r.get::<Vec<i16>>(2).ok().flatten().unwrap_or_default(),
+            )
+        },
+    )
+    .pop()
+    .unwrap_or_default();
+    (
+        capture::source_columns(relid)
+            .into_iter()
+            .filter(|c| attnums.contains(&c.attnum))
+            .collect(),
+        key.into_iter().map(|k| k as u16).collect(),
+    )
 }
 
 /// Whether any source of this database is captured from the WAL.
@@ -181,7 +220,11 @@ fn consume_to_inner(upto: u64) -> Consumed {
     // SAFETY: reads the server's WAL segment size, set at startup.
     let segment = u64::try_from(unsafe { pg_sys::wal_segment_size }).unwrap_or(u64::MAX);
     let header = if upto % segment == in_page { 40 } else { 24 };
-    let flush_to = if in_page == header { upto - in_page } else { upto };
+    let flush_to = if in_page == header {
+        upto - in_page
+    } else {
+        upto
+    };
     // SAFETY: flushes the WAL up to a position already inserted.
     unsafe { pg_sys::XLogFlush(flush_to) };
     let relations: Vec<String> = sources.iter().map(|s| s.relid.to_string()).collect();
@@ -195,12 +238,7 @@ fn consume_to_inner(upto: u64) -> Consumed {
         |r| r.get::<Vec<u8>>(1).ok().flatten().unwrap_or_default(),
     );
     let by_relid: HashMap<u32, &WalSource> = sources.iter().map(|s| (s.relid, s)).collect();
-    let mut assembler = Assembler::new(
-        sources
-            .iter()
-            .map(|s| (s.relid, s.key.clone()))
-            .collect(),
-    );
+    let mut assembler = Assembler::new(sources.iter().map(|s| (s.relid, s.key.clone())).collect());
     // SAFETY: reads the next full transaction id from shared memory.
     let next_full = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
     let mut queues: HashMap<u32, (Sender<QueuedChange>, Receiver<QueuedChange>)> = sources

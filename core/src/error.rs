@@ -103,7 +103,10 @@ pub enum PgtError {
     #[error(
         "cannot refresh {stream_table} differentially in a transaction that has already written: its source(s) {tables} are captured from the WAL, where uncommitted changes cannot be read"
     )]
-    WalSourceWrittenInTransaction { stream_table: String, tables: String },
+    WalSourceWrittenInTransaction {
+        stream_table: String,
+        tables: String,
+    },
 }
 
 impl PgtError {

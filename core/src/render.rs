@@ -183,7 +183,10 @@ pub fn wal_insert_sql(source_oid: u32, cols: &[SourceColumn]) -> String {
     let mut targets = vec!["xid".to_string(), "action".to_string()];
     let mut exprs = vec!["u.x::xid8".to_string(), "u.a::\"char\"".to_string()];
     let mut names = vec!["x".to_string(), "a".to_string()];
-    for (side, col) in [("o", old_col as fn(&SourceColumn) -> String), ("n", new_col)] {
+    for (side, col) in [
+        ("o", old_col as fn(&SourceColumn) -> String),
+        ("n", new_col),
+    ] {
         for c in cols {
             targets.push(col(c));
             let name = format!("{side}{}", c.attnum);

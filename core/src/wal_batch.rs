@@ -142,7 +142,10 @@ mod tests {
         assert_eq!(full_xid(700, 1000), 700);
         assert_eq!(full_xid(999, (3 << 32) | 1000), (3 << 32) | 999);
         // Wrapped: the transaction is from the previous epoch.
-        assert_eq!(full_xid(u32::MAX - 5, (3 << 32) | 10), (2 << 32) | u64::from(u32::MAX - 5));
+        assert_eq!(
+            full_xid(u32::MAX - 5, (3 << 32) | 10),
+            (2 << 32) | u64::from(u32::MAX - 5)
+        );
         assert_eq!(full_xid(10, (1 << 32) | 10), 10);
     }
 

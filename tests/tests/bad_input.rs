@@ -185,8 +185,12 @@ fn cdc_mode_is_a_real_setting() {
         db.error_code("SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM keyless')"),
         "0A000"
     );
-    let message = db.error_message("SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM keyless')");
-    assert!(message.contains("keyless") && message.contains("primary key"), "{message}");
+    let message =
+        db.error_message("SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM keyless')");
+    assert!(
+        message.contains("keyless") && message.contains("primary key"),
+        "{message}"
+    );
     db.assert_no_leftovers(&["s"]);
     db.exec("SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM t')");
     db.exec("SELECT pgtrickle.drop_stream_table('s')");

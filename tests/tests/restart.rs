@@ -18,9 +18,21 @@ fn the_catalog_and_pending_changes_survive_a_restart() {
     let mut sched = TestDb::with_scheduler("restart_sched");
     sched.exec(
         "CREATE TABLE t (id int PRIMARY KEY, g int, v int); INSERT INTO t SELECT i, i % 5, i FROM generate_series(1, 100) i;
-         SELECT pgtrickle.create_stream_table('agg', 'SELECT g, count(*) AS n, sum(v) AS s FROM t GROUP BY g', schedule => '1s', refresh_mode => 'DIFFERENTIAL');
-         UPDATE t SET g = 7 WHERE id <= 10; DELETE FROM t WHERE id > 95; INSERT INTO t VALUES (500, 9, 9);",
+         SELECT pgtrickle.create_stream_table('agg', 'SELECT g, count(*) AS n, sum(v) AS s FROM t GROUP BY g', schedule => '1s', refresh_mode => 'DIFFERENTIAL');",
     );
+    // The source is captured from the WAL (cdc_mode = 'auto'); the changes are committed, and
+    // possibly not yet consumed, when the server goes down.
+    let start = std::time::Instant::now();
+    while sched.value::<String>("SELECT capture_mode FROM pgtrickle.cdc_status()") != "WAL" {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "t never moved to WAL capture"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sched.exec("UPDATE t SET g = 7 WHERE id <= 10");
+    sched.exec("DELETE FROM t WHERE id > 95");
+    sched.exec("INSERT INTO t VALUES (500, 9, 9)");
     let script = format!("{}/../scripts/cluster.sh", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("bash")
         .arg(script)
@@ -41,6 +53,20 @@ fn the_catalog_and_pending_changes_survive_a_restart() {
         )],
         Duration::from_secs(10),
         "the scheduler after the restart",
+    );
+    assert_eq!(
+        sched.value::<String>("SELECT capture_mode FROM pgtrickle.cdc_status()"),
+        "WAL",
+        "still captured from the WAL after the restart"
+    );
+    sched.exec("UPDATE t SET v = v * 2 WHERE id % 3 = 0");
+    sched.until_exact(
+        &[(
+            "agg",
+            "SELECT g, count(*) AS n, sum(v) AS s FROM t GROUP BY g",
+        )],
+        Duration::from_secs(10),
+        "changes after the restart",
     );
     let scheduled: i64 = sched.value(
         "SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE initiated_by = 'SCHEDULER' AND action = 'DIFFERENTIAL'",
