@@ -440,7 +440,9 @@ pub fn consumer_needed() -> bool {
     if !wal_level_logical() {
         return wal::any_wal_source();
     }
-    guc::CDC_MODE.get() != CdcMode::Trigger || wal::any_wal_source()
+    let any_source = spi::one::<bool>("SELECT EXISTS (SELECT 1 FROM pgtrickle.pgt_sources)", &[])
+        .unwrap_or(false);
+    any_source && (guc::CDC_MODE.get() != CdcMode::Trigger || wal::any_wal_source())
 }
 
 /// Starts the WAL consumer of the current database unless one runs.
@@ -572,9 +574,14 @@ pub extern "C-unwind" fn pg_trickle_wal_consumer_main(arg: pg_sys::Datum) {
             continue;
         };
         if s.wal_sources == 0 {
-            // Nothing to consume: drop the slot (it would hold back WAL), and exit after a
-            // while of this; the scheduler starts a consumer again when needed.
-            if s.slot && s.sources == 0 {
+            // Nothing to consume and nothing about to move: drop the slot (it would hold back
+            // WAL), and exit after a while of this; the scheduler starts a consumer again when
+            // needed.
+            let moving_soon = wal_allowed
+                && !logged("survey", in_transaction(candidates))
+                    .unwrap_or_default()
+                    .is_empty();
+            if s.slot && !moving_soon {
                 let _ = logged("dropping the slot", in_transaction(drop_slot));
             }
             let since = *idle_since.get_or_insert_with(Instant::now);

@@ -238,3 +238,50 @@ fn a_slot_dropped_behind_our_back_falls_back_to_triggers_and_stays_exact() {
         "DIFFERENTIAL"
     );
 }
+
+#[test]
+fn immediate_and_repeatable_read_get_what_they_need() {
+    let mut db = TestDb::new("wal_immediate");
+    let q = "SELECT g, count(*) AS n FROM events GROUP BY g";
+    db.exec(&format!(
+        "CREATE TABLE events (id int PRIMARY KEY, g int);
+         INSERT INTO events SELECT i, i % 3 FROM generate_series(1, 30) i;
+         SELECT pgtrickle.create_stream_table('per_g', '{q}', refresh_mode => 'DIFFERENTIAL');"
+    ));
+    wait_for_mode(&mut db, "public.events", "WAL");
+    // A refresh in a REPEATABLE READ transaction cannot read the slot in its snapshot's terms:
+    // it recomputes, and says why.
+    db.exec("INSERT INTO events VALUES (100, 1)");
+    db.exec(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT pgtrickle.refresh_stream_table('per_g'); COMMIT",
+    );
+    assert_eq!(db.oracle("per_g", q), (0, 0));
+    let reason: String = db.value(
+        "SELECT action || ': ' || reason FROM pgtrickle.pgt_refresh_history ORDER BY refresh_id DESC LIMIT 1",
+    );
+    assert!(
+        reason.starts_with("FULL: a source is captured from the WAL"),
+        "{reason}"
+    );
+    // IMMEDIATE maintenance needs the row trigger: switching moves the source back to it in the
+    // same transaction, so the very next write is maintained.
+    db.exec("SELECT pgtrickle.alter_stream_table('per_g', refresh_mode => 'IMMEDIATE')");
+    assert_eq!(
+        db.value::<String>(
+            "SELECT capture_mode || ' ' || note FROM pgtrickle.cdc_status() WHERE source_table = 'public.events'"
+        ),
+        "TRIGGER stays on triggers: read by an IMMEDIATE stream table"
+    );
+    db.exec("UPDATE events SET g = 2 WHERE id < 10");
+    assert_eq!(db.oracle("per_g", q), (0, 0));
+    db.exec("INSERT INTO events VALUES (200, 0)");
+    assert_eq!(db.oracle("per_g", q), (0, 0));
+    // And it stays there while the IMMEDIATE stream table reads it.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        db.value::<String>(
+            "SELECT capture_mode FROM pgtrickle.cdc_status() WHERE source_table = 'public.events'"
+        ),
+        "TRIGGER"
+    );
+}
