@@ -211,8 +211,11 @@ fn lock_readers(relid: Oid) {
     }
 }
 
-/// Moves one source from its row trigger to the WAL (see the module doc).
+/// Moves one source from its row trigger to the WAL (see the module doc). Gives up after 2 s
+/// waiting for a lock (an idle transaction holding the source must not stall everything that
+/// queues behind the ACCESS EXCLUSIVE request); the next pass tries again.
 fn hand_over(relid: Oid) {
+    spi::exec("SET LOCAL lock_timeout = '2s'", &[]);
     // The refresh locks first, as a refresh takes them (its storage, then the consumers' lock).
     lock_readers(relid);
     wal::lock();
@@ -342,10 +345,21 @@ pub fn hand_back_immediate_sources() {
     .into_iter()
     .flatten()
     .collect();
-    for relid in sources {
+    for relid in &sources {
         hand_back(
-            relid,
+            *relid,
             "stays on triggers: read by an IMMEDIATE stream table",
+        );
+    }
+    // This runs in the user's transaction, which may have written those sources before (not
+    // in the WAL stream yet, and no longer consumed once the source is back on its trigger):
+    // the stream tables reading them recompute at their next refresh.
+    if !sources.is_empty() {
+        spi::exec(
+            "UPDATE pgtrickle.pgt_stream_tables SET frontier = NULL, frontier_xid = NULL \
+              WHERE effective_mode <> 'IMMEDIATE' \
+                AND pgt_id IN (SELECT pgt_id FROM pgtrickle.pgt_dependencies WHERE source_relid = ANY($1))",
+            &[sources.into()],
         );
     }
 }
@@ -524,7 +538,13 @@ pub extern "C-unwind" fn pg_trickle_wal_consumer_main(arg: pg_sys::Datum) {
         }
         if let Some(back) = logged("survey", in_transaction(|| to_hand_back(mode))) {
             for (relid, note) in back {
-                let _ = logged("hand-back", in_transaction(|| hand_back(relid, &note)));
+                let _ = logged(
+                    "hand-back",
+                    in_transaction(|| {
+                        spi::exec("SET LOCAL lock_timeout = '2s'", &[]);
+                        hand_back(relid, &note)
+                    }),
+                );
             }
         }
         let wal_allowed = mode != CdcMode::Trigger && s.logical;

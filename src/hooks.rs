@@ -58,10 +58,30 @@ fn stop_workers_of(name: &str) {
         unsafe { libc::kill(pid, libc::SIGTERM) };
     }
     for _ in 0..500 {
-        if pids(&[SCHEDULER_TYPE, WAL_CONSUMER_TYPE]).is_empty() {
+        let slot_active = spi::one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE database = $1 AND active)",
+            &[name.to_string().into()],
+        )
+        .unwrap_or(false);
+        if !slot_active && pids(&[SCHEDULER_TYPE, WAL_CONSUMER_TYPE]).is_empty() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Whether a DROP EXTENSION statement names pg_trickle.
+///
+/// # Safety
+/// `drop` points to a valid DropStmt of extensions (its objects are String nodes).
+unsafe fn drops_pg_trickle(drop: *mut pg_sys::DropStmt) -> bool {
+    // SAFETY: for OBJECT_EXTENSION the parser makes `objects` a list of String nodes.
+    unsafe {
+        pgrx::PgList::<pg_sys::String>::from_pg((*drop).objects)
+            .iter_ptr()
+            .any(|s| {
+                !s.is_null() && std::ffi::CStr::from_ptr((*s).sval).to_bytes() == b"pg_trickle"
+            })
     }
 }
 
@@ -89,6 +109,21 @@ unsafe extern "C-unwind" fn process_utility(
                 stop_workers_of(&name);
             }
         }
+        let mut dropping_extension = false;
+        if !stmt.is_null() && (*stmt).type_ == pg_sys::NodeTag::T_DropStmt {
+            let drop = stmt as *mut pg_sys::DropStmt;
+            if (*drop).removeType == pg_sys::ObjectType::OBJECT_EXTENSION && drops_pg_trickle(drop)
+            {
+                // The workers read pg_trickle's catalog all the time; DROP EXTENSION takes its
+                // tables one by one and would deadlock with them.
+                let name =
+                    std::ffi::CStr::from_ptr(pg_sys::get_database_name(pg_sys::MyDatabaseId))
+                        .to_string_lossy()
+                        .into_owned();
+                stop_workers_of(&name);
+                dropping_extension = true;
+            }
+        }
         let next = PREV_PROCESS_UTILITY.unwrap_or(standard_process_utility);
         next(
             pstmt,
@@ -100,5 +135,15 @@ unsafe extern "C-unwind" fn process_utility(
             dest,
             qc,
         );
+        if dropping_extension {
+            // The slot is not part of the extension: drop it with it (it would hold back WAL).
+            // Not transactional: if this transaction rolls back, the consumer falls back to
+            // triggers for the lost slot.
+            spi::exec(
+                "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots \
+                  WHERE slot_name = $1 AND NOT active",
+                &[crate::wal::slot_name().into()],
+            );
+        }
     }
 }

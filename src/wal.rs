@@ -188,7 +188,11 @@ fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
 /// Consumes every transaction that committed at or before `upto` and is not in the buffers
 /// yet. The caller holds [`lock`]. Errors (no slot, a decoding failure) are raised.
 pub fn consume_to(upto: u64) -> Consumed {
-    as_superuser(|| consume_to_inner(upto))
+    // As superuser, with a search_path nobody else controls (the caller's may be a stream
+    // table owner's).
+    spi::with_settings(&[("search_path", "pg_catalog, pg_temp")], || {
+        as_superuser(|| consume_to_inner(upto))
+    })
 }
 
 fn consume_to_inner(upto: u64) -> Consumed {
