@@ -151,10 +151,8 @@ fn create(
     }
     capture::sync_immediate_triggers();
     crate::scheduler::ensure_scheduler();
-    if crate::cdc::consumer_needed() {
-        // SAFETY: reading the backend's own database OID.
-        crate::cdc::ensure_consumer(unsafe { pg_sys::MyDatabaseId });
-    }
+    // SAFETY: reading the backend's own database OID.
+    crate::cdc::ensure_consumer_if_needed(unsafe { pg_sys::MyDatabaseId });
 }
 
 /// Creates a stream table: its storage table, change capture on every table the query reads,

@@ -87,12 +87,12 @@ pub fn wal_unavailable(relid: Oid) -> Option<String> {
     if !wal_level_logical() {
         return Some("wal_level is not logical".into());
     }
+    // The same rules as for sources already captured, asked of a table that may not be one yet.
     spi::one::<String>(
-        "SELECT CASE WHEN c.relkind <> 'r' THEN 'not a plain table' \
-                     WHEN c.relpersistence <> 'p' THEN 'unlogged or temporary (not in the WAL)' \
-                     WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
-                          THEN 'it has no primary key' END \
-           FROM pg_catalog.pg_class c WHERE c.oid = $1",
+        &format!(
+            "SELECT {CANDIDATE_NOTE} FROM (SELECT $1::oid AS source_relid) s \
+               JOIN pg_catalog.pg_class c ON c.oid = s.source_relid"
+        ),
         &[relid.into()],
     )
 }
@@ -325,7 +325,7 @@ fn hand_back(relid: Oid, note: &str) {
     let Some(quoted) = lock_source(relid) else {
         return;
     };
-    if slot_exists() && state_exists() {
+    if wal::slot_ready() {
         wal::consume_to(wal::insert_lsn());
     }
     restore_trigger_capture(relid, &quoted, note);
@@ -441,7 +441,7 @@ fn survey() -> Survey {
 }
 
 /// Whether this database needs a WAL consumer running (checked by its scheduler).
-pub fn consumer_needed() -> bool {
+fn consumer_needed() -> bool {
     // A catalog from before 0.3.0 (extension not updated yet) has no WAL capture.
     if !spi::one::<bool>(
         "SELECT to_regclass('pgtrickle.pgt_wal_state') IS NOT NULL",
@@ -459,8 +459,15 @@ pub fn consumer_needed() -> bool {
     any_source && (guc::CDC_MODE.get() != CdcMode::Trigger || wal::any_wal_source())
 }
 
+/// Starts database `db`'s WAL consumer if it needs one and none runs.
+pub fn ensure_consumer_if_needed(db: Oid) {
+    if consumer_needed() {
+        ensure_consumer(db);
+    }
+}
+
 /// Starts the WAL consumer of the current database unless one runs.
-pub fn ensure_consumer(db: Oid) {
+fn ensure_consumer(db: Oid) {
     let running = spi::one::<bool>(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity WHERE datid = $1 AND backend_type = $2)",
         &[db.into(), WAL_CONSUMER_TYPE.into()],

@@ -109,14 +109,12 @@ fn apply_now(
             applied_of(&row.expect("a refresh statement returns one row"))
         }),
         None => spi::with_prepared(sql, args, |t| {
-            let t = t.first();
-            Applied {
-                frontier: t.get::<String>(1).spi_ok().unwrap_or_default(),
-                xid: t.get::<String>(2).spi_ok(),
-                inserted: t.get::<i64>(3).spi_ok().unwrap_or(0),
-                updated: t.get::<i64>(4).spi_ok().unwrap_or(0),
-                deleted: t.get::<i64>(5).spi_ok().unwrap_or(0),
-            }
+            applied_of(
+                &t.first()
+                    .get_heap_tuple()
+                    .spi_ok()
+                    .expect("a refresh statement returns one row"),
+            )
         }),
     }
 }
@@ -417,11 +415,7 @@ pub fn entered_clean() -> bool {
 /// refresh_stream_table(): [`refresh`], knowing whether the caller's transaction wrote anything
 /// before (a DIFFERENTIAL refresh from WAL-captured sources cannot see those writes' changes).
 pub fn refresh_manual(relid: Oid, initiator: Initiator, clean: bool) {
-    let (started, st) = lock_and_load(relid);
-    with_search_path(&st, || {
-        ENTERED_CLEAN.set(clean);
-        refresh_loaded(&st, started, initiator)
-    });
+    refresh_as(relid, initiator, clean);
     if clean {
         // SAFETY: makes this call's writes visible and starts a new command, so the position
         // recorded is the one the next call sees unless a statement in between writes.
@@ -430,19 +424,18 @@ pub fn refresh_manual(relid: Oid, initiator: Initiator, clean: bool) {
     }
 }
 
-thread_local! {
-    static ENTERED_CLEAN: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
-}
-
 /// Refreshes `st` the way its plan says: DIFFERENTIAL when it has a delta plan and a frontier to
 /// start from (FULL when a TRUNCATE is in the window, for AUTO past [`AUTO_FULL_FRACTION`], and
 /// after a failed refresh), FULL otherwise.
 pub fn refresh(relid: Oid, initiator: Initiator) {
+    refresh_as(relid, initiator, true);
+}
+
+/// `clean`: the calling transaction wrote nothing before this refresh (see
+/// [`refuse_own_writes`]).
+fn refresh_as(relid: Oid, initiator: Initiator, clean: bool) {
     let (started, st) = lock_and_load(relid);
-    with_search_path(&st, || {
-        ENTERED_CLEAN.set(true);
-        refresh_loaded(&st, started, initiator)
-    });
+    with_search_path(&st, || refresh_loaded(&st, started, initiator, clean));
 }
 
 /// Whether a source of `st` is captured from the WAL.
@@ -458,8 +451,8 @@ fn reads_wal_source(st: &StreamTable) -> bool {
 /// A transaction that wrote before asking for this refresh may have written a source captured
 /// from the WAL: those uncommitted changes are in the tables the delta reads but cannot be in a
 /// change buffer yet, so the refresh is refused (SQLSTATE 0A000) rather than made inexact.
-fn refuse_own_writes(st: &StreamTable) {
-    if ENTERED_CLEAN.get() {
+fn refuse_own_writes(st: &StreamTable, clean: bool) {
+    if clean {
         return;
     }
     let tables = spi::one_p::<String>(
@@ -475,7 +468,12 @@ fn refuse_own_writes(st: &StreamTable) {
     });
 }
 
-fn refresh_loaded(st: &StreamTable, started: TimestampWithTimeZone, initiator: Initiator) {
+fn refresh_loaded(
+    st: &StreamTable,
+    started: TimestampWithTimeZone,
+    initiator: Initiator,
+    clean: bool,
+) {
     let Some(frontier) = &st.frontier else {
         return full_refresh_locked(st, started, initiator, None);
     };
@@ -502,7 +500,7 @@ fn refresh_loaded(st: &StreamTable, started: TimestampWithTimeZone, initiator: I
                 Some("a source is captured from the WAL and the transaction is not READ COMMITTED"),
             );
         }
-        refuse_own_writes(st);
+        refuse_own_writes(st, clean);
         Some(wal::refresh_snapshot())
     } else {
         None

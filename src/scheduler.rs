@@ -318,9 +318,7 @@ pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
             return false;
         }
         // Change capture is not refreshing: the WAL consumer runs even with scheduling off.
-        if crate::cdc::consumer_needed() {
-            crate::cdc::ensure_consumer(db);
-        }
+        crate::cdc::ensure_consumer_if_needed(db);
         if !guc::ENABLED.get() {
             return false;
         }
@@ -364,8 +362,8 @@ pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
             if !extension_installed() {
                 return None;
             }
-            if check_consumer && crate::cdc::consumer_needed() {
-                crate::cdc::ensure_consumer(db);
+            if check_consumer {
+                crate::cdc::ensure_consumer_if_needed(db);
             }
             Some(load_entries())
         });

@@ -45,6 +45,15 @@ thread_local! {
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
+/// A kept statement's cache key: its SQL and argument types.
+fn plan_key(sql: &str, args: &[DatumWithOid]) -> String {
+    let mut key = sql.to_string();
+    for a in args {
+        key.push_str(&format!("\u{1}{}", a.oid().to_u32()));
+    }
+    key
+}
+
 /// The most statements kept per backend before the cache is emptied.
 const MAX_PLANS: usize = 512;
 
@@ -55,10 +64,7 @@ pub fn with_prepared<R>(
     args: &[DatumWithOid],
     f: impl FnOnce(pgrx::spi::SpiTupleTable) -> R,
 ) -> R {
-    let mut key = sql.to_string();
-    for a in args {
-        key.push_str(&format!("\u{1}{}", a.oid().to_u32()));
-    }
+    let key = plan_key(sql, args);
     Spi::connect_mut(|client| {
         let cached = PLANS.with(|p| p.borrow().get(&key).cloned());
         let stmt = match cached {
@@ -98,10 +104,7 @@ pub fn with_prepared_in<R>(
     f: impl FnOnce(Option<pgrx::spi::SpiHeapTupleData>) -> R,
 ) -> R {
     use pgrx::pg_sys;
-    let mut key = sql.to_string();
-    for a in args {
-        key.push_str(&format!("\u{1}{}", a.oid().to_u32()));
-    }
+    let key = plan_key(sql, args);
     Spi::connect_mut(|_client| {
         let plan = match RAW_PLANS.with(|p| p.borrow().get(&key).copied()) {
             Some(p) => p as pg_sys::SPIPlanPtr,
