@@ -10,7 +10,7 @@ use crate::refresh::{self, Initiator};
 use crate::spi;
 use pg_trickle_core::dag::Dag;
 use pg_trickle_core::ident::{quote_qualified, QualifiedName};
-use pg_trickle_core::mode::RefreshMode;
+use pg_trickle_core::mode::{CaptureMode, RefreshMode};
 use pg_trickle_core::render;
 use pg_trickle_core::schedule::Schedule;
 use pg_trickle_core::PgtError;
@@ -25,6 +25,19 @@ fn required<'a>(value: Option<&'a str>, what: &'static str) -> &'a str {
 
 fn parse_mode(mode: Option<&str>) -> RefreshMode {
     RefreshMode::parse(required(mode, "refresh_mode")).or_raise()
+}
+
+fn parse_capture(mode: Option<&str>) -> CaptureMode {
+    CaptureMode::parse(required(mode, "cdc_mode")).or_raise()
+}
+
+/// The base tables among `def`'s sources (the ones whose capture cdc_mode is about).
+fn base_tables(sources: &[catalog::Source]) -> Vec<(Oid, String)> {
+    sources
+        .iter()
+        .filter(|s| s.kind == SourceKind::Table)
+        .map(|s| (s.relid, s.display.clone()))
+        .collect()
 }
 
 /// Everything derived from a defining query.
@@ -72,14 +85,28 @@ fn target_name(name: &str) -> (String, String) {
     (schema, qn.name)
 }
 
-fn create(
-    schema: &str,
-    name: &str,
-    query: &str,
-    schedule: &Schedule,
+/// What `create` is asked to make.
+struct NewStreamTable<'a> {
+    schema: &'a str,
+    name: &'a str,
+    query: &'a str,
+    schedule: &'a Schedule,
     mode: RefreshMode,
     initialize: bool,
-) {
+    capture: CaptureMode,
+}
+
+/// `clean`: the calling transaction wrote nothing before the API call.
+fn create(new: NewStreamTable<'_>, clean: bool) {
+    let NewStreamTable {
+        schema,
+        name,
+        query,
+        schedule,
+        mode,
+        initialize,
+        capture,
+    } = new;
     let display = format!("{schema}.{name}");
     if !catalog::schema_exists(schema) {
         raise(PgtError::SchemaNotFound(schema.to_string()));
@@ -92,21 +119,11 @@ fn create(
         });
     }
     let def = define(query);
-    if crate::guc::CDC_MODE.get() == crate::guc::CdcMode::Wal {
-        for source in def.sources.iter().filter(|s| s.kind == SourceKind::Table) {
-            let reason = if mode == RefreshMode::Immediate {
-                Some("IMMEDIATE stream tables capture with triggers".to_string())
-            } else {
-                crate::cdc::wal_unavailable(source.relid)
-            };
-            if let Some(reason) = reason {
-                raise(PgtError::WalCaptureUnavailable {
-                    table: source.display.clone(),
-                    reason,
-                });
-            }
-        }
-    }
+    crate::cdc::check_capture_mode(
+        capture,
+        mode == RefreshMode::Immediate,
+        &base_tables(&def.sources),
+    );
     let built = plan::build(
         schema,
         name,
@@ -131,8 +148,8 @@ fn create(
     let (names, types, colls) = catalog::column_arrays(&def.analyzed.columns);
     let pgt_id = spi::one::<i64>(
         "INSERT INTO pgtrickle.pgt_stream_tables (pgt_relid, defining_query, schedule, refresh_mode, \
-             effective_mode, column_names, column_types, column_collations, plan_kind, full_merge_sql, explain_text) \
-         VALUES ($1, $2, $3, $4, 'FULL', $5, $6, $7, 'FULL', '', '') RETURNING pgt_id",
+             effective_mode, column_names, column_types, column_collations, plan_kind, full_merge_sql, explain_text, cdc_mode) \
+         VALUES ($1, $2, $3, $4, 'FULL', $5, $6, $7, 'FULL', '', '', $8) RETURNING pgt_id",
         &[
             storage.into(),
             query.into(),
@@ -141,6 +158,7 @@ fn create(
             names.into(),
             types.into(),
             colls.into(),
+            capture.as_str().into(),
         ],
     )
     .expect("INSERT ... RETURNING returns the id");
@@ -149,7 +167,7 @@ fn create(
     if initialize {
         refresh::full_refresh(storage, Initiator::Create, None);
     }
-    capture::sync_immediate_triggers();
+    capture::sync_immediate_triggers(clean);
     crate::scheduler::ensure_scheduler();
     // SAFETY: reading the backend's own database OID.
     crate::cdc::ensure_consumer_if_needed(unsafe { pg_sys::MyDatabaseId });
@@ -164,18 +182,25 @@ fn create_stream_table(
     schedule: default!(Option<&str>, "'1m'"),
     refresh_mode: default!(Option<&str>, "'AUTO'"),
     initialize: default!(Option<bool>, true),
+    cdc_mode: default!(Option<&str>, "'auto'"),
 ) {
+    let clean = refresh::entered_clean();
     let (schema, st_name) = target_name(required(name, "name"));
     let query = required(query, "query");
     let schedule = Schedule::parse(schedule).or_raise();
     let mode = parse_mode(refresh_mode);
+    let capture = parse_capture(cdc_mode);
     create(
-        &schema,
-        &st_name,
-        query,
-        &schedule,
-        mode,
-        initialize.unwrap_or(true),
+        NewStreamTable {
+            schema: &schema,
+            name: &st_name,
+            query,
+            schedule: &schedule,
+            mode,
+            initialize: initialize.unwrap_or(true),
+            capture,
+        },
+        clean,
     );
 }
 
@@ -188,22 +213,39 @@ fn create_or_replace_stream_table(
     schedule: default!(Option<&str>, "'1m'"),
     refresh_mode: default!(Option<&str>, "'AUTO'"),
     initialize: default!(Option<bool>, true),
+    cdc_mode: default!(Option<&str>, "'auto'"),
 ) {
+    let clean = refresh::entered_clean();
     let name = required(name, "name");
     let (schema, st_name) = target_name(name);
     let query = required(query, "query");
     let schedule = Schedule::parse(schedule).or_raise();
     let mode = parse_mode(refresh_mode);
+    let capture = parse_capture(cdc_mode);
     let initialize = initialize.unwrap_or(true);
     let st = match catalog::existing(&schema, &st_name) {
-        None => return create(&schema, &st_name, query, &schedule, mode, initialize),
+        None => {
+            return create(
+                NewStreamTable {
+                    schema: &schema,
+                    name: &st_name,
+                    query,
+                    schedule: &schedule,
+                    mode,
+                    initialize,
+                    capture,
+                },
+                clean,
+            )
+        }
         Some((_, false)) => raise(PgtError::RelationExists(format!("{schema}.{st_name}"))),
         Some((relid, true)) => catalog::by_relid(relid).expect("stream table in catalog"),
     };
     let same_query = st.defining_query == query;
     let same_schedule = st.schedule == schedule.catalog_text();
     let same_mode = st.refresh_mode == mode.as_str();
-    if same_query && same_schedule && same_mode {
+    let same_capture = cdc_mode_of(&st) == capture;
+    if same_query && same_schedule && same_mode && same_capture {
         notice!("stream table {} is unchanged", st.display());
         return;
     }
@@ -211,15 +253,55 @@ fn create_or_replace_stream_table(
         set_schedule(&st, &schedule);
     }
     if !same_query || !same_mode {
-        redefine(&st, query, mode, initialize);
+        // The new cdc_mode first: the new sources are checked against it.
+        if !same_capture {
+            record_cdc_mode(&st, capture);
+        }
+        redefine(&st, query, mode, initialize, clean);
     }
+    if !same_capture {
+        set_cdc_mode(&st, capture, mode == RefreshMode::Immediate, clean);
+    }
+}
+
+fn cdc_mode_of(st: &StreamTable) -> CaptureMode {
+    let stored = spi::one::<String>(
+        "SELECT cdc_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_id = $1",
+        &[st.pgt_id.into()],
+    )
+    .unwrap_or_default();
+    CaptureMode::parse(&stored).unwrap_or(CaptureMode::Auto)
+}
+
+fn record_cdc_mode(st: &StreamTable, capture: CaptureMode) {
+    spi::exec(
+        "UPDATE pgtrickle.pgt_stream_tables SET cdc_mode = $2, updated_at = now() WHERE pgt_id = $1",
+        &[st.pgt_id.into(), capture.as_str().into()],
+    );
+}
+
+/// Gives a stream table a new cdc_mode: checked against its base tables and the other stream
+/// tables reading them; sources it now pins to triggers go back to them in this transaction,
+/// sources it releases move to the WAL at the consumer's next pass.
+fn set_cdc_mode(st: &StreamTable, capture: CaptureMode, immediate: bool, clean: bool) {
+    record_cdc_mode(st, capture);
+    let tables: Vec<(Oid, String)> = catalog::table_sources(st.pgt_id);
+    crate::cdc::check_capture_mode(capture, immediate, &tables);
+    crate::cdc::hand_back_pinned_sources(clean);
+    // SAFETY: reading the backend's own database OID.
+    crate::cdc::ensure_consumer_if_needed(unsafe { pg_sys::MyDatabaseId });
 }
 
 /// Gives a stream table a new query and/or refresh mode in place: same storage table (OID,
 /// grants, user indexes on kept columns), columns and hidden state migrated, capture adjusted,
 /// contents recomputed.
-fn redefine(st: &StreamTable, query: &str, mode: RefreshMode, initialize: bool) {
+fn redefine(st: &StreamTable, query: &str, mode: RefreshMode, initialize: bool, clean: bool) {
     let def = define(query);
+    crate::cdc::check_capture_mode(
+        cdc_mode_of(st),
+        mode == RefreshMode::Immediate,
+        &base_tables(&def.sources),
+    );
     let mut dag = Dag::from_edges(catalog::all_edges());
     let source_ids: Vec<u32> = def
         .sources
@@ -289,7 +371,7 @@ fn redefine(st: &StreamTable, query: &str, mode: RefreshMode, initialize: bool) 
     );
     catalog::store_plan(st.pgt_id, &st.quoted(), &built);
     wire_sources(st.pgt_id, st.relid, &st.display(), &def);
-    capture::sync_immediate_triggers();
+    capture::sync_immediate_triggers(clean);
     if initialize {
         refresh::full_refresh(st.relid, Initiator::Alter, None);
     }
@@ -302,16 +384,20 @@ fn set_schedule(st: &StreamTable, schedule: &Schedule) {
     );
 }
 
-/// Changes a stream table's schedule and/or refresh mode; an argument left NULL is unchanged.
+/// Changes a stream table's schedule, refresh mode and/or cdc_mode; an argument left NULL is
+/// unchanged.
 #[pg_extern(schema = "pgtrickle")]
 fn alter_stream_table(
     name: Option<&str>,
     schedule: default!(Option<&str>, "NULL"),
     refresh_mode: default!(Option<&str>, "NULL"),
+    cdc_mode: default!(Option<&str>, "NULL"),
 ) {
+    let clean = refresh::entered_clean();
     let st = catalog::resolve(required(name, "name"));
     let schedule = schedule.map(|s| Schedule::parse(Some(s)).or_raise());
     let mode = refresh_mode.map(|m| parse_mode(Some(m)));
+    let capture = cdc_mode.map(|m| parse_capture(Some(m)));
     if let Some(s) = &schedule {
         set_schedule(&st, s);
     }
@@ -321,10 +407,20 @@ fn alter_stream_table(
           WHERE pgt_id = $1 AND status = 'SUSPENDED'",
         &[st.pgt_id.into()],
     );
-    if let Some(m) = mode {
-        if m.as_str() != st.refresh_mode {
-            redefine(&st, &st.defining_query.clone(), m, true);
-        }
+    let new_mode = mode.filter(|m| m.as_str() != st.refresh_mode);
+    let new_capture = capture.filter(|c| *c != cdc_mode_of(&st));
+    if let Some(c) = new_capture {
+        // Before a re-plan, so it is checked against the new cdc_mode.
+        record_cdc_mode(&st, c);
+    }
+    if let Some(m) = new_mode {
+        redefine(&st, &st.defining_query.clone(), m, true, clean);
+    }
+    if let Some(c) = new_capture {
+        let immediate = new_mode.map_or(st.refresh_mode == "IMMEDIATE", |m| {
+            m == RefreshMode::Immediate
+        });
+        set_cdc_mode(&st, c, immediate, clean);
     }
 }
 
@@ -373,7 +469,8 @@ fn forget_relations(dropped: &[Oid]) {
         &[dropped.to_vec().into()],
     );
     capture::drop_unused_captures();
-    capture::sync_immediate_triggers();
+    // Dropping pins no source to triggers; `false`: were one handed back, recompute its readers.
+    capture::sync_immediate_triggers(false);
 }
 
 /// Called by the `sql_drop` event trigger: forgets stream tables whose storage was dropped and

@@ -233,9 +233,11 @@ pub fn trim_buffer(source: Oid) {
 /// on every table (or stream table storage) an IMMEDIATE stream table reads,
 /// `pgtrickle_immediate_<pgt_id>`, AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE FOR EACH
 /// STATEMENT, which refreshes it in the writer's transaction once the statement's changes are
-/// captured (row triggers fire before statement triggers). Stale ones are dropped.
-pub fn sync_immediate_triggers() {
-    crate::cdc::hand_back_immediate_sources();
+/// captured (row triggers fire before statement triggers). Stale ones are dropped. Sources such
+/// a stream table (or one with cdc_mode 'trigger') reads go back to their row triggers first;
+/// `clean`: the calling transaction wrote nothing before the API call.
+pub fn sync_immediate_triggers(clean: bool) {
+    crate::cdc::hand_back_pinned_sources(clean);
     let expected: Vec<(Oid, i64, Oid)> = spi::rows(
         "SELECT d.source_relid, st.pgt_id, st.pgt_relid FROM pgtrickle.pgt_dependencies d \
            JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) \

@@ -327,6 +327,19 @@ pub fn set_dependencies(pgt_id: i64, sources: &[Source]) {
     }
 }
 
+/// The base tables (OID, display name) a stream table reads.
+pub fn table_sources(pgt_id: i64) -> Vec<(Oid, String)> {
+    spi::rows(
+        "SELECT source_relid FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1 AND source_type = 'TABLE' ORDER BY 1",
+        &[pgt_id.into()],
+        |r| r.get::<Oid>(1).ok().flatten(),
+    )
+    .into_iter()
+    .flatten()
+    .map(|relid| (relid, relation_display(relid)))
+    .collect()
+}
+
 /// Stream tables (display names) that read `relid`.
 pub fn dependents(relid: Oid) -> Vec<String> {
     spi::rows(

@@ -20,12 +20,15 @@
 //! recomputed in full at its next refresh (its frontier is cleared), with a WARNING and a
 //! `health_check` entry.
 
+use crate::error::raise;
 use crate::guc::{self, CdcMode};
 use crate::scheduler::in_transaction;
 use crate::spi;
 use crate::wal;
 use pg_trickle_core::ident::quote_ident;
+use pg_trickle_core::mode::CaptureMode;
 use pg_trickle_core::render;
+use pg_trickle_core::PgtError;
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
@@ -66,8 +69,20 @@ fn state_exists() -> bool {
     .unwrap_or(false)
 }
 
-/// Why a source cannot be captured from the WAL, or `None` when it can.
-const CANDIDATE_NOTE: &str = "CASE \
+/// Why a source cannot be captured from the WAL for now (a SQL `CASE` over `s.source_relid` and
+/// its `pg_class` row `c`; NULL when nothing stands in the way): the server's or a reading stream
+/// table's cdc_mode, or what the source is or who reads it.
+macro_rules! blockers {
+    () => {
+        "CASE \
+      WHEN pg_catalog.current_setting('pg_trickle.cdc_mode') = 'trigger' \
+           THEN 'stays on triggers: pg_trickle.cdc_mode is trigger' \
+      WHEN EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) \
+                    WHERE d.source_relid = s.source_relid AND st.cdc_mode = 'trigger') \
+           THEN 'stays on triggers: cdc_mode is trigger for stream table ' || \
+                (SELECT string_agg(st.pgt_relid::regclass::text, ', ' ORDER BY st.pgt_id) \
+                   FROM pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) \
+                  WHERE d.source_relid = s.source_relid AND st.cdc_mode = 'trigger') \
       WHEN c.relkind <> 'r' THEN 'stays on triggers: not a plain table' \
       WHEN c.relpersistence <> 'p' THEN 'stays on triggers: unlogged or temporary (not in the WAL)' \
       WHEN EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables x WHERE x.pgt_relid = s.source_relid) \
@@ -77,24 +92,79 @@ const CANDIDATE_NOTE: &str = "CASE \
       WHEN EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) \
                     WHERE d.source_relid = s.source_relid AND st.effective_mode = 'IMMEDIATE') \
            THEN 'stays on triggers: read by an IMMEDIATE stream table' \
-      WHEN EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) \
-                    WHERE d.source_relid = s.source_relid AND NOT st.is_populated) \
-           THEN 'waits for the first refresh' \
-      END";
+      END"
+    };
+}
 
-/// Why a table (not yet a source) cannot be captured from the WAL, for cdc_mode = 'wal'.
+/// Why a source cannot be captured from the WAL *now*, or NULL when it can: a blocker, or a
+/// stream table reading it that is not populated yet.
+const CANDIDATE_NOTE: &str = concat!(
+    "coalesce(",
+    blockers!(),
+    ", CASE WHEN EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) \
+                    WHERE d.source_relid = s.source_relid AND NOT st.is_populated) \
+           THEN 'waits for the first refresh' END)"
+);
+
+/// Why a table (a source or about to be one) cannot be captured from the WAL, for cdc_mode
+/// 'wal'; `None` when it can (perhaps after its stream tables' first refresh).
 pub fn wal_unavailable(relid: Oid) -> Option<String> {
     if !wal_level_logical() {
         return Some("wal_level is not logical".into());
     }
     // The same rules as for sources already captured, asked of a table that may not be one yet.
     spi::one::<String>(
-        &format!(
-            "SELECT {CANDIDATE_NOTE} FROM (SELECT $1::oid AS source_relid) s \
-               JOIN pg_catalog.pg_class c ON c.oid = s.source_relid"
+        concat!(
+            "SELECT ",
+            blockers!(),
+            " FROM (SELECT $1::oid AS source_relid) s JOIN pg_catalog.pg_class c ON c.oid = s.source_relid"
         ),
         &[relid.into()],
     )
+    // Said as a reason, not as what happens to a source ("stays on triggers: no primary key").
+    .map(|why| {
+        why.strip_prefix("stays on triggers: ")
+            .map(str::to_string)
+            .unwrap_or(why)
+    })
+}
+
+/// Checks that a stream table's `cdc_mode` can hold for the base tables it reads (`tables`: OID
+/// and display name), given the server's setting and the other stream tables reading them (the
+/// stream table itself, if already in the catalog, with its new mode). `immediate`: it is
+/// IMMEDIATE (maintained from its triggers' statements, so never from the WAL).
+pub fn check_capture_mode(mode: CaptureMode, immediate: bool, tables: &[(Oid, String)]) {
+    let wants_wal = mode == CaptureMode::Wal
+        || (mode == CaptureMode::Auto && guc::CDC_MODE.get() == CdcMode::Wal);
+    for (relid, display) in tables {
+        if wants_wal {
+            let reason = if immediate {
+                Some("IMMEDIATE stream tables capture with triggers".to_string())
+            } else {
+                wal_unavailable(*relid)
+            };
+            if let Some(reason) = reason {
+                raise(PgtError::WalCaptureUnavailable {
+                    table: display.clone(),
+                    reason,
+                });
+            }
+        }
+        if mode == CaptureMode::Trigger {
+            let others = spi::one::<String>(
+                "SELECT string_agg(st.pgt_relid::regclass::text, ', ' ORDER BY st.pgt_id) \
+                   FROM pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) \
+                  WHERE d.source_relid = $1 AND st.cdc_mode = 'wal'",
+                &[(*relid).into()],
+            );
+            if let Some(others) = others {
+                raise(PgtError::CdcModeConflict {
+                    table: display.clone(),
+                    others,
+                });
+            }
+        }
+    }
 }
 
 /// Sources on triggers that can move to the WAL now.
@@ -115,16 +185,20 @@ fn candidates() -> Vec<Oid> {
     .collect()
 }
 
-/// Sources on the WAL that must go back to triggers: all of them under cdc_mode = trigger, else
-/// those that no longer qualify (primary key dropped, now read by an IMMEDIATE stream table).
-fn to_hand_back(mode: CdcMode) -> Vec<(Oid, String)> {
+/// Sources on the WAL that must go back to triggers: those that no longer qualify (cdc_mode now
+/// trigger for the server or a stream table reading it, primary key dropped, now read by an
+/// IMMEDIATE stream table).
+fn to_hand_back() -> Vec<(Oid, String)> {
     spi::rows(
-        &format!(
-            "SELECT s.source_relid, CASE WHEN $1 THEN 'pg_trickle.cdc_mode is trigger' ELSE {CANDIDATE_NOTE} END \
-               FROM pgtrickle.pgt_sources s JOIN pg_catalog.pg_class c ON c.oid = s.source_relid \
-              WHERE s.capture_mode = 'WAL' AND ($1 OR ({CANDIDATE_NOTE}) IS NOT NULL) ORDER BY 1"
+        concat!(
+            "SELECT s.source_relid, ",
+            blockers!(),
+            " FROM pgtrickle.pgt_sources s JOIN pg_catalog.pg_class c ON c.oid = s.source_relid \
+              WHERE s.capture_mode = 'WAL' AND (",
+            blockers!(),
+            ") IS NOT NULL ORDER BY 1"
         ),
-        &[(mode == CdcMode::Trigger).into()],
+        &[],
         |r| {
             (
                 r.get::<Oid>(1).ok().flatten(),
@@ -331,35 +405,44 @@ fn hand_back(relid: Oid, note: &str) {
     restore_trigger_capture(relid, &quoted, note);
 }
 
-/// Moves every source an IMMEDIATE stream table reads back to its row trigger, in the calling
-/// transaction (IMMEDIATE maintenance runs on the statement's captured rows).
-pub fn hand_back_immediate_sources() {
-    let sources: Vec<Oid> = spi::rows(
-        "SELECT DISTINCT s.source_relid FROM pgtrickle.pgt_sources s \
+/// Moves back to its row trigger, in the calling transaction, every WAL source a stream table
+/// now pins to triggers: an IMMEDIATE one (maintained from its statements' captured rows) or one
+/// with cdc_mode 'trigger'. `clean`: the calling transaction wrote nothing before the API call.
+pub fn hand_back_pinned_sources(clean: bool) {
+    let sources: Vec<(Oid, String)> = spi::rows(
+        "SELECT s.source_relid, CASE WHEN bool_or(st.effective_mode = 'IMMEDIATE') \
+                    THEN 'stays on triggers: read by an IMMEDIATE stream table' \
+                    ELSE 'stays on triggers: cdc_mode is trigger for stream table ' || \
+                         string_agg(st.pgt_relid::regclass::text, ', ' ORDER BY st.pgt_id) END \
+           FROM pgtrickle.pgt_sources s \
            JOIN pgtrickle.pgt_dependencies d USING (source_relid) \
            JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) \
-          WHERE s.capture_mode = 'WAL' AND st.effective_mode = 'IMMEDIATE' ORDER BY 1",
+          WHERE s.capture_mode = 'WAL' AND (st.effective_mode = 'IMMEDIATE' OR st.cdc_mode = 'trigger') \
+          GROUP BY 1 ORDER BY 1",
         &[],
-        |r| r.get::<Oid>(1).ok().flatten(),
+        |r| {
+            (
+                r.get::<Oid>(1).ok().flatten(),
+                r.get::<String>(2).ok().flatten().unwrap_or_default(),
+            )
+        },
     )
     .into_iter()
-    .flatten()
+    .filter_map(|(o, n)| o.map(|o| (o, n)))
     .collect();
-    for relid in &sources {
-        hand_back(
-            *relid,
-            "stays on triggers: read by an IMMEDIATE stream table",
-        );
+    for (relid, note) in &sources {
+        hand_back(*relid, note);
     }
-    // This runs in the user's transaction, which may have written those sources before (not
-    // in the WAL stream yet, and no longer consumed once the source is back on its trigger):
+    // A transaction that wrote those sources before this call wrote changes that are not in the
+    // WAL stream yet and will not be consumed now that the sources are back on their triggers:
     // the stream tables reading them recompute at their next refresh.
-    if !sources.is_empty() {
+    if !sources.is_empty() && !clean {
+        let relids: Vec<Oid> = sources.iter().map(|(r, _)| *r).collect();
         spi::exec(
             "UPDATE pgtrickle.pgt_stream_tables SET frontier = NULL, frontier_xid = NULL \
               WHERE effective_mode <> 'IMMEDIATE' \
                 AND pgt_id IN (SELECT pgt_id FROM pgtrickle.pgt_dependencies WHERE source_relid = ANY($1))",
-            &[sources.into()],
+            &[relids.into()],
         );
     }
 }
@@ -543,7 +626,7 @@ pub extern "C-unwind" fn pg_trickle_wal_consumer_main(arg: pg_sys::Datum) {
             );
             continue;
         }
-        if let Some(back) = logged("survey", in_transaction(|| to_hand_back(mode))) {
+        if let Some(back) = logged("survey", in_transaction(to_hand_back)) {
             for (relid, note) in back {
                 let _ = logged(
                     "hand-back",
@@ -558,11 +641,9 @@ pub extern "C-unwind" fn pg_trickle_wal_consumer_main(arg: pg_sys::Datum) {
         let _ = logged(
             "notes",
             in_transaction(|| {
-                note_trigger_sources(match (mode, s.logical) {
-                    (CdcMode::Trigger, _) => Some("pg_trickle.cdc_mode is trigger"),
-                    (_, false) => Some("stays on triggers: wal_level is not logical"),
-                    _ => None,
-                })
+                note_trigger_sources(
+                    (!s.logical).then_some("stays on triggers: wal_level is not logical"),
+                )
             }),
         );
         let moving = if wal_allowed {
@@ -629,8 +710,25 @@ pub extern "C-unwind" fn pg_trickle_wal_consumer_main(arg: pg_sys::Datum) {
                 in_transaction(|| spi::exec("SELECT pg_catalog.pg_log_standby_snapshot()", &[])),
             );
         }
-        match in_transaction(wal::catch_up_now) {
-            Ok(_) => failures = 0,
+        let max_lag = u64::try_from(guc::WAL_MAX_LAG_MB.get()).unwrap_or(0) << 20;
+        match in_transaction(|| wal::catch_up_step(max_lag)) {
+            Ok(wal::Step::Consumed { more }) => {
+                failures = 0;
+                if more {
+                    // A backlog: the next step right after this one (and the slot advanced).
+                    sleep_ms = 0;
+                }
+            }
+            Ok(wal::Step::Behind { lag }) => {
+                let reason = format!(
+                    "the WAL consumer fell {} MB behind (pg_trickle.wal_max_lag is {} MB)",
+                    lag >> 20,
+                    max_lag >> 20
+                );
+                let _ = logged("fallback", in_transaction(|| fall_back(&reason)));
+                let _ = logged("dropping the slot", in_transaction(drop_slot));
+                continue;
+            }
             Err(e) => {
                 failures += 1;
                 pgrx::log!("pg_trickle wal consumer: consuming failed ({failures} in a row): {e}");

@@ -20,7 +20,8 @@ pub static MAX_CONCURRENT_REFRESHES: GucSetting<i32> = GucSetting::<i32>::new(1)
 /// `pg_trickle.history_retention`: refresh history rows kept per stream table.
 pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 
-/// `pg_trickle.cdc_mode`: how new stream tables capture their sources' changes.
+/// `pg_trickle.cdc_mode`: how sources' changes are captured, server- or database-wide (a
+/// stream table's own cdc_mode can keep its sources on triggers, not override `trigger` here).
 #[derive(pgrx::PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum CdcMode {
     /// Row-level triggers writing the change buffers.
@@ -39,6 +40,10 @@ pub static CDC_MODE: GucSetting<CdcMode> = GucSetting::<CdcMode>::new(CdcMode::A
 /// `pg_trickle.wal_consumer_interval_ms`: how often the WAL consumer reads the slot.
 pub static WAL_CONSUMER_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(100);
 
+/// `pg_trickle.wal_max_lag` (MB): WAL the consumer may fall behind by before its sources fall
+/// back to triggers (0: never).
+pub static WAL_MAX_LAG_MB: GucSetting<i32> = GucSetting::<i32>::new(1024);
+
 /// `pg_trickle.immediate_refresh`: set (transaction-locally) by the IMMEDIATE statement trigger
 /// around its call of refresh_stream_table, so the refresh is recorded as IMMEDIATE. Internal.
 pub static IMMEDIATE_REFRESH: GucSetting<bool> = GucSetting::<bool>::new(false);
@@ -47,7 +52,7 @@ pub fn register() {
     GucRegistry::define_enum_guc(
         c"pg_trickle.cdc_mode",
         c"How stream tables capture their sources' changes: trigger, wal or auto.",
-        c"auto (default): every source starts on triggers and moves to WAL-based capture once wal_level = logical, it has a primary key and its stream tables are populated. wal: the same, and creating a stream table whose base tables cannot be captured from the WAL fails. trigger: triggers only (WAL sources move back).",
+        c"auto (default): every source starts on triggers and moves to WAL-based capture once wal_level = logical, it has a primary key and its stream tables are populated. wal: the same, and creating a stream table whose base tables cannot be captured from the WAL fails. trigger: triggers only (WAL sources move back), whatever the stream tables' own cdc_mode says. A source also stays on triggers while a stream table reading it has cdc_mode 'trigger'.",
         &CDC_MODE,
         GucContext::Suset,
         GucFlags::default(),
@@ -61,6 +66,16 @@ pub fn register() {
         60_000,
         GucContext::Sighup,
         GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"pg_trickle.wal_max_lag",
+        c"WAL the consumer may fall behind by before every WAL-captured source falls back to triggers (0: never).",
+        c"Measured at each consumer pass from what is consumed to the WAL insert position. A fallback recomputes the stream tables reading those sources once and drops the slot (freeing the WAL it holds); the sources move to the WAL again after a minute.",
+        &WAL_MAX_LAG_MB,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_MB,
     );
     GucRegistry::define_bool_guc(
         c"pg_trickle.immediate_refresh",

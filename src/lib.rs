@@ -46,6 +46,19 @@ extension_sql_file!(
     requires = ["v0_2_0"]
 );
 
+// 0.3.0 -> 0.4.0 (per-stream-table cdc_mode): it replaces API functions, so in a fresh install it
+// runs after pgrx created them (there it re-creates the same ones).
+extension_sql_file!(
+    "../sql/pg_trickle--0.3.0--0.4.0.sql",
+    name = "v0_4_0",
+    requires = [
+        "v0_3_0",
+        api::create_stream_table,
+        api::create_or_replace_stream_table,
+        api::alter_stream_table
+    ]
+);
+
 /// Schema `pgtrickle` holds the SQL API and the catalog. It is created by the bootstrap script
 /// (so that it belongs to the extension and DROP EXTENSION removes it); this declaration lets the
 /// functions name it.

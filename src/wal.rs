@@ -387,10 +387,46 @@ pub fn refresh_snapshot() -> RefreshSnapshot {
     RefreshSnapshot(snapshot)
 }
 
-/// Consumes everything committed so far (the worker, and the scheduler before it probes).
+/// Consumes everything committed so far (the scheduler, before it probes).
 pub fn catch_up_now() -> Consumed {
     lock();
     consume_to(insert_lsn())
+}
+
+/// WAL one step of the worker consumes at most: bounds the decoded changes it holds in memory
+/// (all but those of one transaction larger than this).
+const MAX_STEP_BYTES: u64 = 64 << 20;
+
+/// What one step of the worker found.
+pub enum Step {
+    /// Consumed up to the insert position or [`MAX_STEP_BYTES`] past what was consumed;
+    /// `more`: WAL written before the step is still to be consumed.
+    Consumed { more: bool },
+    /// More than `max_lag` bytes of WAL are waiting (nothing was consumed).
+    Behind { lag: u64 },
+}
+
+/// The worker's step: consumes what committed so far, at most [`MAX_STEP_BYTES`] of WAL past
+/// what is consumed, unless more than `max_lag` bytes (0: no limit) are waiting.
+pub fn catch_up_step(max_lag: u64) -> Step {
+    lock();
+    let upto = insert_lsn();
+    let consumed = spi::one_p::<i64>(
+        "SELECT pg_catalog.pg_wal_lsn_diff(consumed_lsn, '0/0')::int8 FROM pgtrickle.pgt_wal_state WHERE slot_name = $1",
+        &[slot_name().into()],
+    )
+    .unwrap_or(0) as u64;
+    let lag = upto.saturating_sub(consumed);
+    if max_lag > 0 && lag > max_lag {
+        return Step::Behind { lag };
+    }
+    let more = lag > MAX_STEP_BYTES;
+    consume_to(if more {
+        consumed + MAX_STEP_BYTES
+    } else {
+        upto
+    });
+    Step::Consumed { more }
 }
 
 /// Moves the slot to what is durably consumed, so PostgreSQL can recycle the WAL before it.

@@ -98,8 +98,14 @@ pub enum PgtError {
     HasDependents { name: String, dependents: String },
     #[error("the stream table dependency graph would contain a cycle: {0}")]
     Cycle(String),
-    #[error("pg_trickle.cdc_mode = 'wal': {table} cannot be captured from the WAL: {reason}")]
+    #[error("invalid cdc_mode \"{0}\"")]
+    InvalidCdcMode(String),
+    #[error("cdc_mode 'wal': {table} cannot be captured from the WAL: {reason}")]
     WalCaptureUnavailable { table: String, reason: String },
+    #[error(
+        "cdc_mode 'trigger': {table} is also read by stream table(s) {others} with cdc_mode 'wal'"
+    )]
+    CdcModeConflict { table: String, others: String },
     #[error(
         "cannot refresh {stream_table} differentially in a transaction that has already written: its source(s) {tables} are captured from the WAL, where uncommitted changes cannot be read"
     )]
@@ -113,7 +119,9 @@ impl PgtError {
     pub fn sqlstate(&self) -> SqlState {
         use PgtError::*;
         match self {
-            InvalidSchedule { .. } | InvalidRefreshMode(_) => SqlState::InvalidParameterValue,
+            InvalidSchedule { .. } | InvalidRefreshMode(_) | InvalidCdcMode(_) => {
+                SqlState::InvalidParameterValue
+            }
             NullSchedule | NullArgument(_) => SqlState::NullValueNotAllowed,
             UnsupportedSource { .. } | NotDifferentiable(_) | NotImmediate(_) => {
                 SqlState::FeatureNotSupported
@@ -130,9 +138,9 @@ impl PgtError {
             }
             HasDependents { .. } => SqlState::DependentObjectsStillExist,
             Cycle(_) => SqlState::InvalidObjectDefinition,
-            WalCaptureUnavailable { .. } | WalSourceWrittenInTransaction { .. } => {
-                SqlState::FeatureNotSupported
-            }
+            WalCaptureUnavailable { .. }
+            | CdcModeConflict { .. }
+            | WalSourceWrittenInTransaction { .. } => SqlState::FeatureNotSupported,
         }
     }
 
@@ -173,8 +181,15 @@ impl PgtError {
                 Some("Cast the expression to a concrete type, or expand the record.".into())
             }
             HasDependents { .. } => Some("Drop the dependent stream tables first.".into()),
+            InvalidCdcMode(_) => Some("Use 'trigger', 'wal' or 'auto'.".into()),
             WalCaptureUnavailable { .. } => Some(
-                "Set pg_trickle.cdc_mode to 'auto' (WAL capture where possible, triggers elsewhere) or 'trigger'."
+                "Use cdc_mode 'auto' (WAL capture where possible, triggers elsewhere) or 'trigger', for the stream table \
+                 (cdc_mode => ...) or the server (pg_trickle.cdc_mode)."
+                    .into(),
+            ),
+            CdcModeConflict { .. } => Some(
+                "A source is captured one way for all the stream tables that read it: give them compatible \
+                 cdc_mode values ('auto' goes with either)."
                     .into(),
             ),
             WalSourceWrittenInTransaction { .. } => Some(

@@ -44,6 +44,40 @@ impl fmt::Display for RefreshMode {
     }
 }
 
+/// How a stream table wants its sources' changes captured (`cdc_mode`). A source read by several
+/// stream tables is captured from the WAL only when none of them asks for triggers (and the
+/// server's `pg_trickle.cdc_mode` is not `trigger`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureMode {
+    /// Row-level triggers only.
+    Trigger,
+    /// WAL capture, required: a source that cannot be captured from the WAL is an error.
+    Wal,
+    /// WAL capture where possible, triggers elsewhere.
+    Auto,
+}
+
+impl CaptureMode {
+    /// Parses a capture mode name, case-insensitively, ignoring surrounding white space.
+    pub fn parse(input: &str) -> Result<Self> {
+        match input.trim().to_ascii_lowercase().as_str() {
+            "trigger" => Ok(CaptureMode::Trigger),
+            "wal" => Ok(CaptureMode::Wal),
+            "auto" => Ok(CaptureMode::Auto),
+            _ => Err(PgtError::InvalidCdcMode(input.to_string())),
+        }
+    }
+
+    /// The catalog's (and the GUC's) spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaptureMode::Trigger => "trigger",
+            CaptureMode::Wal => "wal",
+            CaptureMode::Auto => "auto",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +101,17 @@ mod tests {
     fn rejects_unknown_modes() {
         for bad in ["", "fast", "INCREMENTAL", "full refresh"] {
             let err = RefreshMode::parse(bad).unwrap_err();
+            assert_eq!(err.sqlstate(), SqlState::InvalidParameterValue, "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_capture_modes() {
+        assert_eq!(CaptureMode::parse(" WAL ").unwrap(), CaptureMode::Wal);
+        assert_eq!(CaptureMode::parse("Trigger").unwrap(), CaptureMode::Trigger);
+        assert_eq!(CaptureMode::parse("auto").unwrap().as_str(), "auto");
+        for bad in ["", "logical", "triggers", "wal2"] {
+            let err = CaptureMode::parse(bad).unwrap_err();
             assert_eq!(err.sqlstate(), SqlState::InvalidParameterValue, "{bad}");
         }
     }
