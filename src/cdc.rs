@@ -38,8 +38,9 @@ use std::time::{Duration, Instant};
 pub const WAL_CONSUMER_TYPE: &str = "pg_trickle wal consumer";
 /// Advisory lock (classid, objid) a WAL consumer holds in its database (one per database).
 const CONSUMER_LOCK: (i32, i32) = (0x7067_7472, 3);
-/// How often the consumer logs a running-transactions record so the slot's restart point moves.
-const ADVANCE_EVERY: Duration = Duration::from_millis(500);
+/// How often the consumer looks at the catalog (hand-overs, hand-backs, fallbacks, the slot)
+/// while it is consuming; a configuration reload makes it look at once.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 /// Consecutive failed reads of the slot after which the consumer falls back to triggers.
 const MAX_CONSUME_FAILURES: u32 = 20;
 /// How long after a fallback a source waits before it is moved to the WAL again.
@@ -591,124 +592,35 @@ pub extern "C-unwind" fn pg_trickle_wal_consumer_main(arg: pg_sys::Datum) {
     if ready != Ok(true) {
         return;
     }
-    let mut advanced = Instant::now();
+    // Its statements are few and simple: plan them once.
+    let _ = logged(
+        "setting plan_cache_mode",
+        in_transaction(|| spi::exec("SET plan_cache_mode = force_generic_plan", &[])),
+    );
     let mut idle_since: Option<Instant> = None;
     let mut failures = 0u32;
     let mut sleep_ms: u64 = 0;
+    // When the last pass that went all the way to consuming looked at the catalog.
+    let mut housekept: Option<Instant> = None;
     while BackgroundWorker::wait_latch(Some(Duration::from_millis(sleep_ms))) {
-        if BackgroundWorker::sighup_received() {
+        let reload = BackgroundWorker::sighup_received();
+        if reload {
             // SAFETY: reloading the configuration file in the worker's main loop.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
         let poll = guc::WAL_CONSUMER_INTERVAL_MS.get().max(1) as u64;
         sleep_ms = poll;
-        let Some(s) = logged("survey", in_transaction(survey)) else {
-            continue;
-        };
-        if !s.installed {
-            if s.slot {
-                let _ = logged("dropping the slot", in_transaction(drop_slot));
-            }
-            break;
-        }
-        let mode = guc::CDC_MODE.get();
-        if s.wal_sources > 0 && !s.logical {
-            let _ = logged(
-                "fallback",
-                in_transaction(|| fall_back("wal_level is no longer logical")),
-            );
-            continue;
-        }
-        if s.wal_sources > 0 && (!s.slot || !s.state) {
-            let _ = logged(
-                "fallback",
-                in_transaction(|| fall_back(&format!("the slot {} was dropped", wal::slot_name()))),
-            );
-            continue;
-        }
-        if let Some(back) = logged("survey", in_transaction(to_hand_back)) {
-            for (relid, note) in back {
-                let _ = logged(
-                    "hand-back",
-                    in_transaction(|| {
-                        spi::exec("SET LOCAL lock_timeout = '2s'", &[]);
-                        hand_back(relid, &note)
-                    }),
-                );
-            }
-        }
-        let wal_allowed = mode != CdcMode::Trigger && s.logical;
-        let _ = logged(
-            "notes",
-            in_transaction(|| {
-                note_trigger_sources(
-                    (!s.logical).then_some("stays on triggers: wal_level is not logical"),
-                )
-            }),
-        );
-        let moving = if wal_allowed {
-            logged("survey", in_transaction(candidates)).unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let ready = s.slot && s.state;
-        if !moving.is_empty() && !ready {
-            // A slot without state was left by an interrupted creation: start afresh.
-            let made = if s.slot {
-                in_transaction(drop_slot)
-            } else {
-                in_transaction(create_slot)
-            };
-            match made {
-                Ok(()) => {}
-                Err(e) => {
-                    pgrx::log!("pg_trickle wal consumer: creating the slot failed: {e}");
-                    let note = format!("stays on triggers: the slot cannot be created: {e}");
-                    let _ = logged(
-                        "notes",
-                        in_transaction(|| note_trigger_sources(Some(&note))),
-                    );
-                    sleep_ms = 5_000;
+        if reload || housekept.is_none_or(|t| t.elapsed() >= HOUSEKEEPING_EVERY) {
+            if !housekeeping(&mut sleep_ms, &mut idle_since, poll) {
+                // An early end of the pass (nothing to consume, a fallback, a new slot): look
+                // at the catalog again next time.
+                housekept = None;
+                if BackgroundWorker::sigterm_received() || sleep_ms == u64::MAX {
+                    break;
                 }
+                continue;
             }
-            // Hand over on the next pass, with the slot's state committed.
-            sleep_ms = sleep_ms.min(10);
-            continue;
-        }
-        for relid in moving {
-            let _ = logged("hand-over", in_transaction(|| hand_over(relid)));
-        }
-        let Some(s) = logged("survey", in_transaction(survey)) else {
-            continue;
-        };
-        if s.wal_sources == 0 {
-            // Nothing to consume and nothing about to move: drop the slot (it would hold back
-            // WAL), and exit after a while of this; the scheduler starts a consumer again when
-            // needed.
-            let moving_soon = wal_allowed
-                && !logged("survey", in_transaction(candidates))
-                    .unwrap_or_default()
-                    .is_empty();
-            if s.slot && !moving_soon {
-                let _ = logged("dropping the slot", in_transaction(drop_slot));
-            }
-            let since = *idle_since.get_or_insert_with(Instant::now);
-            if !consumer_needed_now(&s, wal_allowed) && since.elapsed() > Duration::from_secs(10) {
-                break;
-            }
-            sleep_ms = poll.max(1000);
-            continue;
-        }
-        idle_since = None;
-        if advanced.elapsed() >= ADVANCE_EVERY {
-            // A running-transactions record ahead of what is consumed next lets the advance
-            // below move the slot's restart point too (else every read decodes again from the
-            // last one, up to 15 s of WAL).
-            advanced = Instant::now();
-            let _ = logged(
-                "logging a running-transactions record",
-                in_transaction(|| spi::exec("SELECT pg_catalog.pg_log_standby_snapshot()", &[])),
-            );
+            housekept = Some(Instant::now());
         }
         let max_lag = u64::try_from(guc::WAL_MAX_LAG_MB.get()).unwrap_or(0) << 20;
         match in_transaction(|| wal::catch_up_step(max_lag)) {
@@ -727,10 +639,12 @@ pub extern "C-unwind" fn pg_trickle_wal_consumer_main(arg: pg_sys::Datum) {
                 );
                 let _ = logged("fallback", in_transaction(|| fall_back(&reason)));
                 let _ = logged("dropping the slot", in_transaction(drop_slot));
+                housekept = None;
                 continue;
             }
             Err(e) => {
                 failures += 1;
+                housekept = None;
                 pgrx::log!("pg_trickle wal consumer: consuming failed ({failures} in a row): {e}");
                 // The slot cannot be read (a decoding error that repeats): continuity is lost.
                 if failures >= MAX_CONSUME_FAILURES {
@@ -749,6 +663,112 @@ pub extern "C-unwind" fn pg_trickle_wal_consumer_main(arg: pg_sys::Datum) {
             break;
         }
     }
+}
+
+/// One look at the catalog: falls back, hands sources back and over, creates or drops the slot.
+/// Returns whether the pass goes on to consume; when not, `sleep_ms` is how long to wait
+/// (`u64::MAX`: the worker is not needed any more and exits).
+fn housekeeping(sleep_ms: &mut u64, idle_since: &mut Option<Instant>, poll: u64) -> bool {
+    let Some(s) = logged("survey", in_transaction(survey)) else {
+        return false;
+    };
+    if !s.installed {
+        if s.slot {
+            let _ = logged("dropping the slot", in_transaction(drop_slot));
+        }
+        *sleep_ms = u64::MAX;
+        return false;
+    }
+    let mode = guc::CDC_MODE.get();
+    if s.wal_sources > 0 && !s.logical {
+        let _ = logged(
+            "fallback",
+            in_transaction(|| fall_back("wal_level is no longer logical")),
+        );
+        return false;
+    }
+    if s.wal_sources > 0 && (!s.slot || !s.state) {
+        let _ = logged(
+            "fallback",
+            in_transaction(|| fall_back(&format!("the slot {} was dropped", wal::slot_name()))),
+        );
+        return false;
+    }
+    if let Some(back) = logged("survey", in_transaction(to_hand_back)) {
+        for (relid, note) in back {
+            let _ = logged(
+                "hand-back",
+                in_transaction(|| {
+                    spi::exec("SET LOCAL lock_timeout = '2s'", &[]);
+                    hand_back(relid, &note)
+                }),
+            );
+        }
+    }
+    let wal_allowed = mode != CdcMode::Trigger && s.logical;
+    let _ = logged(
+        "notes",
+        in_transaction(|| {
+            note_trigger_sources(
+                (!s.logical).then_some("stays on triggers: wal_level is not logical"),
+            )
+        }),
+    );
+    let moving = if wal_allowed {
+        logged("survey", in_transaction(candidates)).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let ready = s.slot && s.state;
+    if !moving.is_empty() && !ready {
+        // A slot without state was left by an interrupted creation: start afresh.
+        let made = if s.slot {
+            in_transaction(drop_slot)
+        } else {
+            in_transaction(create_slot)
+        };
+        match made {
+            // Hand over on the next pass, with the slot's state committed.
+            Ok(()) => *sleep_ms = (*sleep_ms).min(10),
+            Err(e) => {
+                pgrx::log!("pg_trickle wal consumer: creating the slot failed: {e}");
+                let note = format!("stays on triggers: the slot cannot be created: {e}");
+                let _ = logged(
+                    "notes",
+                    in_transaction(|| note_trigger_sources(Some(&note))),
+                );
+                *sleep_ms = 5_000;
+            }
+        }
+        return false;
+    }
+    for relid in moving {
+        let _ = logged("hand-over", in_transaction(|| hand_over(relid)));
+    }
+    let Some(s) = logged("survey", in_transaction(survey)) else {
+        return false;
+    };
+    if s.wal_sources == 0 {
+        // Nothing to consume and nothing about to move: drop the slot (it would hold back
+        // WAL), and exit after a while of this; the scheduler starts a consumer again when
+        // needed.
+        let moving_soon = wal_allowed
+            && !logged("survey", in_transaction(candidates))
+                .unwrap_or_default()
+                .is_empty();
+        if s.slot && !moving_soon {
+            let _ = logged("dropping the slot", in_transaction(drop_slot));
+        }
+        let since = *idle_since.get_or_insert_with(Instant::now);
+        if !consumer_needed_now(&s, wal_allowed) && since.elapsed() > Duration::from_secs(10) {
+            *sleep_ms = u64::MAX;
+            return false;
+        }
+        *sleep_ms = poll.max(1000);
+        return false;
+    }
+    *idle_since = None;
+    true
 }
 
 fn consumer_needed_now(s: &Survey, wal_allowed: bool) -> bool {

@@ -397,6 +397,10 @@ pub fn catch_up_now() -> Consumed {
 /// (all but those of one transaction larger than this).
 const MAX_STEP_BYTES: u64 = 64 << 20;
 
+/// WAL written since what is consumed past which a step logs a running-transactions record
+/// (below it, an idle database would log one per step for nothing).
+const SNAPSHOT_AFTER_BYTES: u64 = 4096;
+
 /// What one step of the worker found.
 pub enum Step {
     /// Consumed up to the insert position or [`MAX_STEP_BYTES`] past what was consumed;
@@ -410,12 +414,21 @@ pub enum Step {
 /// what is consumed, unless more than `max_lag` bytes (0: no limit) are waiting.
 pub fn catch_up_step(max_lag: u64) -> Step {
     lock();
-    let upto = insert_lsn();
     let consumed = spi::one_p::<i64>(
         "SELECT pg_catalog.pg_wal_lsn_diff(consumed_lsn, '0/0')::int8 FROM pgtrickle.pgt_wal_state WHERE slot_name = $1",
         &[slot_name().into()],
     )
     .unwrap_or(0) as u64;
+    if insert_lsn().saturating_sub(consumed) > SNAPSHOT_AFTER_BYTES {
+        // A running-transactions record inside what this step reads: decoding it gives the slot
+        // a new restart point, which confirming this step's position (advance_slot) applies,
+        // so the next read starts about here instead of at an older record (re-decoding
+        // everything since). The bgwriter logs one every 15 s only.
+        // SAFETY: logs the running transactions, as pg_log_standby_snapshot() does (the
+        // consumer runs on a primary with wal_level = logical).
+        unsafe { pg_sys::LogStandbySnapshot() };
+    }
+    let upto = insert_lsn();
     let lag = upto.saturating_sub(consumed);
     if max_lag > 0 && lag > max_lag {
         return Step::Behind { lag };
@@ -430,15 +443,31 @@ pub fn catch_up_step(max_lag: u64) -> Step {
 }
 
 /// Moves the slot to what is durably consumed, so PostgreSQL can recycle the WAL before it.
-/// Run in a transaction after the consuming one committed.
+/// Run in a transaction after the consuming one committed. No decoding: the restart point and
+/// catalog horizon the reads found (running-transactions records past the old position) are
+/// applied by confirming the position, as a walsender does when its client acknowledges.
 pub fn advance_slot() {
     lock();
-    as_superuser(|| {
-        spi::exec(
-            "SELECT pg_catalog.pg_replication_slot_advance(w.slot_name, w.consumed_lsn) \
-               FROM pgtrickle.pgt_wal_state w JOIN pg_catalog.pg_replication_slots r USING (slot_name) \
-              WHERE r.confirmed_flush_lsn < w.consumed_lsn",
-            &[],
-        )
-    });
+    let Some(consumed) = spi::one_p::<i64>(
+        "SELECT pg_catalog.pg_wal_lsn_diff(w.consumed_lsn, '0/0')::int8 \
+           FROM pgtrickle.pgt_wal_state w JOIN pg_catalog.pg_replication_slots r USING (slot_name) \
+          WHERE r.confirmed_flush_lsn < w.consumed_lsn",
+        &[],
+    ) else {
+        return;
+    };
+    let name = std::ffi::CString::new(slot_name()).expect("a slot name has no NUL");
+    // SAFETY: acquires the slot for this backend (erroring if another process has it: every
+    // reader of it holds the consumers' lock, taken above); released below, also on error.
+    unsafe { pg_sys::ReplicationSlotAcquire(name.as_ptr(), true, true) };
+    pgrx::PgTryBuilder::new(|| {
+        // SAFETY: the slot is acquired by this backend (MyReplicationSlot is it); confirming a
+        // position whose transactions are all in the buffers, durably (committed before).
+        unsafe { pg_sys::LogicalConfirmReceivedLocation(consumed as u64) }
+    })
+    .finally(|| {
+        // SAFETY: releases the slot acquired above.
+        unsafe { pg_sys::ReplicationSlotRelease() }
+    })
+    .execute();
 }
