@@ -92,6 +92,9 @@ const SHAPES: &[&str] = &[
     "SELECT c.weight, count(*) AS n FROM items i JOIN cat c ON c.code = i.grp WHERE i.sub IN (SELECT val FROM bag) GROUP BY c.weight",
     // NOT IN (subquery), with SQL's NULL semantics (NULLs on both sides).
     "SELECT i.id, i.grp FROM items i WHERE i.grp NOT IN (SELECT b.grp FROM bag b WHERE b.val > 1)",
+    // Bare columns on the left of [NOT] IN in a join: the one joined table with that column.
+    "SELECT id, label FROM items i JOIN cat c ON c.code = i.grp WHERE sub IN (SELECT val FROM bag)",
+    "SELECT id, weight FROM items i JOIN cat c ON c.code = i.grp WHERE weight NOT IN (SELECT val FROM bag WHERE val > 1)",
     "SELECT c.code FROM cat c WHERE c.code NOT IN (SELECT grp FROM items WHERE flag)",
     "SELECT i.id FROM items i WHERE i.sub NOT IN (SELECT weight FROM cat WHERE weight > 4)",
     "SELECT id FROM items WHERE sub NOT IN (SELECT qty FROM items WHERE flag)",

@@ -645,10 +645,14 @@ fn parse_select(
             None => e,
         });
     }
+    // The FROM table of a bare column on the left of [NOT] IN (evaluated in the outer query).
+    let owner = ColumnOwner {
+        aliases: from.iter().map(|t| t.alias.clone()).collect(),
+        columns: source_columns.get(..from.len()).unwrap_or(&[]).to_vec(),
+    };
     // NOT IN (subquery) becomes scalar subqueries (its NULL semantics need the counts).
     if let Some(w) = &selection {
-        let outer = (from.len() == 1).then(|| from[0].alias.as_str());
-        selection = Some(super::scalar::rewrite_not_in(w, outer)?);
+        selection = Some(super::scalar::rewrite_not_in(w, &owner)?);
     }
     if let Some(w) = &selection.clone() {
         let mut parts = Vec::new();
@@ -660,8 +664,7 @@ fn parse_select(
                     "more than one EXISTS/IN subquery (supported in a later version)".into(),
                 );
             }
-            let outer = (from.len() == 1).then(|| from[0].alias.as_str());
-            let (table, keep, cond) = semi_join(&subs[0], outer)?;
+            let (table, keep, cond) = semi_join(&subs[0], &owner)?;
             if from.iter().any(|t| t.alias == table.alias) {
                 return Err(
                     "an EXISTS/IN subquery whose table has an outer table's name (give it an alias)"
@@ -897,9 +900,38 @@ fn is_subquery_test(e: &Expr) -> bool {
 
 /// `[NOT] EXISTS (SELECT ... FROM t [WHERE c])` or `x IN (SELECT y FROM t [WHERE c])`: the
 /// table, which rows it keeps, and the partner condition (`c AND y = x` for IN).
+/// Which FROM table (by alias) a bare column of the outer query belongs to: the only one, or in
+/// a join the only one with a column of that name (`columns`: each table's, in FROM order).
+/// Without columns ([`from_tables`], which only wants the tables) a join's bare column is
+/// given the first table: the conditions built from it are not used.
+pub struct ColumnOwner {
+    pub aliases: Vec<String>,
+    pub columns: Vec<Vec<String>>,
+}
+
+impl ColumnOwner {
+    pub fn of(&self, column: &str) -> Option<&str> {
+        if let [only] = self.aliases.as_slice() {
+            return Some(only);
+        }
+        if self.columns.is_empty() {
+            return self.aliases.first().map(String::as_str);
+        }
+        let mut owners = self
+            .columns
+            .iter()
+            .zip(&self.aliases)
+            .filter(|(cols, _)| cols.iter().any(|c| c == column));
+        match (owners.next(), owners.next()) {
+            (Some((_, alias)), None) => Some(alias),
+            _ => None,
+        }
+    }
+}
+
 fn semi_join(
     e: &Expr,
-    outer: Option<&str>,
+    owner: &ColumnOwner,
 ) -> Result<(FromTable, super::outer::Keep, Expr), Unsupported> {
     use super::outer::Keep;
     let (sub, keep, lhs) = match e {
@@ -930,12 +962,12 @@ fn semi_join(
                         subquery: subquery.clone(),
                         negated: true,
                     },
-                    outer,
+                    owner,
                 ),
                 _ => Err("NOT applied to an IN subquery (write NOT EXISTS)".into()),
             };
         }
-        Expr::Nested(inner) => return semi_join(inner, outer),
+        Expr::Nested(inner) => return semi_join(inner, owner),
         _ => unreachable!("is_subquery_test"),
     };
     let bad = |what: &str| -> Unsupported {
@@ -964,29 +996,27 @@ fn semi_join(
                 return Err(bad("an aggregate"));
             }
             // The left side of IN is evaluated in the outer query: its bare columns are the
-            // outer table's, even where the subquery's table has a column of the same name (in
-            // a join they must be qualified).
+            // outer tables', even where the subquery's table has a column of the same name (in
+            // a join, the one outer table with a column of that name).
             let bare = std::cell::Cell::new(false);
             let l = &super::expr::substitute(l, &|x| match x {
                 Expr::Identifier(i) => {
-                    let Some(outer_alias) = outer else {
+                    let name = if i.quote_style.is_some() {
+                        i.value.clone()
+                    } else {
+                        i.value.to_lowercase()
+                    };
+                    let Some(alias) = owner.of(&name) else {
                         bare.set(true);
                         return None;
                     };
-                    Some(qualified(
-                        outer_alias,
-                        &if i.quote_style.is_some() {
-                            i.value.clone()
-                        } else {
-                            i.value.to_lowercase()
-                        },
-                    ))
+                    Some(qualified(alias, &name))
                 }
                 _ => None,
             });
             if bare.get() {
                 return Err(bad(
-                    "an unqualified column on the left of IN in a join (qualify it)",
+                    "an unqualified column on the left of IN in a join that is not one table's (qualify it)",
                 ));
             }
             conds.push(Expr::BinaryOp {
@@ -1165,6 +1195,48 @@ mod tests {
         assert_eq!(cond.to_string(), "(customer_id) = (\"customers\".\"id\")");
         assert_eq!(q.items.len(), 1);
         assert!(q.filter.is_none());
+    }
+
+    #[test]
+    fn a_bare_column_left_of_in_belongs_to_the_one_joined_table_that_has_it() {
+        let cols = vec![
+            vec!["s_suppkey".to_string(), "s_nationkey".to_string()],
+            vec!["n_nationkey".to_string(), "n_name".to_string()],
+            vec!["ps_suppkey".to_string(), "ps_partkey".to_string()],
+        ];
+        let q = parse(
+            "SELECT n_name FROM supplier, nation WHERE s_nationkey = n_nationkey \
+               AND s_suppkey IN (SELECT ps_suppkey FROM partsupp)",
+            &cols,
+        )
+        .unwrap();
+        let Join::Semi(_, cond) = q.joins.last().unwrap() else {
+            panic!("a semi-join")
+        };
+        assert_eq!(
+            cond.to_string(),
+            "(ps_suppkey) = (\"supplier\".\"s_suppkey\")"
+        );
+        // NOT IN the same way (rewritten as scalar subqueries over counts).
+        let q = parse(
+            "SELECT n_name FROM supplier, nation WHERE s_nationkey = n_nationkey \
+               AND s_suppkey NOT IN (SELECT ps_suppkey FROM partsupp)",
+            &cols,
+        );
+        assert!(q.is_ok(), "{q:?}");
+        // A name two tables have, or one no table has, stays refused.
+        let both = vec![
+            vec!["id".to_string()],
+            vec!["id".to_string()],
+            vec!["id".to_string()],
+        ];
+        for sql in [
+            "SELECT 1 FROM a, b WHERE id IN (SELECT id FROM c)",
+            "SELECT 1 FROM a, b WHERE nowhere IN (SELECT id FROM c)",
+        ] {
+            let err = parse(sql, &both).unwrap_err();
+            assert!(err.contains("not one table's"), "{sql}: {err}");
+        }
     }
 
     #[test]

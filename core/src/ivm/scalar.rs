@@ -292,9 +292,9 @@ fn parse_body(
 /// `x NOT IN (SELECT y FROM t [WHERE c])` with SQL's three-valued semantics, as scalar
 /// subqueries over counts: `CASE WHEN count(c) = 0 THEN true WHEN x IS NULL THEN NULL WHEN
 /// count(c AND y = x) > 0 THEN false WHEN count(c AND y IS NULL) > 0 THEN NULL ELSE true END`
-/// (exact in any context, also under NOT or COALESCE). `outer` qualifies x's bare columns (the
-/// one FROM table; `None` in a join, where they must be qualified).
-pub fn rewrite_not_in(e: &Expr, outer: Option<&str>) -> Result<Expr, Unsupported> {
+/// (exact in any context, also under NOT or COALESCE). `owner` names the FROM table of each of
+/// x's bare columns (see [`super::parse::ColumnOwner`]).
+pub fn rewrite_not_in(e: &Expr, owner: &super::parse::ColumnOwner) -> Result<Expr, Unsupported> {
     let failed = std::cell::RefCell::new(None::<Unsupported>);
     let out = super::expr::substitute(e, &|x| {
         let Expr::InSubquery {
@@ -305,7 +305,7 @@ pub fn rewrite_not_in(e: &Expr, outer: Option<&str>) -> Result<Expr, Unsupported
         else {
             return None;
         };
-        match not_in(expr, subquery, outer) {
+        match not_in(expr, subquery, owner) {
             Ok(r) => Some(r),
             Err(e) => {
                 *failed.borrow_mut() = Some(e);
@@ -319,7 +319,7 @@ pub fn rewrite_not_in(e: &Expr, outer: Option<&str>) -> Result<Expr, Unsupported
     }
 }
 
-fn not_in(x: &Expr, q: &Query, outer: Option<&str>) -> Result<Expr, Unsupported> {
+fn not_in(x: &Expr, q: &Query, owner: &super::parse::ColumnOwner) -> Result<Expr, Unsupported> {
     let bad = |what: &str| format!("NOT IN (subquery) with {what} (supported in a later version)");
     if matches!(x, Expr::Tuple(_)) {
         return Err(bad("several columns"));
@@ -333,18 +333,17 @@ fn not_in(x: &Expr, q: &Query, outer: Option<&str>) -> Result<Expr, Unsupported>
         return Err(bad("an output that is not a column"));
     }
     let x = super::expr::substitute(x, &|e| match e {
-        Expr::Identifier(i) => outer.map(|a| qualified(a, &fold(i))),
+        Expr::Identifier(i) => owner.of(&fold(i)).map(|a| qualified(a, &fold(i))),
         _ => None,
     });
-    if outer.is_none()
-        && sqlparser::ast::visit_expressions(&x, |e| match e {
-            Expr::Identifier(_) => ControlFlow::Break(()),
-            _ => ControlFlow::Continue(()),
-        })
-        .is_break()
+    if sqlparser::ast::visit_expressions(&x, |e| match e {
+        Expr::Identifier(_) => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
     {
         return Err(bad(
-            "an unqualified column on its left in a join (qualify it)",
+            "an unqualified column on its left in a join that is not one table's (qualify it)",
         ));
     }
     // The subquery's table gets a name of its own, so x (qualified with an outer name that may
