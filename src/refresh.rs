@@ -388,6 +388,54 @@ const AUTO_FULL_FRACTION: f64 = 0.25;
 /// FULL time at 1% of the rows changing and in 2.4× the FULL time at 4%).
 const AUTO_FULL_FRACTION_MULTIWAY: f64 = 0.02;
 
+/// AUTO after this many FULL refreshes in a row chosen by [`measured_full_is_cheaper`] runs
+/// DIFFERENTIAL once more, to measure it again.
+const AUTO_REMEASURE_AFTER: i64 = 10;
+
+/// A delta predicted to take less than this (ms) runs whatever a recompute would cost: below
+/// it the difference does not matter, and small stream tables keep a stable mode.
+const AUTO_MEASURED_FLOOR_MS: f64 = 50.0;
+
+/// For AUTO: why a FULL refresh is cheaper than the delta of `changes` changes, judged by this
+/// stream table's own history: the last DIFFERENTIAL refresh's time per change, times
+/// `changes`, against the last FULL refresh's time (and at least [`AUTO_MEASURED_FLOOR_MS`]).
+/// `None` (run the delta) without both, or after [`AUTO_REMEASURE_AFTER`] refreshes since the
+/// last DIFFERENTIAL one.
+fn measured_full_is_cheaper(st: &StreamTable, changes: i64) -> Option<String> {
+    let (per_change, full_ms, since) = spi::rows_p(
+        "SELECT (SELECT extract(epoch FROM h.finished_at - h.started_at) * 1000 / h.changes_read \
+                   FROM pgtrickle.pgt_refresh_history h \
+                  WHERE h.pgt_id = $1 AND h.action = 'DIFFERENTIAL' AND h.changes_read > 0 \
+                  ORDER BY h.refresh_id DESC LIMIT 1)::float8, \
+                (SELECT extract(epoch FROM h.finished_at - h.started_at) * 1000 \
+                   FROM pgtrickle.pgt_refresh_history h \
+                  WHERE h.pgt_id = $1 AND h.action = 'FULL' ORDER BY h.refresh_id DESC LIMIT 1)::float8, \
+                (SELECT count(*) FROM pgtrickle.pgt_refresh_history h \
+                  WHERE h.pgt_id = $1 AND h.refresh_id > coalesce((SELECT max(d.refresh_id) \
+                        FROM pgtrickle.pgt_refresh_history d WHERE d.pgt_id = $1 AND d.action = 'DIFFERENTIAL'), 0))",
+        &[st.pgt_id.into()],
+        |r| {
+            (
+                r.get::<f64>(1).ok().flatten(),
+                r.get::<f64>(2).ok().flatten(),
+                r.get::<i64>(3).ok().flatten().unwrap_or(0),
+            )
+        },
+    )
+    .pop()?;
+    let (per_change, full_ms) = (per_change?, full_ms?);
+    if since >= AUTO_REMEASURE_AFTER {
+        return None;
+    }
+    let predicted = per_change * changes as f64;
+    (predicted > full_ms.max(AUTO_MEASURED_FLOOR_MS)).then(|| {
+        format!(
+            "the delta of {changes} changes would take ~{predicted:.0} ms at the last differential refresh's \
+             {per_change:.3} ms per change; the last full refresh took {full_ms:.0} ms"
+        )
+    })
+}
+
 thread_local! {
     /// (top transaction id, command id) right after the last refresh_stream_table() call that
     /// entered a transaction with no writes of its own: a call that finds the transaction at the
@@ -563,6 +611,11 @@ fn refresh_window(
             source_rows as i64
         );
         return full_refresh_locked(st, started, initiator, Some(&reason));
+    }
+    if st.refresh_mode == "AUTO" {
+        if let Some(reason) = measured_full_is_cheaper(st, changes) {
+            return full_refresh_locked(st, started, initiator, Some(&reason));
+        }
     }
     let applied = apply_delta(delta, &window_args(), changes, snapshot);
     record(

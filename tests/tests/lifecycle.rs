@@ -444,6 +444,51 @@ fn auto_picks_differential_where_it_can_and_says_why_not_elsewhere() {
     assert_eq!((missing, extra), (0, 0));
 }
 
+/// AUTO also goes by the stream table's own history: when the last differential refresh's time
+/// per change, times the window's changes, exceeds the last full refresh's time (and 50 ms), it
+/// recomputes, saying why; after 10 such refreshes it measures a differential one again. (The
+/// slow refresh is written into the history: the test asserts the rule, not a timing.)
+#[test]
+fn auto_recomputes_when_its_own_history_says_the_delta_costs_more() {
+    let mut db = TestDb::new("auto_measured");
+    let q = "SELECT g, sum(v) AS s FROM t GROUP BY g";
+    db.exec(&format!(
+        "CREATE TABLE t (id int PRIMARY KEY, g int, v int);
+         INSERT INTO t SELECT i, i % 7, i FROM generate_series(1, 1000) i;
+         SELECT pgtrickle.create_stream_table('s', '{q}')"
+    ));
+    let last = "SELECT action || ':' || coalesce(reason, '-') FROM pgtrickle.pgt_refresh_history ORDER BY refresh_id DESC LIMIT 1";
+    db.exec("UPDATE t SET v = v + 1 WHERE id = 1");
+    db.exec("SELECT pgtrickle.refresh_stream_table('s')");
+    assert_eq!(db.value::<String>(last), "DIFFERENTIAL:-");
+    // That differential refresh "took" 10 s for its one change.
+    db.exec(
+        "UPDATE pgtrickle.pgt_refresh_history SET finished_at = started_at + interval '10 s' \
+          WHERE refresh_id = (SELECT max(refresh_id) FROM pgtrickle.pgt_refresh_history WHERE action = 'DIFFERENTIAL')",
+    );
+    for round in 1..=10 {
+        db.exec(&format!(
+            "UPDATE t SET v = v + {round} WHERE id = {round} + 1"
+        ));
+        db.exec("SELECT pgtrickle.refresh_stream_table('s')");
+        let got: String = db.value(last);
+        assert!(
+            got.starts_with(
+                "FULL:the delta of 1 changes would take ~10000 ms at the last differential refresh's 10000.000 ms per change; the last full refresh took "
+            ),
+            "round {round}: {got}"
+        );
+        assert_eq!(db.oracle("s", q), (0, 0));
+    }
+    // The 11th measures the delta again (a real, fast one), and the next goes by that.
+    for _ in 0..2 {
+        db.exec("DELETE FROM t WHERE id = (SELECT max(id) FROM t)");
+        db.exec("SELECT pgtrickle.refresh_stream_table('s')");
+        assert_eq!(db.value::<String>(last), "DIFFERENTIAL:-");
+        assert_eq!(db.oracle("s", q), (0, 0));
+    }
+}
+
 #[test]
 fn a_renamed_stream_table_keeps_refreshing() {
     let mut db = TestDb::new("rename");
