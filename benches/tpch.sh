@@ -6,16 +6,21 @@
 # Then ROUNDS rounds of churn of PER_MILLE ‰ of the orders (RF1 new orders with their lineitems,
 # RF2 as many old ones deleted, updates of prices, discounts, dates, statuses, balances, supply
 # costs), one second for the WAL consumer, and per query: the refresh of the stream table, the
-# FULL refresh of its copy, REFRESH MATERIALIZED VIEW; server-side times, median of the rounds.
+# FULL refresh of its copy, REFRESH MATERIALIZED VIEW; server-side times, median of the rounds
+# ("refreshes run": D or F per round, what the stream table's refreshes did).
 # Every stream table is checked against its query (multiset) after the last round. Prints
 # Markdown.
 #
-#   benches/tpch.sh [SF] [ROUNDS] [PER_MILLE]        defaults: 1 3 1
+#   benches/tpch.sh [SF] [ROUNDS] [PER_MILLE] [MODE]      defaults: 1 3 1 DIFFERENTIAL
+#
+# MODE AUTO creates every stream table with refresh_mode AUTO instead (each refresh then picks
+# DIFFERENTIAL or FULL by AUTO's rules; the table's "mode" column is still what the query gets).
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
 sf=${1:-1}
 rounds=${2:-3}
 per_mille=${3:-1}
+prefer=${4:-DIFFERENTIAL}
 DB=pgtrickle_tpch
 export PGT_PORT
 PSQL=("$(pg_bin psql)" -X -q -At -v ON_ERROR_STOP=1 -d "$DB")
@@ -45,10 +50,11 @@ run "$("$tpch" view)"
 for name in $(q "SELECT name FROM queries ORDER BY name"); do
   sql=$(q "SELECT sql FROM queries WHERE name = '$name'")
   mode=DIFFERENTIAL
-  if ! ms=$(q "SELECT ms(format('SELECT pgtrickle.create_stream_table(%L, %L, refresh_mode => %L)', '$name', sql, 'DIFFERENTIAL')) FROM queries WHERE name = '$name'" 2>/dev/null); then
+  if ! ms=$(q "SELECT ms(format('SELECT pgtrickle.create_stream_table(%L, %L, refresh_mode => %L)', '$name', sql, '$prefer')) FROM queries WHERE name = '$name'" 2>/dev/null); then
     mode=FULL
     ms=$(q "SET client_min_messages = warning; SELECT ms(format('SELECT pgtrickle.create_stream_table(%L, %L, refresh_mode => %L)', '$name', sql, 'AUTO')) FROM queries WHERE name = '$name'")
   fi
+  [ "$prefer" = AUTO ] && mode=$(q "SELECT refresh_mode FROM pgtrickle.pgt_status() WHERE name = 'public.$name'")
   run "UPDATE queries SET mode = '$mode' WHERE name = '$name'"
   run "INSERT INTO bench VALUES ('$name', 'create', 0, $ms)"
   run "SET client_min_messages = warning; SELECT pgtrickle.create_stream_table('${name}_full', sql, refresh_mode => 'FULL') FROM queries WHERE name = '$name'"
@@ -78,9 +84,11 @@ for name in $(q "SELECT name FROM queries ORDER BY name"); do
 done
 
 med() { echo "(SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FROM bench b WHERE b.query = q.name AND b.what = '$1')"; }
-echo "| query | mode | create (ms) | MV create (ms) | refresh after churn (ms) | FULL refresh (ms) | REFRESH MATERIALIZED VIEW (ms) | speedup vs FULL |"
-echo "|---|---|---|---|---|---|---|---|"
-q "SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s× |', q.name, q.mode, $(med create), $(med 'create mv'),
+ran="(SELECT string_agg(left(h.action, 1), '' ORDER BY h.refresh_id) FROM pgtrickle.pgt_refresh_history h
+        JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) WHERE st.pgt_relid = q.name::regclass AND h.initiated_by = 'MANUAL')"
+echo "| query | mode | refreshes run | create (ms) | MV create (ms) | refresh after churn (ms) | FULL refresh (ms) | REFRESH MATERIALIZED VIEW (ms) | speedup vs FULL |"
+echo "|---|---|---|---|---|---|---|---|---|"
+q "SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s× |', q.name, q.mode, $ran, $(med create), $(med 'create mv'),
           round($(med refresh)::numeric, 1), round($(med full)::numeric, 1), round($(med mv)::numeric, 1),
           round(($(med full) / greatest($(med refresh), 0.1))::numeric, 1))
      FROM queries q ORDER BY q.name"

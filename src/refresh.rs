@@ -392,46 +392,45 @@ const AUTO_FULL_FRACTION_MULTIWAY: f64 = 0.02;
 /// DIFFERENTIAL once more, to measure it again.
 const AUTO_REMEASURE_AFTER: i64 = 10;
 
-/// A delta predicted to take less than this (ms) runs whatever a recompute would cost: below
+/// A differential refresh that took less than this (ms) is never a reason to recompute: below
 /// it the difference does not matter, and small stream tables keep a stable mode.
-const AUTO_MEASURED_FLOOR_MS: f64 = 50.0;
+const AUTO_MEASURED_FLOOR_MS: f64 = 500.0;
 
 /// For AUTO: why a FULL refresh is cheaper than the delta of `changes` changes, judged by this
-/// stream table's own history: the last DIFFERENTIAL refresh's time per change, times
-/// `changes`, against the last FULL refresh's time (and at least [`AUTO_MEASURED_FLOOR_MS`]).
-/// `None` (run the delta) without both, or after [`AUTO_REMEASURE_AFTER`] refreshes since the
-/// last DIFFERENTIAL one.
+/// stream table's own history: its last DIFFERENTIAL refresh took longer than its last FULL
+/// refresh (and [`AUTO_MEASURED_FLOOR_MS`]), and this window is at least half that one's size.
+/// `None` (run the delta) otherwise, and after [`AUTO_REMEASURE_AFTER`] refreshes since the
+/// last DIFFERENTIAL one (measure it again).
 fn measured_full_is_cheaper(st: &StreamTable, changes: i64) -> Option<String> {
-    let (per_change, full_ms, since) = spi::rows_p(
-        "SELECT (SELECT extract(epoch FROM h.finished_at - h.started_at) * 1000 / h.changes_read \
-                   FROM pgtrickle.pgt_refresh_history h \
-                  WHERE h.pgt_id = $1 AND h.action = 'DIFFERENTIAL' AND h.changes_read > 0 \
-                  ORDER BY h.refresh_id DESC LIMIT 1)::float8, \
+    let (diff_ms, diff_changes, full_ms, since) = spi::rows_p(
+        "SELECT d.ms, d.changes_read, \
                 (SELECT extract(epoch FROM h.finished_at - h.started_at) * 1000 \
                    FROM pgtrickle.pgt_refresh_history h \
                   WHERE h.pgt_id = $1 AND h.action = 'FULL' ORDER BY h.refresh_id DESC LIMIT 1)::float8, \
                 (SELECT count(*) FROM pgtrickle.pgt_refresh_history h \
-                  WHERE h.pgt_id = $1 AND h.refresh_id > coalesce((SELECT max(d.refresh_id) \
-                        FROM pgtrickle.pgt_refresh_history d WHERE d.pgt_id = $1 AND d.action = 'DIFFERENTIAL'), 0))",
+                  WHERE h.pgt_id = $1 AND h.refresh_id > d.refresh_id) \
+           FROM (SELECT h.refresh_id, h.changes_read, \
+                        (extract(epoch FROM h.finished_at - h.started_at) * 1000)::float8 AS ms \
+                   FROM pgtrickle.pgt_refresh_history h \
+                  WHERE h.pgt_id = $1 AND h.action = 'DIFFERENTIAL' AND h.changes_read > 0 \
+                  ORDER BY h.refresh_id DESC LIMIT 1) d",
         &[st.pgt_id.into()],
         |r| {
             (
                 r.get::<f64>(1).ok().flatten(),
-                r.get::<f64>(2).ok().flatten(),
-                r.get::<i64>(3).ok().flatten().unwrap_or(0),
+                r.get::<i64>(2).ok().flatten(),
+                r.get::<f64>(3).ok().flatten(),
+                r.get::<i64>(4).ok().flatten().unwrap_or(0),
             )
         },
     )
     .pop()?;
-    let (per_change, full_ms) = (per_change?, full_ms?);
-    if since >= AUTO_REMEASURE_AFTER {
-        return None;
-    }
-    let predicted = per_change * changes as f64;
-    (predicted > full_ms.max(AUTO_MEASURED_FLOOR_MS)).then(|| {
+    let (diff_ms, diff_changes, full_ms) = (diff_ms?, diff_changes?, full_ms?);
+    let slower = diff_ms > full_ms.max(AUTO_MEASURED_FLOOR_MS);
+    (slower && changes * 2 >= diff_changes && since < AUTO_REMEASURE_AFTER).then(|| {
         format!(
-            "the delta of {changes} changes would take ~{predicted:.0} ms at the last differential refresh's \
-             {per_change:.3} ms per change; the last full refresh took {full_ms:.0} ms"
+            "the last differential refresh took {diff_ms:.0} ms for {diff_changes} changes, the last full refresh \
+             {full_ms:.0} ms; this window has {changes} changes"
         )
     })
 }
