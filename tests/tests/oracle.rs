@@ -141,6 +141,11 @@ const SHAPES: &[&str] = &[
     "SELECT i.id, c.label FROM items i JOIN cat c ON c.code = i.grp WHERE i.val > (SELECT avg(j.val) FROM items j WHERE j.grp = c.code)",
     "SELECT c.code, (SELECT string_agg(note, ',' ORDER BY note) FROM bag WHERE bag.grp = c.code) AS notes FROM cat c",
     "SELECT i.id FROM items i WHERE i.val > (SELECT avg(j.val) FROM items j WHERE j.grp = i.grp AND j.sub = i.sub)",
+    // The outer WHERE's own conditions on the key's table scope the keys a refresh recomputes
+    // (rows moving in and out of that scope while the subquery's table changes).
+    "SELECT i.id, i.val FROM items i WHERE i.flag AND i.qty > 2 AND i.val >= (SELECT max(j.val) FROM items j WHERE j.grp = i.grp)",
+    "SELECT sum(i.val) AS s, count(*) AS n FROM items i JOIN cat c ON c.code = i.grp WHERE c.weight < 5 AND i.qty < (SELECT 0.8 * avg(j.qty) FROM items j WHERE j.grp = c.code)",
+    "SELECT c.code, t.n FROM cat c JOIN (SELECT grp, count(*) AS n FROM items GROUP BY grp) t ON t.grp = c.code WHERE c.weight > 3",
     // Subqueries in FROM and WITH queries that aggregate, joined by their GROUP BY columns.
     "SELECT c.code, c.label, t.n, t.s FROM cat c JOIN (SELECT grp, count(*) AS n, sum(val) AS s FROM items WHERE flag GROUP BY grp) t ON t.grp = c.code",
     "WITH g AS (SELECT grp, max(val) AS mx FROM items GROUP BY grp HAVING count(*) > 2) SELECT i.id, i.val FROM items i JOIN g ON g.grp = i.grp WHERE i.val = g.mx",

@@ -108,11 +108,12 @@ fn with_scalars(
     scalars: &[scalar::Scalar],
     states: &[scalar::State],
     srcs: &[SourceTable],
+    outer: &[SourceTable],
 ) -> Vec<Variant> {
     let mut combos: Vec<(String, Vec<String>, Vec<String>)> =
         vec![(from, weight.into_iter().collect(), Vec::new())];
     for (k, (sc, st)) in scalars.iter().zip(states).enumerate() {
-        let parts = sc.parts(&srcs[k], *st);
+        let parts = sc.parts(&srcs[k], *st, outer);
         combos = combos
             .into_iter()
             .flat_map(|(f, w, c)| {
@@ -156,6 +157,7 @@ impl Input {
         let m = spec.scalars.len();
         let n = tables.len() - m;
         let scalar_srcs: Vec<SourceTable> = tables[n..].iter().map(|(_, s)| s.clone()).collect();
+        let from_srcs: Vec<SourceTable> = tables[..n].iter().map(|(_, s)| s.clone()).collect();
         if let Some(op) = spec.set_all {
             return super::setop::input(op, spec, sources, tables);
         }
@@ -205,6 +207,7 @@ impl Input {
                 &spec.scalars,
                 &states,
                 &scalar_srcs,
+                &from_srcs,
             ));
         }
         // ΔF of each scalar subquery, the FROM tables new.
@@ -222,6 +225,7 @@ impl Input {
                 &spec.scalars,
                 &states,
                 &scalar_srcs,
+                &from_srcs,
             ));
         }
         if let [Join::Outer(kind, c)] = spec.joins.as_slice() {
@@ -241,7 +245,7 @@ impl Input {
         let mut full_from = render_from(&real[..n], &a[..n], &spec.joins);
         let mut bulk_from = full_from.clone();
         for (k, sc) in spec.scalars.iter().enumerate() {
-            for p in sc.parts(&scalar_srcs[k], scalar::State::New) {
+            for p in sc.parts(&scalar_srcs[k], scalar::State::New, &from_srcs) {
                 full_from.push_str(&p.join);
             }
             bulk_from.push_str(&sc.bulk(&scalar_srcs[k]));

@@ -856,6 +856,14 @@ fn parse_select(
                 .into(),
         );
     }
+    // Each keyed subquery's scope: the outer WHERE's own conditions on the table its key reads.
+    if let Some(w) = &selection {
+        let mut terms = Vec::new();
+        top_conjuncts(w, &mut terms);
+        for sc in scalars.iter_mut() {
+            sc.scope = super::scalar::scope_of(sc, &terms, &owner, &from[..n_real]);
+        }
+    }
     Ok(QuerySpec {
         distinct,
         items,
@@ -1237,6 +1245,33 @@ mod tests {
             let err = parse(sql, &both).unwrap_err();
             assert!(err.contains("not one table's"), "{sql}: {err}");
         }
+    }
+
+    #[test]
+    fn a_keyed_subquery_is_scoped_by_the_outer_conditions_on_its_key_table() {
+        let cols = vec![
+            vec!["l_partkey".to_string(), "l_quantity".to_string()],
+            vec!["p_partkey".to_string(), "p_brand".to_string()],
+            vec!["l_partkey".to_string(), "l_quantity".to_string()],
+        ];
+        let q = parse(
+            "SELECT sum(l_quantity) FROM lineitem, part WHERE p_partkey = l_partkey AND p_brand = 'B' \
+               AND l_quantity > 1 AND l_quantity < (SELECT avg(l_quantity) FROM lineitem WHERE l_partkey = p_partkey)",
+            &cols,
+        )
+        .unwrap();
+        let scope = q.scalars[0].scope.as_ref().expect("scoped");
+        assert_eq!((scope.table, scope.alias.as_str()), (1, "part"));
+        let conds: Vec<String> = scope.conds.iter().map(|c| c.to_string()).collect();
+        assert_eq!(conds, ["p_brand = 'B'"]);
+        // No condition on the key's table alone: no scope.
+        let q = parse(
+            "SELECT sum(l_quantity) FROM lineitem, part WHERE p_partkey = l_partkey \
+               AND l_quantity < (SELECT avg(l_quantity) FROM lineitem WHERE l_partkey = p_partkey)",
+            &cols,
+        )
+        .unwrap();
+        assert!(q.scalars[0].scope.is_none());
     }
 
     #[test]

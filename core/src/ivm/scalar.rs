@@ -31,6 +31,7 @@ use crate::ident::quote_ident;
 use sqlparser::ast::{
     BinaryOperator, Expr, GroupByExpr, Ident, Query, SelectItem, SetExpr, TableFactor,
 };
+use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 /// The name of a scalar subquery's value in the outer query: `"__pgt_s<n>"."__pgt_v"`.
@@ -57,6 +58,77 @@ pub struct Scalar {
     pub filter: Option<Expr>,
     /// The key: (column of the subquery's table, outer expression it equals).
     pub keys: Vec<(String, Expr)>,
+    /// The outer rows that can read it, when the key reads one FROM table that the outer WHERE
+    /// filters on its own: the keys a refresh recomputes are limited to theirs.
+    pub scope: Option<Scope>,
+}
+
+/// The outer query's own conditions on the one FROM table a keyed subquery's key reads
+/// (`table`: its position in FROM, `alias` its name there). Only keys of that table's rows
+/// that pass them, now or before the window, can reach the result: any other outer row fails
+/// the query's WHERE whatever the subquery's value.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub table: usize,
+    pub alias: String,
+    pub conds: Vec<Expr>,
+}
+
+/// The [`Scope`] of `sc` among the outer WHERE's top-level conjuncts `terms`, or `None` when
+/// its key reads other than one FROM table, or the WHERE has no condition on that table alone.
+pub fn scope_of(
+    sc: &Scalar,
+    terms: &[Expr],
+    owner: &super::parse::ColumnOwner,
+    from: &[FromTable],
+) -> Option<Scope> {
+    if sc.keys.is_empty() {
+        return None;
+    }
+    // The FROM tables an expression's columns belong to (None: one that is not a FROM table's,
+    // or a subquery).
+    let tables_of = |e: &Expr| -> Option<BTreeSet<String>> {
+        let mut out = BTreeSet::new();
+        let r = sqlparser::ast::visit_expressions(e, |x| {
+            match x {
+                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+                    return ControlFlow::Break(())
+                }
+                Expr::CompoundIdentifier(p) if p.len() >= 2 => {
+                    let t = fold(&p[p.len() - 2]);
+                    if !from.iter().any(|f| f.alias == t) {
+                        return ControlFlow::Break(());
+                    }
+                    out.insert(t);
+                }
+                Expr::Identifier(i) => match owner.of(&fold(i)) {
+                    Some(t) => {
+                        out.insert(t.to_string());
+                    }
+                    None => return ControlFlow::Break(()),
+                },
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        });
+        (!r.is_break()).then_some(out)
+    };
+    let mut key_tables = BTreeSet::new();
+    for (_, e) in &sc.keys {
+        key_tables.extend(tables_of(e)?);
+    }
+    let [alias]: [String; 1] = key_tables.into_iter().collect::<Vec<_>>().try_into().ok()?;
+    let table = from.iter().position(|f| f.alias == alias)?;
+    let conds: Vec<Expr> = terms
+        .iter()
+        .filter(|t| tables_of(t).is_some_and(|ts| ts.len() == 1 && ts.contains(&alias)))
+        .cloned()
+        .collect();
+    (!conds.is_empty()).then_some(Scope {
+        table,
+        alias,
+        conds,
+    })
 }
 
 fn fold(i: &Ident) -> String {
@@ -284,6 +356,7 @@ fn parse_body(
             having: None,
             filter,
             keys,
+            scope: None,
         },
         table,
     ))
@@ -572,6 +645,7 @@ fn parse_grouped(
             having,
             filter,
             keys,
+            scope: None,
         },
         table,
     ))
@@ -745,8 +819,11 @@ impl Scalar {
         )
     }
 
-    /// The affected keys `__pgt_k<i>` (non-NULL: a NULL key matches no outer row).
-    fn affected(&self, src: &SourceTable) -> String {
+    /// The affected keys `__pgt_k<i>` (non-NULL: a NULL key matches no outer row), within the
+    /// [`Scope`] when there is one: keys of the scope table's rows passing its conditions now,
+    /// or of its window's images (which hold every row it had before that is not there now).
+    /// `outer`: the FROM tables, in FROM order.
+    fn affected(&self, src: &SourceTable, outer: &[SourceTable]) -> String {
         let (_, i) = self.q();
         let cols: Vec<String> = self
             .inner_keys()
@@ -754,11 +831,28 @@ impl Scalar {
             .zip(self.key_names())
             .map(|(c, k)| format!("{c} AS {k}"))
             .collect();
-        let not_null: Vec<String> = self
+        let mut not_null: Vec<String> = self
             .keys
             .iter()
             .map(|(c, _)| format!("{i}.{} IS NOT NULL", quote_ident(c)))
             .collect();
+        if let Some((scope, os)) = self
+            .scope
+            .as_ref()
+            .and_then(|sc| outer.get(sc.table).map(|os| (sc, os)))
+        {
+            let a = quote_ident(&scope.alias);
+            let outer_keys: Vec<String> = self.keys.iter().map(|(_, e)| e.to_string()).collect();
+            let conds: Vec<String> = scope.conds.iter().map(|c| format!("({c})")).collect();
+            not_null.push(format!(
+                "({ik}) IN (SELECT {ok} FROM {t} AS {a} WHERE {w} UNION ALL SELECT {ok} FROM ({ev}) AS {a})",
+                ik = self.inner_keys().join(", "),
+                ok = outer_keys.join(", "),
+                t = os.quoted,
+                w = conds.join(" AND "),
+                ev = super::scan::events_sql(os),
+            ));
+        }
         format!(
             "SELECT DISTINCT {} FROM ({}) AS {i}{}",
             cols.join(", "),
@@ -892,7 +986,7 @@ impl Scalar {
     }
 
     /// The outputs before the window, for the affected keys, or the one row when unkeyed.
-    fn old_values(&self, src: &SourceTable) -> String {
+    fn old_values(&self, src: &SourceTable, outer: &[SourceTable]) -> String {
         let (_, i) = self.q();
         if self.keys.is_empty() {
             return format!(
@@ -903,14 +997,14 @@ impl Scalar {
         }
         format!(
             "WITH __pgt_a AS ({a}) {vals}",
-            a = self.affected(src),
+            a = self.affected(src, outer),
             vals = self.values(src, &format!("({})", self.old_rows(src)), false)
         )
     }
 
     /// ΔF: `__pgt_k<i>`, the outputs, `__pgt_w`: −old +new for the keys whose outputs changed
     /// (or whose group appeared or went).
-    fn delta(&self, src: &SourceTable) -> String {
+    fn delta(&self, src: &SourceTable, outer: &[SourceTable]) -> String {
         let (_, i) = self.q();
         let outs: Vec<String> = self.outputs.iter().map(|(n, _)| quote_ident(n)).collect();
         let side = |s: &str| -> Vec<String> { outs.iter().map(|n| format!("{s}.{n}")).collect() };
@@ -926,7 +1020,7 @@ impl Scalar {
                  CROSS JOIN (SELECT {o} FROM {t} AS {i}{w}) AS __pgt_n \
                  CROSS JOIN LATERAL (VALUES ({ov}, -1), ({nv}, 1)) AS __pgt_x({cols}, __pgt_w) \
                  WHERE {differ} AND EXISTS ({ev})",
-                old = self.old_values(src),
+                old = self.old_values(src, outer),
                 o = self.output_list(),
                 t = src.quoted,
                 w = self.conds(&[]),
@@ -950,7 +1044,7 @@ impl Scalar {
              CROSS JOIN LATERAL (VALUES ({ok}, {ov}, -1), ({nk}, {nv}, 1)) AS __pgt_x({kn}, {cols}, __pgt_w) \
              WHERE __pgt_x.__pgt_k1 IS NOT NULL \
                AND (__pgt_o.__pgt_k1 IS NULL OR __pgt_n.__pgt_k1 IS NULL OR {differ})",
-            a = self.affected(src),
+            a = self.affected(src, outer),
             old = self.values(src, &format!("({})", self.old_rows(src)), false),
             new = self.values(src, &src.quoted, true),
             on = on.join(" AND "),
@@ -1036,7 +1130,8 @@ impl Scalar {
 
     /// The factor in one state: one part, or for `Old` two (keys the window left alone read the
     /// new outputs; affected keys the old ones).
-    pub fn parts(&self, src: &SourceTable, state: State) -> Vec<Part> {
+    /// `outer`: the FROM tables' sources, in FROM order.
+    pub fn parts(&self, src: &SourceTable, state: State, outer: &[SourceTable]) -> Vec<Part> {
         let (a, _) = self.q();
         match state {
             State::New => vec![Part {
@@ -1045,7 +1140,11 @@ impl Scalar {
                 cond: None,
             }],
             State::Delta => vec![Part {
-                join: format!(" JOIN ({}) AS {a} ON ({})", self.delta(src), self.on()),
+                join: format!(
+                    " JOIN ({}) AS {a} ON ({})",
+                    self.delta(src, outer),
+                    self.on()
+                ),
                 weight: Some(format!("{a}.__pgt_w")),
                 cond: None,
             }],
@@ -1059,7 +1158,11 @@ impl Scalar {
                     )),
                 },
                 Part {
-                    join: format!(" JOIN ({}) AS {a} ON ({})", self.old_values(src), self.on()),
+                    join: format!(
+                        " JOIN ({}) AS {a} ON ({})",
+                        self.old_values(src, outer),
+                        self.on()
+                    ),
                     weight: None,
                     cond: self
                         .keys
