@@ -151,7 +151,8 @@ pub fn check_capture_mode(mode: CaptureMode, immediate: bool, tables: &[(Oid, St
                 });
             }
         }
-        if mode == CaptureMode::Trigger {
+        // Row triggers asked for, or needed by IMMEDIATE maintenance.
+        if mode == CaptureMode::Trigger || immediate {
             let others = spi::one::<String>(
                 "SELECT string_agg(st.pgt_relid::regclass::text, ', ' ORDER BY st.pgt_id) \
                    FROM pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) \
@@ -160,6 +161,11 @@ pub fn check_capture_mode(mode: CaptureMode, immediate: bool, tables: &[(Oid, St
             );
             if let Some(others) = others {
                 raise(PgtError::CdcModeConflict {
+                    wants: if immediate {
+                        "refresh_mode IMMEDIATE (maintained from row triggers)".into()
+                    } else {
+                        "cdc_mode 'trigger'".into()
+                    },
                     table: display.clone(),
                     others,
                 });
@@ -758,6 +764,12 @@ fn housekeeping(sleep_ms: &mut u64, idle_since: &mut Option<Instant>, poll: u64)
                 .is_empty();
         if s.slot && !moving_soon {
             let _ = logged("dropping the slot", in_transaction(drop_slot));
+        } else if s.slot && s.state {
+            // Kept for a hand-over to come: nothing in the WAL so far is anyone's, so the
+            // consumed position and the slot follow the insert position (else the first read
+            // after the hand-over would decode all of it).
+            let _ = logged("consuming", in_transaction(wal::catch_up_now));
+            let _ = logged("advancing the slot", in_transaction(wal::advance_slot));
         }
         let since = *idle_since.get_or_insert_with(Instant::now);
         if !consumer_needed_now(&s, wal_allowed) && since.elapsed() > Duration::from_secs(10) {

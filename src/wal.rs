@@ -414,11 +414,25 @@ pub enum Step {
 /// what is consumed, unless more than `max_lag` bytes (0: no limit) are waiting.
 pub fn catch_up_step(max_lag: u64) -> Step {
     lock();
-    let consumed = spi::one_p::<i64>(
-        "SELECT pg_catalog.pg_wal_lsn_diff(consumed_lsn, '0/0')::int8 FROM pgtrickle.pgt_wal_state WHERE slot_name = $1",
+    // Where the WAL that matters starts: what is consumed, or the earliest cut-over when that is
+    // later (while no source was on the WAL nothing moved `consumed_lsn`, and that WAL is not
+    // lag).
+    let Some((consumed, start)) = spi::rows_p(
+        "SELECT pg_catalog.pg_wal_lsn_diff(w.consumed_lsn, '0/0')::int8, \
+                pg_catalog.pg_wal_lsn_diff(greatest(w.consumed_lsn, \
+                    (SELECT min(s.wal_from_lsn) FROM pgtrickle.pgt_sources s WHERE s.capture_mode = 'WAL')), '0/0')::int8 \
+           FROM pgtrickle.pgt_wal_state w WHERE w.slot_name = $1",
         &[slot_name().into()],
+        |r| {
+            (
+                r.get::<i64>(1).ok().flatten().unwrap_or(0) as u64,
+                r.get::<i64>(2).ok().flatten().unwrap_or(0) as u64,
+            )
+        },
     )
-    .unwrap_or(0) as u64;
+    .pop() else {
+        pgrx::error!("pg_trickle: the WAL consumer's slot \"{}\" is not set up", slot_name());
+    };
     if insert_lsn().saturating_sub(consumed) > SNAPSHOT_AFTER_BYTES {
         // A running-transactions record inside what this step reads: decoding it gives the slot
         // a new restart point, which confirming this step's position (advance_slot) applies,
@@ -429,10 +443,11 @@ pub fn catch_up_step(max_lag: u64) -> Step {
         unsafe { pg_sys::LogStandbySnapshot() };
     }
     let upto = insert_lsn();
-    let lag = upto.saturating_sub(consumed);
+    let lag = upto.saturating_sub(start);
     if max_lag > 0 && lag > max_lag {
         return Step::Behind { lag };
     }
+    let lag = upto.saturating_sub(consumed);
     let more = lag > MAX_STEP_BYTES;
     consume_to(if more {
         consumed + MAX_STEP_BYTES

@@ -102,10 +102,12 @@ pub enum PgtError {
     InvalidCdcMode(String),
     #[error("cdc_mode 'wal': {table} cannot be captured from the WAL: {reason}")]
     WalCaptureUnavailable { table: String, reason: String },
-    #[error(
-        "cdc_mode 'trigger': {table} is also read by stream table(s) {others} with cdc_mode 'wal'"
-    )]
-    CdcModeConflict { table: String, others: String },
+    #[error("{wants}: {table} is also read by stream table(s) {others} with cdc_mode 'wal'")]
+    CdcModeConflict {
+        wants: String,
+        table: String,
+        others: String,
+    },
     #[error(
         "cannot refresh {stream_table} differentially in a transaction that has already written: its source(s) {tables} are captured from the WAL, where uncommitted changes cannot be read"
     )]

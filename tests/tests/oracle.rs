@@ -146,6 +146,7 @@ const SHAPES: &[&str] = &[
     "SELECT i.id, i.val FROM items i WHERE i.flag AND i.qty > 2 AND i.val >= (SELECT max(j.val) FROM items j WHERE j.grp = i.grp)",
     "SELECT sum(i.val) AS s, count(*) AS n FROM items i JOIN cat c ON c.code = i.grp WHERE c.weight < 5 AND i.qty < (SELECT 0.8 * avg(j.qty) FROM items j WHERE j.grp = c.code)",
     "SELECT c.code, t.n FROM cat c JOIN (SELECT grp, count(*) AS n FROM items GROUP BY grp) t ON t.grp = c.code WHERE c.weight > 3",
+    "SELECT c.code, t.tq FROM cat c JOIN (SELECT grp, sum(qty) AS tq FROM items GROUP BY grp) t ON t.grp = c.code WHERE c.weight > 3 AND tq > 10",
     // Subqueries in FROM and WITH queries that aggregate, joined by their GROUP BY columns.
     "SELECT c.code, c.label, t.n, t.s FROM cat c JOIN (SELECT grp, count(*) AS n, sum(val) AS s FROM items WHERE flag GROUP BY grp) t ON t.grp = c.code",
     "WITH g AS (SELECT grp, max(val) AS mx FROM items GROUP BY grp HAVING count(*) > 2) SELECT i.id, i.val FROM items i JOIN g ON g.grp = i.grp WHERE i.val = g.mx",

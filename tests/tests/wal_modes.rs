@@ -129,6 +129,13 @@ fn a_stream_table_cdc_mode_is_weighed_with_the_other_readers() {
         db.error_code("SELECT pgtrickle.alter_stream_table('a', cdc_mode => 'trigger')"),
         "0A000"
     );
+    // IMMEDIATE maintenance needs the row trigger: the same conflict.
+    assert!(db
+        .error_message(
+            "SELECT pgtrickle.create_stream_table('d', 'SELECT count(*) AS n FROM items', refresh_mode => 'IMMEDIATE')"
+        )
+        .contains("refresh_mode IMMEDIATE (maintained from row triggers): public.items is also read by stream table(s) c with cdc_mode 'wal'"));
+    assert!(db.value::<bool>("SELECT to_regclass('d') IS NULL"));
     assert_eq!(
         db.value::<String>("SELECT cdc_mode FROM pgtrickle.pgt_status() WHERE name = 'public.a'"),
         "auto"

@@ -935,6 +935,14 @@ impl ColumnOwner {
             _ => None,
         }
     }
+
+    /// Whether table `alias` is known to have `column` (false when the columns are unknown).
+    pub fn has(&self, alias: &str, column: &str) -> bool {
+        self.aliases
+            .iter()
+            .zip(&self.columns)
+            .any(|(a, cols)| a == alias && cols.iter().any(|c| c == column))
+    }
 }
 
 fn semi_join(
@@ -1264,6 +1272,27 @@ mod tests {
         assert_eq!((scope.table, scope.alias.as_str()), (1, "part"));
         let conds: Vec<String> = scope.conds.iter().map(|c| c.to_string()).collect();
         assert_eq!(conds, ["p_brand = 'B'"]);
+        // A bare name the key's table does not have (a grouped subquery's output) is not a
+        // condition on it.
+        let grouped_cols = vec![
+            vec!["code".to_string(), "weight".to_string()],
+            vec!["grp".to_string(), "qty".to_string()],
+        ];
+        let q = parse(
+            "SELECT c.code, t.tq FROM cat c JOIN (SELECT grp, sum(qty) AS tq FROM items GROUP BY grp) t \
+               ON t.grp = c.code WHERE c.weight > 3 AND tq > 10",
+            &grouped_cols,
+        )
+        .unwrap();
+        let conds: Vec<String> = q.scalars[0]
+            .scope
+            .as_ref()
+            .expect("scoped")
+            .conds
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(conds, ["c.weight > 3"]);
         // No condition on the key's table alone: no scope.
         let q = parse(
             "SELECT sum(l_quantity) FROM lineitem, part WHERE p_partkey = l_partkey \

@@ -101,11 +101,13 @@ pub fn scope_of(
                     }
                     out.insert(t);
                 }
+                // A bare name must be a known column of that table: one table's only alias is
+                // also what `of` answers for names it lacks (a grouped subquery's output).
                 Expr::Identifier(i) => match owner.of(&fold(i)) {
-                    Some(t) => {
+                    Some(t) if owner.has(t, &fold(i)) => {
                         out.insert(t.to_string());
                     }
-                    None => return ControlFlow::Break(()),
+                    _ => return ControlFlow::Break(()),
                 },
                 _ => {}
             }
