@@ -588,6 +588,9 @@ pub extern "C-unwind" fn pg_trickle_wal_consumer_main(arg: pg_sys::Datum) {
     crate::scheduler::use_die_for_sigterm();
     let db = Oid::from(arg.value() as u32);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
+    if !crate::scheduler::extension_installed_soon() {
+        return;
+    }
     let ready = in_transaction(|| {
         spi::one::<bool>(
             "SELECT pg_catalog.pg_try_advisory_lock($1, $2)",

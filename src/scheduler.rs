@@ -224,6 +224,24 @@ pub(crate) fn extension_installed() -> bool {
     .unwrap_or(false)
 }
 
+/// For a worker starting up: whether the extension is installed, waiting up to 5 s for it. A
+/// worker started by create_stream_table may connect before the transaction that created the
+/// extension (and the stream table) commits; exiting then would leave the database without it
+/// until the launcher's next scan.
+pub(crate) fn extension_installed_soon() -> bool {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        if in_transaction(extension_installed) == Ok(true) {
+            return true;
+        }
+        if Instant::now() >= until
+            || !BackgroundWorker::wait_latch(Some(Duration::from_millis(100)))
+        {
+            return false;
+        }
+    }
+}
+
 /// The catalog as the tick planner needs it.
 fn load_entries() -> (Vec<Entry>, Dag) {
     let rows = spi::rows(
@@ -313,6 +331,9 @@ pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
     use_die_for_sigterm();
     let db = Oid::from(arg.value() as u32);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
+    if !extension_installed_soon() {
+        return;
+    }
     let ready = in_transaction(|| {
         if !extension_installed() {
             return false;

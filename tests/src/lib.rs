@@ -151,6 +151,31 @@ impl TestDb {
         (row.get(0), row.get(1))
     }
 
+    /// How `table` (as `cdc_status()` prints it: `public.items`) is captured: `TRIGGER`, `WAL`, or
+    /// `none` when it is not a source.
+    pub fn capture_mode(&mut self, table: &str) -> String {
+        self.value(&format!(
+            "SELECT coalesce((SELECT capture_mode FROM pgtrickle.cdc_status() WHERE source_table = '{table}'), 'none')"
+        ))
+    }
+
+    /// Waits (at most 30 s) until `table` is captured by `mode` (the WAL consumer moves sources
+    /// within its poll interval).
+    pub fn wait_for_capture(&mut self, table: &str, mode: &str) {
+        let start = std::time::Instant::now();
+        loop {
+            let now = self.capture_mode(table);
+            if now == mode {
+                return;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "{table} is still captured by {now}, expected {mode}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Polls the oracle of every (stream table, query) pair until all are exact, for at most
     /// `within` (for stream tables the background scheduler refreshes); panics with `what`.
     pub fn until_exact(&mut self, pairs: &[(&str, &str)], within: std::time::Duration, what: &str) {

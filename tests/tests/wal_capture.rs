@@ -7,25 +7,6 @@
 use pg_trickle_tests::TestDb;
 use std::time::{Duration, Instant};
 
-/// Waits until `table`'s capture mode is `mode` (the WAL consumer moves sources within its poll
-/// interval).
-fn wait_for_mode(db: &mut TestDb, table: &str, mode: &str) {
-    let start = Instant::now();
-    loop {
-        let now: String = db.value(&format!(
-            "SELECT coalesce((SELECT capture_mode FROM pgtrickle.cdc_status() WHERE source_table = '{table}'), 'none')"
-        ));
-        if now == mode {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{table} is still captured by {now}, expected {mode}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 const TYPED: &str = "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
      CREATE DOMAIN posint AS int CHECK (VALUE > 0);
      CREATE TABLE typed (
@@ -49,7 +30,7 @@ fn every_type_and_every_kind_of_change_arrives_exactly_through_the_wal() {
         "SELECT pgtrickle.create_stream_table('typed_rows', $q${TYPED_QUERY}$q$, refresh_mode => 'DIFFERENTIAL');
          SELECT pgtrickle.create_stream_table('typed_agg', $q${TYPED_AGG}$q$, refresh_mode => 'DIFFERENTIAL');"
     ));
-    wait_for_mode(&mut db, "public.typed", "WAL");
+    db.wait_for_capture("public.typed", "WAL");
     // What the hand-over did to the source, and says it did.
     assert_eq!(
         db.value::<String>("SELECT relreplident::text FROM pg_class WHERE oid = 'typed'::regclass"),
@@ -184,7 +165,7 @@ fn a_slot_dropped_behind_our_back_falls_back_to_triggers_and_stays_exact() {
          INSERT INTO items SELECT i, i FROM generate_series(1, 500) i;
          SELECT pgtrickle.create_stream_table('per_g', '{q}', refresh_mode => 'DIFFERENTIAL');"
     ));
-    wait_for_mode(&mut db, "public.items", "WAL");
+    db.wait_for_capture("public.items", "WAL");
     db.exec("UPDATE items SET v = v + 1 WHERE k % 7 = 0");
     db.exec("SELECT pgtrickle.refresh_stream_table('per_g')");
     assert_eq!(db.oracle("per_g", q), (0, 0));
@@ -205,7 +186,7 @@ fn a_slot_dropped_behind_our_back_falls_back_to_triggers_and_stays_exact() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    wait_for_mode(&mut db, "public.items", "TRIGGER");
+    db.wait_for_capture("public.items", "TRIGGER");
     let note: String = db.value("SELECT note FROM pgtrickle.cdc_status()");
     assert!(note.starts_with("fell back from WAL capture"), "{note}");
     assert_eq!(
@@ -248,7 +229,7 @@ fn immediate_and_repeatable_read_get_what_they_need() {
          INSERT INTO events SELECT i, i % 3 FROM generate_series(1, 30) i;
          SELECT pgtrickle.create_stream_table('per_g', '{q}', refresh_mode => 'DIFFERENTIAL');"
     ));
-    wait_for_mode(&mut db, "public.events", "WAL");
+    db.wait_for_capture("public.events", "WAL");
     // A refresh in a REPEATABLE READ transaction cannot read the slot in its snapshot's terms:
     // it recomputes, and says why.
     db.exec("INSERT INTO events VALUES (100, 1)");

@@ -3,34 +3,12 @@
 //! other test may write while it runs.
 
 use pg_trickle_tests::TestDb;
-use std::time::{Duration, Instant};
 
 /// The consumers' advisory lock (classid 0x70677472 'pgtr', objid 2): holding it stalls the
 /// WAL consumer before it reads the slot.
 const CONSUMERS_LOCK: &str = "SELECT pg_advisory_xact_lock(1886876786, 2)";
 
 const QA: &str = "SELECT k % 5 AS g, count(*) AS n, sum(v) AS s FROM items GROUP BY k % 5";
-
-fn mode_of(db: &mut TestDb, table: &str) -> String {
-    db.value(&format!(
-        "SELECT coalesce((SELECT capture_mode FROM pgtrickle.cdc_status() WHERE source_table = '{table}'), 'none')"
-    ))
-}
-
-fn wait_for_mode(db: &mut TestDb, table: &str, mode: &str) {
-    let start = Instant::now();
-    loop {
-        let now = mode_of(db, table);
-        if now == mode {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{table} is still captured by {now}, expected {mode}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn last_action(db: &mut TestDb) -> String {
     db.value("SELECT action FROM pgtrickle.pgt_refresh_history ORDER BY refresh_id DESC LIMIT 1")
@@ -49,7 +27,7 @@ fn a_consumer_too_far_behind_falls_back_to_triggers() {
          INSERT INTO items SELECT i, i FROM generate_series(1, 300) i;
          SELECT pgtrickle.create_stream_table('a', '{QA}', refresh_mode => 'DIFFERENTIAL');"
     ));
-    wait_for_mode(&mut db, "public.items", "WAL");
+    db.wait_for_capture("public.items", "WAL");
     // Stall the consumer, write a few MB of WAL (committed changes of the source among it).
     let mut staller = db.connect();
     staller
@@ -58,7 +36,7 @@ fn a_consumer_too_far_behind_falls_back_to_triggers() {
     db.exec("INSERT INTO items SELECT i, i FROM generate_series(1001, 200000) i");
     db.exec("UPDATE items SET v = v + 1 WHERE k % 10 = 0");
     staller.batch_execute("COMMIT").unwrap();
-    wait_for_mode(&mut db, "public.items", "TRIGGER");
+    db.wait_for_capture("public.items", "TRIGGER");
     let note: String = db.value("SELECT note FROM pgtrickle.cdc_status()");
     assert!(
         note.starts_with("fell back from WAL capture")

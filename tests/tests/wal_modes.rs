@@ -5,27 +5,6 @@
 use pg_trickle_tests::TestDb;
 use std::time::{Duration, Instant};
 
-fn mode_of(db: &mut TestDb, table: &str) -> String {
-    db.value(&format!(
-        "SELECT coalesce((SELECT capture_mode FROM pgtrickle.cdc_status() WHERE source_table = '{table}'), 'none')"
-    ))
-}
-
-fn wait_for_mode(db: &mut TestDb, table: &str, mode: &str) {
-    let start = Instant::now();
-    loop {
-        let now = mode_of(db, table);
-        if now == mode {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{table} is still captured by {now}, expected {mode}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn note_of(db: &mut TestDb, table: &str) -> String {
     db.value(&format!(
         "SELECT coalesce(note, '') FROM pgtrickle.cdc_status() WHERE source_table = '{table}'"
@@ -72,7 +51,7 @@ fn a_stream_table_cdc_mode_is_weighed_with_the_other_readers() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(mode_of(&mut db, "public.items"), "TRIGGER");
+    assert_eq!(db.capture_mode("public.items"), "TRIGGER");
     assert_eq!(
         db.value::<String>(
             "SELECT string_agg(name || '=' || cdc_mode, ' ' ORDER BY name) FROM pgtrickle.pgt_status()"
@@ -108,7 +87,7 @@ fn a_stream_table_cdc_mode_is_weighed_with_the_other_readers() {
     );
     // Releasing it: the source moves to the WAL.
     db.exec("SELECT pgtrickle.alter_stream_table('b', cdc_mode => 'AUTO')");
-    wait_for_mode(&mut db, "public.items", "WAL");
+    db.wait_for_capture("public.items", "WAL");
     db.exec(&format!(
         "SELECT pgtrickle.create_stream_table('c', '{QC}', refresh_mode => 'DIFFERENTIAL', cdc_mode => 'wal')"
     ));
@@ -178,10 +157,10 @@ fn a_stream_table_cdc_mode_is_weighed_with_the_other_readers() {
 
     // The same from a transaction that wrote nothing: no recompute.
     db.exec("SELECT pgtrickle.alter_stream_table('a', cdc_mode => 'auto')");
-    wait_for_mode(&mut db, "public.items", "WAL");
+    db.wait_for_capture("public.items", "WAL");
     db.exec("UPDATE items SET v = v - 3 WHERE k % 9 = 0");
     db.exec("SELECT pgtrickle.alter_stream_table('a', cdc_mode => 'trigger')");
-    assert_eq!(mode_of(&mut db, "public.items"), "TRIGGER");
+    assert_eq!(db.capture_mode("public.items"), "TRIGGER");
     db.exec("UPDATE items SET v = v + 5 WHERE k % 11 = 0");
     all_exact(&mut db, &sts);
     for (st, _) in &sts {
@@ -191,7 +170,7 @@ fn a_stream_table_cdc_mode_is_weighed_with_the_other_readers() {
     db.exec(&format!(
         "SELECT pgtrickle.create_or_replace_stream_table('a', '{QA}', refresh_mode => 'DIFFERENTIAL', cdc_mode => 'auto')"
     ));
-    wait_for_mode(&mut db, "public.items", "WAL");
+    db.wait_for_capture("public.items", "WAL");
     db.exec("UPDATE items SET v = 7 WHERE k < 5");
     all_exact(&mut db, &sts);
     assert_eq!(last_action(&mut db, "a"), "DIFFERENTIAL");
