@@ -170,7 +170,7 @@ fn create(new: NewStreamTable<'_>, clean: bool) {
     capture::sync_immediate_triggers(clean);
     crate::scheduler::ensure_scheduler();
     // SAFETY: reading the backend's own database OID.
-    crate::cdc::ensure_consumer_if_needed(unsafe { pg_sys::MyDatabaseId });
+    crate::cdc::ensure_consumer_if_needed(unsafe { pg_sys::MyDatabaseId }, true);
 }
 
 /// Creates a stream table: its storage table, change capture on every table the query reads,
@@ -289,7 +289,7 @@ fn set_cdc_mode(st: &StreamTable, capture: CaptureMode, immediate: bool, clean: 
     crate::cdc::check_capture_mode(capture, immediate, &tables);
     crate::cdc::hand_back_pinned_sources(clean);
     // SAFETY: reading the backend's own database OID.
-    crate::cdc::ensure_consumer_if_needed(unsafe { pg_sys::MyDatabaseId });
+    crate::cdc::ensure_consumer_if_needed(unsafe { pg_sys::MyDatabaseId }, true);
 }
 
 /// Gives a stream table a new query and/or refresh mode in place: same storage table (OID,

@@ -550,14 +550,15 @@ fn consumer_needed() -> bool {
 }
 
 /// Starts database `db`'s WAL consumer if it needs one and none runs.
-pub fn ensure_consumer_if_needed(db: Oid) {
+/// `from_transaction`: called from a user transaction (see [`crate::scheduler::worker_db`]).
+pub fn ensure_consumer_if_needed(db: Oid, from_transaction: bool) {
     if consumer_needed() {
-        ensure_consumer(db);
+        ensure_consumer(db, from_transaction);
     }
 }
 
 /// Starts the WAL consumer of the current database unless one runs.
-fn ensure_consumer(db: Oid) {
+fn ensure_consumer(db: Oid, from_transaction: bool) {
     let running = spi::one::<bool>(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity WHERE datid = $1 AND backend_type = $2)",
         &[db.into(), WAL_CONSUMER_TYPE.into()],
@@ -565,7 +566,7 @@ fn ensure_consumer(db: Oid) {
     .unwrap_or(true);
     if !running {
         let _ = crate::scheduler::worker(WAL_CONSUMER_TYPE, "pg_trickle_wal_consumer_main")
-            .set_argument(Some(pg_sys::Datum::from(db.to_u32())))
+            .set_argument(Some(crate::scheduler::worker_arg(db, from_transaction)))
             .load_dynamic();
     }
 }
@@ -586,9 +587,7 @@ fn logged<R>(step: &str, r: Result<R, String>) -> Option<R> {
 pub extern "C-unwind" fn pg_trickle_wal_consumer_main(arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     crate::scheduler::use_die_for_sigterm();
-    let db = Oid::from(arg.value() as u32);
-    BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
-    if !crate::scheduler::extension_installed_soon() {
+    if crate::scheduler::worker_db(arg).is_none() {
         return;
     }
     let ready = in_transaction(|| {

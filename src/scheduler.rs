@@ -55,15 +55,29 @@ pub fn register_launcher() {
         .load();
 }
 
-fn scheduler_worker(db: Oid) -> BackgroundWorkerBuilder {
-    worker(SCHEDULER_TYPE, "pg_trickle_scheduler_main")
-        .set_argument(Some(pg_sys::Datum::from(db.to_u32())))
+/// A database worker's argument: the database, and whether a user transaction (that may still
+/// be creating the extension) started it.
+pub(crate) fn worker_arg(db: Oid, from_transaction: bool) -> pg_sys::Datum {
+    pg_sys::Datum::from(u64::from(db.to_u32()) | (u64::from(from_transaction) << 32))
 }
 
-/// Starts a scheduler for database `db`; false when no background worker slot is free.
-pub fn start_scheduler(db: Oid) -> bool {
-    scheduler_worker(db).load_dynamic().is_ok()
+/// The database of a worker's argument, after waiting (when a user transaction started the
+/// worker) for that transaction to have committed the extension; `None`: exit.
+pub(crate) fn worker_db(arg: pg_sys::Datum) -> Option<Oid> {
+    let raw = arg.value() as u64;
+    let db = Oid::from(raw as u32);
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
+    if raw >> 32 != 0 && !extension_installed_soon() {
+        return None;
+    }
+    Some(db)
 }
+
+fn scheduler_worker(db: Oid, from_transaction: bool) -> BackgroundWorkerBuilder {
+    worker(SCHEDULER_TYPE, "pg_trickle_scheduler_main")
+        .set_argument(Some(worker_arg(db, from_transaction)))
+}
+
 
 /// Starts the current database's scheduler unless one runs or scheduling is off.
 pub fn ensure_scheduler() {
@@ -79,7 +93,7 @@ pub fn ensure_scheduler() {
     .unwrap_or(false);
     // SAFETY: reading the backend's own database OID.
     let db = unsafe { pg_sys::MyDatabaseId };
-    if !running && !start_scheduler(db) {
+    if !running && scheduler_worker(db, true).load_dynamic().is_err() {
         pgrx::warning!(
             "pg_trickle could not start a scheduler for this database: no free background worker slot (raise max_worker_processes)"
         );
@@ -149,7 +163,7 @@ pub extern "C-unwind" fn pg_trickle_launcher_main(_arg: pg_sys::Datum) {
                 if alive {
                     continue;
                 }
-                match scheduler_worker(db).load_dynamic() {
+                match scheduler_worker(db, false).load_dynamic() {
                     Ok(h) => {
                         started.insert(db.to_u32(), (Instant::now(), h));
                     }
@@ -224,11 +238,11 @@ pub(crate) fn extension_installed() -> bool {
     .unwrap_or(false)
 }
 
-/// For a worker starting up: whether the extension is installed, waiting up to 5 s for it. A
-/// worker started by create_stream_table may connect before the transaction that created the
-/// extension (and the stream table) commits; exiting then would leave the database without it
-/// until the launcher's next scan.
-pub(crate) fn extension_installed_soon() -> bool {
+/// For a worker a user transaction started: whether the extension is installed, waiting up to
+/// 5 s for it. create_stream_table starts the database's workers from its transaction, which
+/// may also have created the extension and not have committed yet; exiting then would leave
+/// the database without them until the launcher's next scan.
+fn extension_installed_soon() -> bool {
     let until = Instant::now() + Duration::from_secs(5);
     loop {
         if in_transaction(extension_installed) == Ok(true) {
@@ -329,17 +343,15 @@ fn prune_history() {
 pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     use_die_for_sigterm();
-    let db = Oid::from(arg.value() as u32);
-    BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
-    if !extension_installed_soon() {
+    let Some(db) = worker_db(arg) else {
         return;
-    }
+    };
     let ready = in_transaction(|| {
         if !extension_installed() {
             return false;
         }
         // Change capture is not refreshing: the WAL consumer runs even with scheduling off.
-        crate::cdc::ensure_consumer_if_needed(db);
+        crate::cdc::ensure_consumer_if_needed(db, false);
         if !guc::ENABLED.get() {
             return false;
         }
@@ -384,7 +396,7 @@ pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
                 return None;
             }
             if check_consumer {
-                crate::cdc::ensure_consumer_if_needed(db);
+                crate::cdc::ensure_consumer_if_needed(db, false);
             }
             Some(load_entries())
         });
