@@ -78,7 +78,6 @@ fn scheduler_worker(db: Oid, from_transaction: bool) -> BackgroundWorkerBuilder 
         .set_argument(Some(worker_arg(db, from_transaction)))
 }
 
-
 /// Starts the current database's scheduler unless one runs or scheduling is off.
 pub fn ensure_scheduler() {
     if !guc::ENABLED.get() {
