@@ -76,6 +76,16 @@ unsafe fn prepare_sources(sql: &CString) -> Vec<*mut pg_sys::CachedPlanSource> {
 /// Prepares `query` and describes it. Errors from PostgreSQL (syntax, unknown relation or column,
 /// parameters) propagate with their own SQLSTATE.
 pub fn analyze(query: &str) -> Analyzed {
+    analyze_as(query, false)
+}
+
+/// [`analyze`] for a query pg_trickle wrote itself, whose output columns may have reserved names
+/// (a TopK stream table's inner query and its `__pgt_k<i>` key columns).
+pub fn analyze_internal(query: &str) -> Analyzed {
+    analyze_as(query, true)
+}
+
+fn analyze_as(query: &str, internal: bool) -> Analyzed {
     let cquery = CString::new(query)
         .unwrap_or_else(|_| raise(PgtError::NotASelect("the query contains a NUL byte".into())));
     let (raw, relations, volatile) = Spi::connect(|_client| {
@@ -156,7 +166,7 @@ pub fn analyze(query: &str) -> Analyzed {
             (raw, relations, volatile)
         }
     });
-    let columns = describe_columns(raw);
+    let columns = describe_columns(raw, internal);
     Analyzed {
         columns,
         relations,
@@ -164,11 +174,11 @@ pub fn analyze(query: &str) -> Analyzed {
     }
 }
 
-fn describe_columns(raw: Vec<RawColumn>) -> Vec<OutputColumn> {
+fn describe_columns(raw: Vec<RawColumn>, internal: bool) -> Vec<OutputColumn> {
     let mut seen = std::collections::HashSet::new();
     raw.into_iter()
         .map(|c| {
-            if c.name.starts_with(RESERVED_PREFIX) || c.name == ROW_ID {
+            if !internal && (c.name.starts_with(RESERVED_PREFIX) || c.name == ROW_ID) {
                 raise(PgtError::ReservedColumn(c.name));
             }
             if !seen.insert(c.name.clone()) {

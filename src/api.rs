@@ -124,7 +124,14 @@ fn create(new: NewStreamTable<'_>, clean: bool) {
         mode == RefreshMode::Immediate,
         &base_tables(&def.sources),
     );
+    // The id first: a TopK plan names its internal table by it.
+    let pgt_id = spi::one::<i64>(
+        "SELECT nextval(pg_catalog.pg_get_serial_sequence('pgtrickle.pgt_stream_tables', 'pgt_id'))",
+        &[],
+    )
+    .expect("nextval returns a value");
     let built = plan::build(
+        pgt_id,
         schema,
         name,
         query,
@@ -146,10 +153,10 @@ fn create(new: NewStreamTable<'_>, clean: bool) {
     )
     .expect("storage table just created");
     let (names, types, colls) = catalog::column_arrays(&def.analyzed.columns);
-    let pgt_id = spi::one::<i64>(
-        "INSERT INTO pgtrickle.pgt_stream_tables (pgt_relid, defining_query, schedule, refresh_mode, \
+    spi::exec(
+        "INSERT INTO pgtrickle.pgt_stream_tables (pgt_id, pgt_relid, defining_query, schedule, refresh_mode, \
              effective_mode, column_names, column_types, column_collations, plan_kind, full_merge_sql, explain_text, cdc_mode) \
-         VALUES ($1, $2, $3, $4, 'FULL', $5, $6, $7, 'FULL', '', '', $8) RETURNING pgt_id",
+         OVERRIDING SYSTEM VALUE VALUES ($9, $1, $2, $3, $4, 'FULL', $5, $6, $7, 'FULL', '', '', $8)",
         &[
             storage.into(),
             query.into(),
@@ -159,10 +166,11 @@ fn create(new: NewStreamTable<'_>, clean: bool) {
             types.into(),
             colls.into(),
             capture.as_str().into(),
+            pgt_id.into(),
         ],
-    )
-    .expect("INSERT ... RETURNING returns the id");
+    );
     catalog::store_plan(pgt_id, &quote_qualified(schema, name), &built);
+    crate::topk::install(pgt_id, storage, &built);
     wire_sources(pgt_id, storage, &catalog::relation_display(storage), &def);
     if initialize {
         refresh::full_refresh(storage, Initiator::Create, None);
@@ -314,6 +322,7 @@ fn redefine(st: &StreamTable, query: &str, mode: RefreshMode, initialize: bool, 
     })
     .or_raise();
     let built = plan::build(
+        st.pgt_id,
         &st.schema,
         &st.name,
         query,
@@ -370,6 +379,8 @@ fn redefine(st: &StreamTable, query: &str, mode: RefreshMode, initialize: bool, 
         &[st.pgt_id.into(), query.into(), names.into(), types.into(), colls.into(), mode.as_str().into()],
     );
     catalog::store_plan(st.pgt_id, &st.quoted(), &built);
+    crate::topk::remove(st.pgt_id);
+    crate::topk::install(st.pgt_id, st.relid, &built);
     wire_sources(st.pgt_id, st.relid, &st.display(), &def);
     capture::sync_immediate_triggers(clean);
     if initialize {
@@ -503,7 +514,11 @@ fn explain_stream_table(name: Option<&str>) -> String {
     out.push("operator tree:".into());
     out.extend(st.explain_text.lines().map(|l| format!("  {l}")));
     if st.plan_kind != "FULL" {
-        out.extend(index_advice(&st.defining_query));
+        let outputs: Vec<String> = st.columns.iter().map(|c| c.name.clone()).collect();
+        match pg_trickle_core::ivm::topk::split(&st.defining_query, &outputs) {
+            Some(Ok(topk)) => out.extend(index_advice(&topk.inner)),
+            _ => out.extend(index_advice(&st.defining_query)),
+        }
     }
     if let Some(d) = &st.delta_merge_sql {
         out.push("delta (one statement; $1 = previous frontier, $2 = its transaction, $3 = the last of that transaction's own changes consumed):".into());
@@ -511,6 +526,10 @@ fn explain_stream_table(name: Option<&str>) -> String {
     }
     out.push("full refresh (one statement):".into());
     out.push(format!("  {}", st.full_merge_sql));
+    if let Some(t) = &st.topk_sql {
+        out.push("then, when the internal table changed, the stored rows (one statement):".into());
+        out.push(format!("  {t}"));
+    }
     out.join("\n")
 }
 

@@ -12,7 +12,7 @@ use crate::spi;
 use pg_trickle_core::render::{self, SourceColumn};
 use pgrx::pg_sys::{self, Oid};
 
-fn record_dependency(
+pub(crate) fn record_dependency(
     class_id: Oid,
     obj: Oid,
     referenced_rel: Oid,

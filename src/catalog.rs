@@ -24,6 +24,9 @@ pub struct StreamTable {
     pub hidden_columns: Vec<String>,
     pub full_merge_sql: String,
     pub delta_merge_sql: Option<String>,
+    /// TopK: the statement that re-derives the stored rows from the internal table that
+    /// `full_merge_sql` and `delta_merge_sql` maintain (see `pg_trickle_core::ivm::topk`).
+    pub topk_sql: Option<String>,
     pub explain_text: String,
     /// The quoted storage name the rendered SQL uses.
     pub planned_for: String,
@@ -76,7 +79,7 @@ const SELECT_ST: &str = "SELECT st.pgt_id, st.pgt_relid, n.nspname::text, c.reln
     st.defining_query, st.schedule, st.refresh_mode, st.column_names, st.column_types, st.column_collations, \
     st.plan_kind, st.hidden_columns, st.full_merge_sql, st.delta_merge_sql, st.explain_text, st.plan_reason, \
     st.is_populated, st.frontier::text, st.frontier_xid::text, st.planned_for, st.plan_sources, st.probe_sql, \
-    st.consecutive_errors, st.search_path \
+    st.consecutive_errors, st.search_path, st.topk_sql \
     FROM pgtrickle.pgt_stream_tables st \
     JOIN pg_catalog.pg_class c ON c.oid = st.pgt_relid \
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
@@ -122,6 +125,7 @@ fn load_where(cond: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<StreamTable
                 probe_sql: r.get(22).ok().flatten(),
                 consecutive_errors: r.get(23).ok().flatten().unwrap_or(0),
                 search_path: r.get(24).ok().flatten(),
+                topk_sql: r.get(25).ok().flatten(),
             }
         },
     )
@@ -360,7 +364,7 @@ pub fn store_plan(pgt_id: i64, storage: &str, built: &crate::plan::Built) {
     spi::exec(
         "UPDATE pgtrickle.pgt_stream_tables SET plan_kind = $2, plan_reason = $3, hidden_columns = $4, \
              full_merge_sql = $5, delta_merge_sql = $6, explain_text = $7, effective_mode = $8, planned_for = $9, \
-             plan_sources = $10, probe_sql = $11, \
+             plan_sources = $10, probe_sql = $11, topk_sql = $12, \
              search_path = pg_catalog.current_setting('search_path'), updated_at = now() \
          WHERE pgt_id = $1",
         &[
@@ -375,6 +379,7 @@ pub fn store_plan(pgt_id: i64, storage: &str, built: &crate::plan::Built) {
             storage.into(),
             built.window.as_ref().map(|w| w.sources.clone()).into(),
             built.window.as_ref().map(|w| w.probe_sql.clone()).into(),
+            built.topk.as_ref().map(|t| t.merge_sql.clone()).into(),
         ],
     );
 }

@@ -15,6 +15,7 @@ mod plan;
 mod refresh;
 mod scheduler;
 mod spi;
+mod topk;
 mod wal;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -57,6 +58,13 @@ extension_sql_file!(
         api::create_or_replace_stream_table,
         api::alter_stream_table
     ]
+);
+
+// 0.4.0 -> 0.5.0 (TopK), likewise part of a fresh install.
+extension_sql_file!(
+    "../sql/pg_trickle--0.4.0--0.5.0.sql",
+    name = "v0_5_0",
+    requires = ["v0_4_0"]
 );
 
 /// Schema `pgtrickle` holds the SQL API and the catalog. It is created by the bootstrap script

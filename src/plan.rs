@@ -7,6 +7,7 @@ use crate::catalog::{self, Source, SourceKind};
 use crate::error::raise;
 use crate::spi;
 use pg_trickle_core::ident::quote_qualified;
+use pg_trickle_core::ivm::topk::{self, TopK};
 use pg_trickle_core::ivm::{Plan, SourceTable};
 use pg_trickle_core::mode::RefreshMode;
 use pg_trickle_core::render::{self, MergeKind, OutputColumn, CHANGES_SCHEMA};
@@ -31,6 +32,8 @@ pub struct Built {
     /// IMMEDIATE: the differential plan runs at the end of every statement that changes a
     /// source, in the writer's transaction.
     pub immediate: bool,
+    /// TopK: the internal table the plan maintains and how the stream table is derived from it.
+    pub topk: Option<TopKBuilt>,
 }
 
 impl Built {
@@ -203,9 +206,125 @@ fn change_window(query: &str, sources: &[Source]) -> Option<Window> {
     })
 }
 
-/// Plans a stream table `schema.name` with output `columns` for `mode`. AUTO falls back to FULL
-/// with a NOTICE naming the reason; DIFFERENTIAL errors instead.
+/// A TopK stream table's internal table (see `pg_trickle_core::ivm::topk`): the DDL that creates
+/// it and the statement that re-derives the stream table's rows from it.
+pub struct TopKBuilt {
+    /// `CREATE TABLE`, its hidden columns and indexes, the key index.
+    pub ddl: Vec<String>,
+    pub merge_sql: String,
+}
+
+/// The internal table of the TopK stream table `pgt_id`: `pgtrickle_changes.topk_<pgt_id>`.
+pub fn topk_table(pgt_id: i64) -> (String, String) {
+    (CHANGES_SCHEMA.to_string(), format!("topk_{pgt_id}"))
+}
+
+/// Renders a differential `plan` that maintains the table `schema.name` whose visible columns
+/// are `visible`.
+fn render_differential(
+    plan: &Plan,
+    window: Window,
+    schema: &str,
+    name: &str,
+    visible: &[String],
+    mode: RefreshMode,
+) -> Built {
+    let storage = quote_qualified(schema, name);
+    let hidden = plan.hidden_columns();
+    let hidden_names: Vec<String> = hidden.iter().map(|(n, _)| n.clone()).collect();
+    let kind = match plan {
+        Plan::Rows { .. } => "ROWS",
+        Plan::Bag { .. } | Plan::Recursive { .. } => "BAG",
+        Plan::Groups(_) => "GROUPS",
+    };
+    Built {
+        kind,
+        reason: None,
+        full_merge_sql: render::merge_sql(
+            schema,
+            name,
+            visible,
+            &hidden_names,
+            &plan.full_rows_sql(),
+            MergeKind::Full,
+        ),
+        delta_merge_sql: Some(render::merge_sql(
+            schema,
+            name,
+            visible,
+            &hidden_names,
+            &plan.delta_sql(&storage),
+            plan.merge_kind(),
+        )),
+        explain: plan.explain(),
+        window: Some(window),
+        immediate: mode == RefreshMode::Immediate,
+        indexes: if matches!(plan, Plan::Bag { .. } | Plan::Recursive { .. }) {
+            vec![format!(
+                "CREATE INDEX ON {storage} ({})",
+                pg_trickle_core::ident::quote_ident(pg_trickle_core::ivm::bag::DUP)
+            )]
+        } else {
+            Vec::new()
+        },
+        hidden,
+        topk: None,
+    }
+}
+
+/// A TopK query maintained differentially: the inner query's plan renders into the internal
+/// table, and the stream table is re-derived from it (`columns` are the stream table's).
+fn topk_differential(
+    pgt_id: i64,
+    schema: &str,
+    name: &str,
+    columns: &[OutputColumn],
+    topk: &TopK,
+    analyzed: &Analyzed,
+    sources: &[Source],
+    mode: RefreshMode,
+) -> Result<Built, String> {
+    let (plan, window) = differential(&topk.inner, analyzed, sources)?;
+    let inner_columns = crate::analyze::analyze_internal(&topk.inner).columns;
+    let inner_visible: Vec<String> = inner_columns.iter().map(|c| c.name.clone()).collect();
+    let visible: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+    let (ischema, iname) = topk_table(pgt_id);
+    let internal = quote_qualified(&ischema, &iname);
+    let inner = render_differential(&plan, window, &ischema, &iname, &inner_visible, mode);
+    let mut ddl = render::storage_ddl_with_hidden(&ischema, &iname, &inner_columns, &inner.hidden);
+    ddl.extend(inner.indexes.iter().cloned());
+    ddl.push(topk.index_sql(&internal, &visible));
+    let merge_sql = render::merge_sql(
+        schema,
+        name,
+        &visible,
+        &[],
+        &render::full_rows_sql(&topk.top_sql(&internal, &visible), columns),
+        MergeKind::Full,
+    );
+    Ok(Built {
+        explain: format!(
+            "{}\nInternal table {internal}:\n{}",
+            topk.explain(&visible),
+            inner
+                .explain
+                .lines()
+                .map(|l| format!("  {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+        hidden: Vec::new(),
+        indexes: Vec::new(),
+        topk: Some(TopKBuilt { ddl, merge_sql }),
+        ..inner
+    })
+}
+
+/// Plans stream table `pgt_id`, stored in `schema.name`, with output `columns`, for `mode`. AUTO
+/// falls back to FULL with a NOTICE naming the reason; DIFFERENTIAL errors instead.
+#[allow(clippy::too_many_arguments)]
 pub fn build(
+    pgt_id: i64,
     schema: &str,
     name: &str,
     query: &str,
@@ -215,53 +334,20 @@ pub fn build(
     mode: RefreshMode,
 ) -> Built {
     let visible: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
-    let storage = quote_qualified(schema, name);
     let attempt = match mode {
         RefreshMode::Full => Err(String::new()),
-        _ => differential(query, analyzed, sources),
+        _ => match topk::split(query, &visible) {
+            Some(Ok(topk)) => topk_differential(
+                pgt_id, schema, name, columns, &topk, analyzed, sources, mode,
+            ),
+            Some(Err(reason)) => Err(reason),
+            None => differential(query, analyzed, sources).map(|(plan, window)| {
+                render_differential(&plan, window, schema, name, &visible, mode)
+            }),
+        },
     };
     match attempt {
-        Ok((plan, window)) => {
-            let hidden = plan.hidden_columns();
-            let hidden_names: Vec<String> = hidden.iter().map(|(n, _)| n.clone()).collect();
-            let kind = match plan {
-                Plan::Rows { .. } => "ROWS",
-                Plan::Bag { .. } | Plan::Recursive { .. } => "BAG",
-                Plan::Groups(_) => "GROUPS",
-            };
-            Built {
-                kind,
-                reason: None,
-                full_merge_sql: render::merge_sql(
-                    schema,
-                    name,
-                    &visible,
-                    &hidden_names,
-                    &plan.full_rows_sql(),
-                    MergeKind::Full,
-                ),
-                delta_merge_sql: Some(render::merge_sql(
-                    schema,
-                    name,
-                    &visible,
-                    &hidden_names,
-                    &plan.delta_sql(&storage),
-                    plan.merge_kind(),
-                )),
-                explain: plan.explain(),
-                window: Some(window),
-                immediate: mode == RefreshMode::Immediate,
-                indexes: if matches!(plan, Plan::Bag { .. } | Plan::Recursive { .. }) {
-                    vec![format!(
-                        "CREATE INDEX ON {storage} ({})",
-                        pg_trickle_core::ident::quote_ident(pg_trickle_core::ivm::bag::DUP)
-                    )]
-                } else {
-                    Vec::new()
-                },
-                hidden,
-            }
-        }
+        Ok(built) => built,
         Err(reason) => {
             let reason = (!reason.is_empty()).then_some(reason);
             let window = if analyzed.volatile
@@ -303,6 +389,7 @@ pub fn build(
                 indexes: Vec::new(),
                 window,
                 immediate: false,
+                topk: None,
             }
         }
     }
@@ -315,6 +402,7 @@ pub fn rerender(st: &catalog::StreamTable) {
     let sources = catalog::classify_sources(&analyzed.relations);
     let mode = RefreshMode::parse(&st.refresh_mode).unwrap_or(RefreshMode::Auto);
     let built = build(
+        st.pgt_id,
         &st.schema,
         &st.name,
         &st.defining_query,

@@ -241,7 +241,31 @@ fn full_refresh_locked(
     reason: Option<&str>,
 ) {
     let applied = apply(&st.full_merge_sql, &[], None);
+    let applied = derive_top(st, applied, true);
     record(st, started, "FULL", initiator, &applied, None, reason);
+}
+
+/// A TopK stream table: its plan maintained the internal table; re-derive the stored rows from
+/// it when that changed anything (or `always`), and report the stored rows' changes. Any other
+/// stream table: `applied` as it is.
+fn derive_top(st: &StreamTable, applied: Applied, always: bool) -> Applied {
+    let Some(top) = &st.topk_sql else {
+        return applied;
+    };
+    if !always && applied.inserted + applied.updated + applied.deleted == 0 {
+        return Applied {
+            inserted: 0,
+            updated: 0,
+            deleted: 0,
+            ..applied
+        };
+    }
+    let derived = apply(top, &[], None);
+    Applied {
+        frontier: applied.frontier,
+        xid: applied.xid.or(derived.xid),
+        ..derived
+    }
 }
 
 /// What the cheap probe found in a stream table's change window.
@@ -616,7 +640,11 @@ fn refresh_window(
             return full_refresh_locked(st, started, initiator, Some(&reason));
         }
     }
-    let applied = apply_delta(delta, &window_args(), changes, snapshot);
+    let applied = derive_top(
+        st,
+        apply_delta(delta, &window_args(), changes, snapshot),
+        false,
+    );
     record(
         st,
         started,

@@ -154,6 +154,17 @@ const SHAPES: &[&str] = &[
     "SELECT b.val, t.cnt FROM bag b JOIN (SELECT grp, count(*) AS cnt FROM bag GROUP BY grp) t ON t.grp = b.grp",
     "SELECT i.id, t.n FROM items i JOIN (SELECT grp, sub, count(*) AS n FROM items GROUP BY grp, sub) t ON t.grp = i.grp AND t.sub = i.sub",
     "SELECT i.id FROM items i, (SELECT avg(val) AS a FROM items) m WHERE i.val > m.a",
+    // TopK (keys that order the rows totally, or ties of identical rows: the query's answer is
+    // then one set of rows). Rows that enter and leave the top, the boundary row deleted, groups
+    // whose rank changes, NULL keys first and last.
+    "SELECT id, val FROM items ORDER BY val DESC NULLS LAST, id LIMIT 5",
+    "SELECT id, grp FROM items WHERE flag ORDER BY qty, id DESC LIMIT 3 OFFSET 2",
+    "SELECT grp, sum(val) AS s, count(*) AS n FROM items GROUP BY grp ORDER BY s DESC NULLS FIRST, grp NULLS FIRST LIMIT 2",
+    "SELECT grp, count(*) AS n FROM items GROUP BY grp ORDER BY max(val) DESC NULLS LAST, grp LIMIT 2",
+    "SELECT grp, count(*) AS n FROM items GROUP BY grp ORDER BY n DESC FETCH FIRST 2 ROWS WITH TIES",
+    "SELECT b.grp, b.val FROM bag b ORDER BY b.val NULLS FIRST, b.grp LIMIT 4",
+    "SELECT i.id, c.label FROM items i JOIN cat c ON c.code = i.grp ORDER BY c.weight DESC, i.id LIMIT 3",
+    "SELECT DISTINCT grp FROM items ORDER BY 1 DESC NULLS LAST LIMIT 2 OFFSET 1",
 ];
 
 /// xorshift64*: a tiny deterministic generator, so a failing seed replays exactly.

@@ -18,6 +18,7 @@ pub mod recursive;
 pub mod scalar;
 pub mod scan;
 pub mod setop;
+pub mod topk;
 
 use aggregate::GroupPlan;
 use parse::QuerySpec;

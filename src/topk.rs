@@ -1,0 +1,57 @@
+//! The internal table of a TopK stream table (`pgtrickle_changes.topk_<pgt_id>`, see
+//! `pg_trickle_core::ivm::topk`): created with the stream table's plan, dropped with its storage
+//! (an internal dependency in `pg_depend`, so `DROP TABLE` of the stream table takes it along and
+//! dropping it alone is refused), replaced when the stream table is redefined.
+
+use crate::capture::record_dependency;
+use crate::plan::{topk_table, Built};
+use crate::spi;
+use pg_trickle_core::ident::quote_qualified;
+use pgrx::pg_sys::{self, Oid};
+
+/// Creates the internal table of stream table `pgt_id` (stored in `storage`) when its plan has
+/// one.
+pub fn install(pgt_id: i64, storage: Oid, built: &Built) {
+    let Some(topk) = &built.topk else {
+        return;
+    };
+    spi::exec_all(&topk.ddl);
+    let (schema, name) = topk_table(pgt_id);
+    let internal = spi::one::<Oid>(
+        "SELECT $1::regclass::oid",
+        &[quote_qualified(&schema, &name).into()],
+    )
+    .expect("internal table just created");
+    record_dependency(
+        pg_sys::RelationRelationId,
+        internal,
+        storage,
+        pg_sys::DependencyType::DEPENDENCY_INTERNAL,
+    );
+}
+
+/// Drops the internal table of stream table `pgt_id`, if it has one.
+pub fn remove(pgt_id: i64) {
+    let (schema, name) = topk_table(pgt_id);
+    let Some(internal) = spi::one::<Oid>(
+        "SELECT pg_catalog.to_regclass($1)::oid",
+        &[quote_qualified(&schema, &name).into()],
+    ) else {
+        return;
+    };
+    // SAFETY: deletes the internal dependency of pg_trickle's own table on the storage (which
+    // would refuse the DROP below) and makes the deletion visible to it.
+    unsafe {
+        pg_sys::deleteDependencyRecordsForClass(
+            pg_sys::RelationRelationId,
+            internal,
+            pg_sys::RelationRelationId,
+            pg_sys::DependencyType::DEPENDENCY_INTERNAL as std::ffi::c_char,
+        );
+        pg_sys::CommandCounterIncrement();
+    }
+    spi::exec(
+        &format!("DROP TABLE {}", quote_qualified(&schema, &name)),
+        &[],
+    );
+}
