@@ -154,6 +154,12 @@ const SHAPES: &[&str] = &[
     "SELECT b.val, t.cnt FROM bag b JOIN (SELECT grp, count(*) AS cnt FROM bag GROUP BY grp) t ON t.grp = b.grp",
     "SELECT i.id, t.n FROM items i JOIN (SELECT grp, sub, count(*) AS n FROM items GROUP BY grp, sub) t ON t.grp = i.grp AND t.sub = i.sub",
     "SELECT i.id FROM items i, (SELECT avg(val) AS a FROM items) m WHERE i.val > m.a",
+    // A subquery in FROM that joins tables (or has a subquery inside), the outer query's only
+    // FROM item: hoisted into the outer query.
+    "SELECT g, sum(v) AS s, count(*) AS n FROM (SELECT c.label AS g, i.val * i.qty AS v FROM items i JOIN cat c ON c.code = i.grp WHERE i.flag) AS x GROUP BY g",
+    "SELECT w, count(*) AS n FROM (SELECT c.weight AS w, i.id FROM items i, cat c WHERE c.code = i.grp) s WHERE w > 2 GROUP BY w",
+    "SELECT s.id, s.label FROM (SELECT i.id, c.label FROM items i LEFT JOIN cat c ON c.code = i.grp) s WHERE s.id > 5",
+    "SELECT code, count(*) AS n FROM (SELECT c.code FROM cat c WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.grp = c.code AND i.flag)) s GROUP BY code",
     // TopK (keys that order the rows totally, or ties of identical rows: the query's answer is
     // then one set of rows). Rows that enter and leave the top, the boundary row deleted, groups
     // whose rank changes, NULL keys first and last.

@@ -255,6 +255,136 @@ fn and(a: Option<Expr>, b: Expr) -> Expr {
     }
 }
 
+/// A subquery in FROM that is its query's only FROM item and is not [`Simple`] (it joins
+/// tables, or has subqueries inside) but is a plain projection and filter of its own FROM:
+/// `SELECT f(x) FROM (SELECT e AS x FROM t1, t2 WHERE p) s WHERE q` becomes
+/// `SELECT f(e) FROM t1, t2 WHERE p AND q(e)`. Nothing else is in the outer FROM, so the
+/// body's FROM, names and WHERE keep their meaning unchanged; only the outer query's references
+/// to the subquery's columns are replaced by their expressions. Returns whether it did that.
+fn hoist_sole(
+    select: &mut sqlparser::ast::Select,
+    scope: &[(String, Scoped)],
+) -> Result<bool, Unsupported> {
+    let [twj] = select.from.as_slice() else {
+        return Ok(false);
+    };
+    let TableFactor::Derived {
+        lateral: false,
+        subquery,
+        alias,
+        ..
+    } = &twj.relation
+    else {
+        return Ok(false);
+    };
+    if !twj.joins.is_empty() {
+        return Ok(false);
+    }
+    let mut body = (**subquery).clone();
+    inline_scoped(&mut body, scope)?;
+    let cols: Vec<String> = alias
+        .as_ref()
+        .map(|a| a.columns.iter().map(|c| fold(&c.name)).collect())
+        .unwrap_or_default();
+    let alias = alias
+        .as_ref()
+        .map(|a| fold(&a.name))
+        .unwrap_or_else(|| "__pgt_sub".to_string());
+    if is_grouped(&body) || Simple::from_query(&body, &cols).is_ok() {
+        return Ok(false);
+    }
+    if body.order_by.is_some() || body.limit_clause.is_some() || body.fetch.is_some() {
+        return Err(not_simple("ORDER BY/LIMIT"));
+    }
+    let SetExpr::Select(inner) = *body.body else {
+        return Err(not_simple("a set operation or VALUES"));
+    };
+    if inner.distinct.is_some() {
+        return Err(not_simple("DISTINCT"));
+    }
+    let mut outputs = Vec::new();
+    for (k, item) in inner.projection.iter().enumerate() {
+        let (e, name) = match item {
+            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(fold(alias))),
+            SelectItem::UnnamedExpr(e) => {
+                let n = match e {
+                    Expr::Identifier(i) => Some(fold(i)),
+                    Expr::CompoundIdentifier(p) => p.last().map(fold),
+                    _ => None,
+                };
+                (e, n)
+            }
+            _ => return Err(not_simple("`*` and several tables")),
+        };
+        let name = cols
+            .get(k)
+            .cloned()
+            .or(name)
+            .ok_or_else(|| not_simple("an output column without a name (give it an alias)"))?;
+        outputs.push((name, e.clone()));
+    }
+    // The outer query's own subqueries would have their names rewritten too; `*` would expand
+    // to every hoisted table's columns. (Checked and substituted with the FROM set aside: the
+    // body's own expressions are not the outer query's.)
+    select.from.clear();
+    let outer_subquery = sqlparser::ast::visit_expressions(&*select, |x| match x {
+        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break();
+    if outer_subquery {
+        return Err(
+            "a subquery in a query that reads a subquery in FROM (supported in a later version)"
+                .into(),
+        );
+    }
+    if select.projection.iter().any(|i| {
+        matches!(
+            i,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    }) {
+        return Err(not_simple("several tables, read with `*`"));
+    }
+    // A bare column keeps its name once replaced by an expression.
+    for item in select.projection.iter_mut() {
+        if let SelectItem::UnnamedExpr(e @ (Expr::Identifier(_) | Expr::CompoundIdentifier(_))) =
+            item
+        {
+            let name = match e {
+                Expr::Identifier(i) => fold(i),
+                Expr::CompoundIdentifier(p) => p.last().map(fold).unwrap_or_default(),
+                _ => unreachable!(),
+            };
+            *item = SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias: Ident::with_quote('"', &name),
+            };
+        }
+    }
+    let items = [Inlined {
+        alias,
+        outputs: Some(outputs),
+    }];
+    let mut sub = Substitute {
+        items: &items,
+        sole: true,
+        error: None,
+    };
+    let _ = select.visit(&mut sub);
+    if let Some(e) = sub.error {
+        return Err(e);
+    }
+    select.from = inner.from;
+    if let Some(p) = inner.selection {
+        select.selection = Some(match select.selection.take() {
+            Some(outer) => and(Some(p), outer),
+            None => p,
+        });
+    }
+    Ok(true)
+}
+
 /// Inlines the non-recursive CTEs and the subqueries in FROM of `q` that
 /// [`Simple::from_query`] accepts. A query without either is left as it is.
 pub fn inline(q: &mut Query) -> Result<(), Unsupported> {
@@ -311,6 +441,9 @@ fn inline_scoped(q: &mut Query, outer: &[(String, Scoped)]) -> Result<(), Unsupp
     let SetExpr::Select(select) = q.body.as_mut() else {
         return Ok(());
     };
+    if hoist_sole(select, &scope)? {
+        return Ok(());
+    }
     let mut inlined: Vec<Inlined> = Vec::new();
     // Filters of inlined items: for the outer WHERE, or for a join's ON (by join position).
     let mut where_extra: Vec<Expr> = Vec::new();
@@ -613,6 +746,39 @@ mod tests {
     }
 
     #[test]
+    fn a_sole_subquery_joining_tables_is_hoisted() {
+        assert_eq!(
+            inlined(
+                "SELECT nation, sum(amount) AS profit FROM (SELECT n.name AS nation, l.price - l.cost AS amount \
+                 FROM line l, nation n WHERE l.nk = n.nk AND n.name = amount) AS p WHERE p.amount > 0 GROUP BY nation"
+            )
+            .unwrap(),
+            "SELECT (n.name) AS \"nation\", sum((l.price - l.cost)) AS profit FROM line AS l, nation AS n \
+             WHERE (l.nk = n.nk AND n.name = amount) AND ((l.price - l.cost) > 0) GROUP BY (n.name)"
+        );
+        // A one-table body with a subquery inside.
+        assert!(inlined(
+            "SELECT code, count(*) FROM (SELECT substr(c, 1, 2) AS code FROM cust WHERE NOT EXISTS (SELECT 1 FROM ord WHERE ord.ck = cust.ck)) s GROUP BY code"
+        )
+        .unwrap()
+        .contains("FROM cust WHERE NOT EXISTS"));
+        for (sql, why) in [
+            ("SELECT * FROM (SELECT a.x, b.y FROM a, b) s", "`*`"),
+            (
+                "SELECT s.x FROM (SELECT a.x FROM a, b) s WHERE s.x > (SELECT 1)",
+                "a subquery in a query",
+            ),
+            (
+                "SELECT s.x FROM (SELECT a.x + 1 FROM a, b) s",
+                "without a name",
+            ),
+        ] {
+            let e = inlined(sql).unwrap_err();
+            assert!(e.contains(why), "{sql}: {e}");
+        }
+    }
+
+    #[test]
     fn a_cte_becomes_its_table_with_its_filter() {
         assert_eq!(
             inlined("WITH big AS (SELECT id, grp AS g, val * 2 AS v2 FROM items WHERE val > 50) SELECT g, sum(v2) FROM big GROUP BY g").unwrap(),
@@ -659,6 +825,10 @@ mod tests {
             ),
             (
                 "SELECT * FROM (SELECT i.id FROM items i JOIN cat c ON true) d",
+                "read with `*`",
+            ),
+            (
+                "SELECT d.id, c.code FROM (SELECT i.id FROM items i JOIN cat c ON true) d, cat c",
                 "a join",
             ),
             ("SELECT * FROM (SELECT id FROM items LIMIT 3) d", "LIMIT"),
