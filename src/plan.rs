@@ -412,4 +412,13 @@ pub fn rerender(st: &catalog::StreamTable) {
         mode,
     );
     catalog::store_plan(st.pgt_id, &st.quoted(), &built);
+    // A TopK stream table created before TopK was maintained differentially (0.4.0) has no
+    // internal table yet: create it, and recompute (the next refresh is FULL).
+    if built.topk.is_some() && !crate::topk::exists(st.pgt_id) {
+        crate::topk::install(st.pgt_id, st.relid, &built);
+        spi::exec(
+            "UPDATE pgtrickle.pgt_stream_tables SET frontier = NULL, frontier_xid = NULL WHERE pgt_id = $1",
+            &[st.pgt_id.into()],
+        );
+    }
 }

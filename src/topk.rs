@@ -30,13 +30,23 @@ pub fn install(pgt_id: i64, storage: Oid, built: &Built) {
     );
 }
 
+fn internal_oid(pgt_id: i64) -> Option<Oid> {
+    let (schema, name) = topk_table(pgt_id);
+    spi::one::<Oid>(
+        "SELECT pg_catalog.to_regclass($1)::oid",
+        &[quote_qualified(&schema, &name).into()],
+    )
+}
+
+/// Whether stream table `pgt_id` has an internal table.
+pub fn exists(pgt_id: i64) -> bool {
+    internal_oid(pgt_id).is_some()
+}
+
 /// Drops the internal table of stream table `pgt_id`, if it has one.
 pub fn remove(pgt_id: i64) {
     let (schema, name) = topk_table(pgt_id);
-    let Some(internal) = spi::one::<Oid>(
-        "SELECT pg_catalog.to_regclass($1)::oid",
-        &[quote_qualified(&schema, &name).into()],
-    ) else {
+    let Some(internal) = internal_oid(pgt_id) else {
         return;
     };
     // SAFETY: deletes the internal dependency of pg_trickle's own table on the storage (which

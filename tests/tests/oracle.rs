@@ -160,6 +160,10 @@ const SHAPES: &[&str] = &[
     "SELECT w, count(*) AS n FROM (SELECT c.weight AS w, i.id FROM items i, cat c WHERE c.code = i.grp) s WHERE w > 2 GROUP BY w",
     "SELECT s.id, s.label FROM (SELECT i.id, c.label FROM items i LEFT JOIN cat c ON c.code = i.grp) s WHERE s.id > 5",
     "SELECT code, count(*) AS n FROM (SELECT c.code FROM cat c WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.grp = c.code AND i.flag)) s GROUP BY code",
+    // IN over a subquery grouped by its one output: a join with it (HAVING), or a semi-join.
+    "SELECT i.id, i.val FROM items i WHERE i.grp IN (SELECT b.grp FROM bag b GROUP BY b.grp HAVING count(*) > 2)",
+    "SELECT c.code, count(*) AS n FROM cat c, items i WHERE c.code = i.grp AND i.id IN (SELECT j.id FROM items j GROUP BY j.id HAVING max(j.qty) > 3) GROUP BY c.code",
+    "SELECT id FROM items WHERE grp IN (SELECT DISTINCT grp FROM bag)",
     // TopK (keys that order the rows totally, or ties of identical rows: the query's answer is
     // then one set of rows). Rows that enter and leave the top, the boundary row deleted, groups
     // whose rank changes, NULL keys first and last.

@@ -255,6 +255,152 @@ fn and(a: Option<Expr>, b: Expr) -> Expr {
     }
 }
 
+/// `x IN (SELECT k FROM t [WHERE p] GROUP BY k [HAVING h])`, a top-level `AND` term of the
+/// WHERE of a query whose FROM is a comma list: the subquery has one row per k, so the IN is a
+/// join with it, `FROM ..., (SELECT k FROM t WHERE p GROUP BY k HAVING h) AS __pgt_in<n> WHERE
+/// __pgt_in<n>.k = x` (a NULL x matches no k either way, and no row is duplicated): a grouped
+/// subquery in FROM (see [`super::scalar`]). Without HAVING the GROUP BY only removes duplicates,
+/// which IN ignores: the subquery loses it (and a DISTINCT) and stays a semi-join. A subquery
+/// that names a table of the outer query (correlated) is left as it is.
+fn grouped_in_to_factors(select: &mut sqlparser::ast::Select) {
+    use sqlparser::ast::{BinaryOperator, GroupByExpr, TableWithJoins};
+    let Some(w) = select.selection.clone() else {
+        return;
+    };
+    if select.from.iter().any(|t| !t.joins.is_empty()) {
+        return;
+    }
+    let outer_names: Vec<String> = select
+        .from
+        .iter()
+        .filter_map(|t| match &t.relation {
+            TableFactor::Table { name, alias, .. } => Some(match alias {
+                Some(a) => fold(&a.name),
+                None => name
+                    .0
+                    .last()
+                    .and_then(ObjectNamePart::as_ident)
+                    .map(fold)
+                    .unwrap_or_default(),
+            }),
+            TableFactor::Derived { alias: Some(a), .. } => Some(fold(&a.name)),
+            _ => None,
+        })
+        .collect();
+    let mut parts = Vec::new();
+    super::parse::top_conjuncts(&w, &mut parts);
+    let mut changed = false;
+    let mut n = 0;
+    for part in parts.iter_mut() {
+        let Expr::InSubquery {
+            expr,
+            subquery,
+            negated: false,
+        } = part
+        else {
+            continue;
+        };
+        let SetExpr::Select(body) = subquery.body.as_ref() else {
+            continue;
+        };
+        if subquery.with.is_some()
+            || subquery.order_by.is_some()
+            || subquery.limit_clause.is_some()
+            || subquery.fetch.is_some()
+        {
+            continue;
+        }
+        let [SelectItem::UnnamedExpr(k) | SelectItem::ExprWithAlias { expr: k, .. }] =
+            body.projection.as_slice()
+        else {
+            continue;
+        };
+        let GroupByExpr::Expressions(keys, mods) = &body.group_by else {
+            continue;
+        };
+        let grouped_by_k = mods.is_empty() && matches!(keys.as_slice(), [g] if g == k);
+        if !grouped_by_k && !(keys.is_empty() && body.distinct.is_some()) {
+            continue;
+        }
+        // Correlated: a column qualified by an outer FROM item's name.
+        let inner: Vec<String> = body
+            .from
+            .iter()
+            .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)))
+            .filter_map(|r| match r {
+                TableFactor::Table { name, alias, .. } => Some(match alias {
+                    Some(a) => fold(&a.name),
+                    None => name
+                        .0
+                        .last()
+                        .and_then(ObjectNamePart::as_ident)
+                        .map(fold)
+                        .unwrap_or_default(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let correlated = sqlparser::ast::visit_expressions(body.as_ref(), |x| match x {
+            Expr::CompoundIdentifier(p)
+                if p.len() >= 2
+                    && !inner.contains(&fold(&p[p.len() - 2]))
+                    && outer_names.contains(&fold(&p[p.len() - 2])) =>
+            {
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        })
+        .is_break();
+        if correlated || super::expr::contains_aggregate(k) {
+            continue;
+        }
+        if body.having.is_none() {
+            // Duplicates do not matter to IN: a plain semi-join.
+            let mut b = body.as_ref().clone();
+            b.group_by = GroupByExpr::Expressions(Vec::new(), Vec::new());
+            b.distinct = None;
+            *subquery.body = SetExpr::Select(Box::new(b));
+            changed = true;
+            continue;
+        }
+        // The grouped subquery is joined by its GROUP BY column, under a name no outer column
+        // has (a bare outer name must not become ambiguous).
+        if !matches!(k, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+            continue;
+        }
+        let key = format!("__pgt_ink{}", n + 1);
+        n += 1;
+        let alias = format!("__pgt_in{n}");
+        let mut b = body.as_ref().clone();
+        b.projection = vec![SelectItem::ExprWithAlias {
+            expr: k.clone(),
+            alias: Ident::with_quote('"', &key),
+        }];
+        let mut q = subquery.as_ref().clone();
+        q.body = Box::new(SetExpr::Select(Box::new(b)));
+        select.from.push(TableWithJoins {
+            relation: TableFactor::Derived {
+                lateral: false,
+                subquery: Box::new(q),
+                alias: Some(TableAlias {
+                    name: Ident::with_quote('"', &alias),
+                    columns: Vec::new(),
+                }),
+            },
+            joins: Vec::new(),
+        });
+        *part = Expr::BinaryOp {
+            left: Box::new(qualified(&alias, &key)),
+            op: BinaryOperator::Eq,
+            right: Box::new(Expr::Nested(expr.clone())),
+        };
+        changed = true;
+    }
+    if changed {
+        select.selection = parts.into_iter().reduce(|a, b| and(Some(a), b));
+    }
+}
+
 /// A subquery in FROM that is its query's only FROM item and is not [`Simple`] (it joins
 /// tables, or has subqueries inside) but is a plain projection and filter of its own FROM:
 /// `SELECT f(x) FROM (SELECT e AS x FROM t1, t2 WHERE p) s WHERE q` becomes
@@ -441,6 +587,7 @@ fn inline_scoped(q: &mut Query, outer: &[(String, Scoped)]) -> Result<(), Unsupp
     let SetExpr::Select(select) = q.body.as_mut() else {
         return Ok(());
     };
+    grouped_in_to_factors(select);
     if hoist_sole(select, &scope)? {
         return Ok(());
     }
@@ -743,6 +890,32 @@ mod tests {
         };
         inline(q)?;
         Ok(q.to_string())
+    }
+
+    #[test]
+    fn in_a_grouped_subquery_becomes_a_join() {
+        assert_eq!(
+            inlined(
+                "SELECT o.id FROM orders o, cust c WHERE c.id = o.cid AND o.id IN (SELECT l.oid FROM line l WHERE l.q > 0 GROUP BY l.oid HAVING sum(l.q) > 300)"
+            )
+            .unwrap(),
+            "SELECT o.id FROM orders AS o, cust AS c, (SELECT l.oid AS \"__pgt_ink1\" FROM line AS l WHERE l.q > 0 GROUP BY l.oid HAVING sum(l.q) > 300) AS \"__pgt_in1\" \
+             WHERE (c.id = o.cid) AND (\"__pgt_in1\".\"__pgt_ink1\" = (o.id))"
+        );
+        // Without HAVING: the GROUP BY (or DISTINCT) goes, the IN stays.
+        assert_eq!(
+            inlined("SELECT id FROM orders WHERE id IN (SELECT DISTINCT oid FROM line)").unwrap(),
+            "SELECT id FROM orders WHERE id IN (SELECT oid FROM line)"
+        );
+        // Left alone: correlated, grouped by more than the output, under OR, NOT IN.
+        for sql in [
+            "SELECT o.id FROM orders o WHERE o.id IN (SELECT l.oid FROM line l WHERE l.c = o.cid GROUP BY l.oid HAVING count(*) > 1)",
+            "SELECT id FROM orders WHERE id IN (SELECT oid FROM line GROUP BY oid, q HAVING count(*) > 1)",
+            "SELECT id FROM orders WHERE id > 3 OR id IN (SELECT oid FROM line GROUP BY oid HAVING count(*) > 1)",
+            "SELECT id FROM orders WHERE id NOT IN (SELECT oid FROM line GROUP BY oid HAVING count(*) > 1)",
+        ] {
+            assert!(inlined(sql).unwrap().contains("GROUP BY"), "{sql}");
+        }
     }
 
     #[test]

@@ -508,6 +508,15 @@ fn parse_intersect_except(
     })
 }
 
+/// An identifier as PostgreSQL folds it (unquoted: lower case).
+fn fold_ident(i: &Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
+}
+
 /// The alias of a union's rows, and the prefix of its columns.
 pub const UNION_ALIAS: &str = "__pgt_u";
 
@@ -699,6 +708,47 @@ fn parse_select(
             top_conjuncts(w, &mut terms);
         }
         let aliases: Vec<String> = grouped.iter().map(|(s, _)| s.alias.clone()).collect();
+        // `d.k = x` with x a bare column of one FROM table (as PostgreSQL resolves it: no
+        // grouped subquery has an output of that name): qualified, so it binds d's key.
+        let outputs: Vec<String> = grouped
+            .iter()
+            .flat_map(|(s, _)| s.outputs.iter().map(|(n, _)| n.clone()))
+            .collect();
+        for t in terms.iter_mut() {
+            let Expr::BinaryOp {
+                left,
+                op: sqlparser::ast::BinaryOperator::Eq,
+                right,
+            } = t
+            else {
+                continue;
+            };
+            let is_grouped_ref = |e: &Expr| matches!(e, Expr::CompoundIdentifier(p) if p.len() == 2 && aliases.contains(&fold_ident(&p[0])));
+            let bare = if is_grouped_ref(left) {
+                right
+            } else if is_grouped_ref(right) {
+                left
+            } else {
+                continue;
+            };
+            let mut e: &mut Expr = bare;
+            while let Expr::Nested(inner) = e {
+                e = inner;
+            }
+            if let Expr::Identifier(i) = e {
+                let col = fold_ident(i);
+                // (Without the tables' columns, only the FROM list is being read: any owner.)
+                let known = |a: &&str| owner.columns.is_empty() || owner.has(a, &col);
+                if let Some(alias) = owner.of(&col).filter(known) {
+                    if !outputs.contains(&col) {
+                        *e = Expr::CompoundIdentifier(vec![
+                            Ident::with_quote('"', alias),
+                            Ident::with_quote('"', &col),
+                        ]);
+                    }
+                }
+            }
+        }
         for (sc, _) in grouped.iter_mut() {
             super::scalar::bind_keys(sc, &mut terms, &aliases)?;
         }
