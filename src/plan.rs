@@ -274,16 +274,27 @@ fn render_differential(
 
 /// A TopK query maintained differentially: the inner query's plan renders into the internal
 /// table, and the stream table is re-derived from it (`columns` are the stream table's).
-fn topk_differential(
+/// The stream table a plan is for.
+struct Target<'a> {
     pgt_id: i64,
-    schema: &str,
-    name: &str,
-    columns: &[OutputColumn],
+    schema: &'a str,
+    name: &'a str,
+    columns: &'a [OutputColumn],
+}
+
+fn topk_differential(
+    target: &Target,
     topk: &TopK,
     analyzed: &Analyzed,
     sources: &[Source],
     mode: RefreshMode,
 ) -> Result<Built, String> {
+    let Target {
+        pgt_id,
+        schema,
+        name,
+        columns,
+    } = *target;
     let (plan, window) = differential(&topk.inner, analyzed, sources)?;
     let inner_columns = crate::analyze::analyze_internal(&topk.inner).columns;
     let inner_visible: Vec<String> = inner_columns.iter().map(|c| c.name.clone()).collect();
@@ -338,7 +349,16 @@ pub fn build(
         RefreshMode::Full => Err(String::new()),
         _ => match topk::split(query, &visible) {
             Some(Ok(topk)) => topk_differential(
-                pgt_id, schema, name, columns, &topk, analyzed, sources, mode,
+                &Target {
+                    pgt_id,
+                    schema,
+                    name,
+                    columns,
+                },
+                &topk,
+                analyzed,
+                sources,
+                mode,
             ),
             Some(Err(reason)) => Err(reason),
             None => differential(query, analyzed, sources).map(|(plan, window)| {

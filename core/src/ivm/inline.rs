@@ -319,7 +319,8 @@ fn grouped_in_to_factors(select: &mut sqlparser::ast::Select) {
             continue;
         };
         let grouped_by_k = mods.is_empty() && matches!(keys.as_slice(), [g] if g == k);
-        if !grouped_by_k && !(keys.is_empty() && body.distinct.is_some()) {
+        let distinct_only = keys.is_empty() && body.distinct.is_some() && body.having.is_none();
+        if !(grouped_by_k || distinct_only) {
             continue;
         }
         // Correlated: a column qualified by an outer FROM item's name.
