@@ -17,6 +17,7 @@ mod scheduler;
 mod spi;
 mod topk;
 mod wal;
+mod window;
 
 ::pgrx::pg_module_magic!(name, version);
 

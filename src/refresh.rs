@@ -63,32 +63,60 @@ fn apply(
     })
 }
 
-/// Windows with more changes than this are applied with a plan made without nested loops,
-/// unless the plan reads at most two sources much larger than the window (see [`apply_delta`]).
+/// Windows with more changes than this are applied over materialized windows (or with a plan
+/// made without nested loops), unless the plan reads at most two sources much larger than the
+/// window (see [`apply_delta`]).
 const LARGE_WINDOW: i64 = 1000;
 /// See [`LARGE_WINDOW`]: "much larger" is the window below this fraction of the sources' rows.
 const LARGE_WINDOW_FRACTION: f64 = 0.01;
 
 /// Runs a delta statement. A generic plan does not know the window's size; it is right for the
-/// usual small window (each change looked up through indexes) and wrong for a large one, where
-/// a nested loop would read a change buffer once per changed row. So a large window uses a second
-/// prepared plan, made with nested loops off (hash joins: linear in the window). Not for a plan
-/// over one or two sources much larger than the window: hash joins would read them whole, where
-/// the window's rows probe their indexes. Measured at TPC-H SF 1 with ~20,000 changes (under 1%
-/// of the rows): two sources, the generic plan is faster (q17 5.1 s -> 0.54 s, q19 700 -> 233 ms,
-/// q12 unchanged); three or more, it is much slower (q03 1.9 -> 6.1 s, q08 2.8 -> 5.6 s, q05
-/// 39 s -> 11 min: its estimates of a many-way join are too far off), so those keep hash joins.
+/// usual small window (each change looked up through indexes). A large window is copied into
+/// analyzed, indexed temporary tables first (see [`crate::window`]) and the delta planned over
+/// them; where that is not possible (an IMMEDIATE refresh, in the writer's transaction, which
+/// may be prepared for two-phase commit and so must not touch temporary tables), a second
+/// prepared plan made with nested loops off (hash joins: linear in the window).
+///
+/// Not for a plan over one or two sources much larger than the window: the generic plan's
+/// index lookups win there. Measured at TPC-H SF 1 with ~20,000 changes (under 1% of the rows),
+/// generic plan vs hash joins: two sources, q17 5.1 s -> 0.54 s, q19 700 -> 233 ms, q12
+/// unchanged; three or more, q03 1.9 -> 6.1 s, q08 2.8 -> 5.6 s, q05 39 s -> 11 min (the
+/// estimates of a many-way join over inline windows are too far off).
 fn apply_delta(
+    st: &StreamTable,
     sql: &str,
     args: &[pgrx::datum::DatumWithOid],
-    changes: i64,
-    sources: usize,
-    source_rows: f64,
+    window: (i64, f64),
     snapshot: Option<pg_sys::Snapshot>,
+    initiator: Initiator,
 ) -> Applied {
-    let small_relative = sources <= 2 && (changes as f64) < LARGE_WINDOW_FRACTION * source_rows;
+    let (changes, source_rows) = window;
+    let small_relative =
+        st.plan_sources.len() <= 2 && (changes as f64) < LARGE_WINDOW_FRACTION * source_rows;
     if changes <= LARGE_WINDOW || small_relative {
         return apply(sql, args, snapshot);
+    }
+    if !matches!(initiator, Initiator::Immediate) {
+        // SAFETY: a fresh MVCC snapshot registered with the transaction's resource owner,
+        // unregistered below (or at the end of the transaction on an error).
+        let own = snapshot
+            .is_none()
+            .then(|| unsafe { pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot()) });
+        let snap = snapshot.or(own).expect("a snapshot");
+        let done = crate::window::materialize(&st.plan_sources, sql, args, snap).map(
+            |(rewritten, tables)| {
+                let applied = apply_now(&rewritten, args, Some(snap));
+                tables.drop_tables();
+                applied
+            },
+        );
+        if let Some(s) = own {
+            // SAFETY: registered above in this transaction.
+            unsafe { pg_sys::UnregisterSnapshot(s) };
+        }
+        if let Some(applied) = done {
+            return applied;
+        }
     }
     let large = format!("{sql}\n/* pg_trickle: large window */");
     spi::with_settings(
@@ -654,12 +682,12 @@ fn refresh_window(
     let applied = derive_top(
         st,
         apply_delta(
+            st,
             delta,
             &window_args(),
-            changes,
-            st.plan_sources.len(),
-            source_rows,
+            (changes, source_rows),
             snapshot,
+            initiator,
         ),
         false,
     );
