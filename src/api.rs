@@ -303,7 +303,13 @@ fn set_cdc_mode(st: &StreamTable, capture: CaptureMode, immediate: bool, clean: 
 /// Gives a stream table a new query and/or refresh mode in place: same storage table (OID,
 /// grants, user indexes on kept columns), columns and hidden state migrated, capture adjusted,
 /// contents recomputed.
-fn redefine(st: &StreamTable, query: &str, mode: RefreshMode, initialize: bool, clean: bool) {
+pub(crate) fn redefine(
+    st: &StreamTable,
+    query: &str,
+    mode: RefreshMode,
+    initialize: bool,
+    clean: bool,
+) {
     let def = define(query);
     crate::cdc::check_capture_mode(
         cdc_mode_of(st),
@@ -488,7 +494,18 @@ fn forget_relations(dropped: &[Oid]) {
 /// sources that were dropped, and removes capture nobody needs any more.
 #[pg_extern(schema = "pgtrickle", name = "_forget_dropped_relations")]
 fn forget_dropped_relations(dropped: Vec<Oid>) {
-    forget_relations(&dropped);
+    // Drops of anything else (a TopK stream table's internal table when it is redefined, user
+    // tables nothing reads) leave the catalog and capture as they are.
+    let relevant = spi::one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables WHERE pgt_relid = ANY($1)) \
+             OR EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies WHERE source_relid = ANY($1)) \
+             OR EXISTS (SELECT 1 FROM pgtrickle.pgt_sources WHERE source_relid = ANY($1))",
+        &[dropped.clone().into()],
+    )
+    .unwrap_or(true);
+    if relevant {
+        forget_relations(&dropped);
+    }
 }
 
 /// How a stream table is maintained: modes, the operator tree, and the SQL a refresh runs.

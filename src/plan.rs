@@ -431,14 +431,23 @@ pub fn rerender(st: &catalog::StreamTable) {
         &sources,
         mode,
     );
-    catalog::store_plan(st.pgt_id, &st.quoted(), &built);
-    // A TopK stream table created before TopK was maintained differentially (0.4.0) has no
-    // internal table yet: create it, and recompute (the next refresh is FULL).
-    if built.topk.is_some() && !crate::topk::exists(st.pgt_id) {
-        crate::topk::install(st.pgt_id, st.relid, &built);
-        spi::exec(
-            "UPDATE pgtrickle.pgt_stream_tables SET frontier = NULL, frontier_xid = NULL WHERE pgt_id = $1",
-            &[st.pgt_id.into()],
+    // Planned by an earlier version into another shape (a query 0.4.0 refreshed FULL that this
+    // version maintains differentially, or a TopK): the storage's hidden columns, the internal
+    // table and the row identities belong to the old plan, so the stream table is redefined
+    // (emptied, migrated) and the next refresh is FULL.
+    let hidden: Vec<String> = built.hidden.iter().map(|(n, _)| n.clone()).collect();
+    if built.kind != st.plan_kind
+        || hidden != st.hidden_columns
+        || built.topk.is_some() != st.topk_sql.is_some()
+    {
+        crate::api::redefine(
+            st,
+            &st.defining_query,
+            mode,
+            false,
+            crate::refresh::entered_clean(),
         );
+        return;
     }
+    catalog::store_plan(st.pgt_id, &st.quoted(), &built);
 }

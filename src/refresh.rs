@@ -63,12 +63,32 @@ fn apply(
     })
 }
 
-/// Windows with more changes than this are applied over materialized windows (or with a plan
-/// made without nested loops), unless the plan reads at most two sources much larger than the
-/// window (see [`apply_delta`]).
+/// Windows with more changes than this are applied over materialized windows (or, for an
+/// IMMEDIATE refresh, with a plan made without nested loops); see [`apply_delta`].
 const LARGE_WINDOW: i64 = 1000;
-/// See [`LARGE_WINDOW`]: "much larger" is the window below this fraction of the sources' rows.
-const LARGE_WINDOW_FRACTION: f64 = 0.01;
+
+/// Whether a large window may be copied to temporary tables: not in the writer's transaction
+/// (IMMEDIATE) nor in any explicit transaction block (either may be prepared for two-phase
+/// commit, which refuses a transaction that used temporary tables), not where the transaction
+/// reads in one snapshot (REPEATABLE READ, SERIALIZABLE: the delta must read that snapshot),
+/// and only with the TEMP privilege.
+fn materialize_allowed(initiator: Initiator) -> bool {
+    // SAFETY: reads the transaction state and isolation level.
+    let (block, xact_snapshot) = unsafe {
+        (
+            pg_sys::IsTransactionBlock(),
+            pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32,
+        )
+    };
+    !matches!(initiator, Initiator::Immediate)
+        && !block
+        && !xact_snapshot
+        && spi::one_p::<bool>(
+            "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMP')",
+            &[],
+        )
+        .unwrap_or(false)
+}
 
 /// Runs a delta statement. A generic plan does not know the window's size; it is right for the
 /// usual small window (each change looked up through indexes). A large window is copied into
@@ -77,26 +97,24 @@ const LARGE_WINDOW_FRACTION: f64 = 0.01;
 /// may be prepared for two-phase commit and so must not touch temporary tables), a second
 /// prepared plan made with nested loops off (hash joins: linear in the window).
 ///
-/// Not for a plan over one or two sources much larger than the window: the generic plan's
-/// index lookups win there. Measured at TPC-H SF 1 with ~20,000 changes (under 1% of the rows),
-/// generic plan vs hash joins: two sources, q17 5.1 s -> 0.54 s, q19 700 -> 233 ms, q12
-/// unchanged; three or more, q03 1.9 -> 6.1 s, q08 2.8 -> 5.6 s, q05 39 s -> 11 min (the
-/// estimates of a many-way join over inline windows are too far off).
+/// Measured at TPC-H SF 1 with ~20,000 changes: the generic plan over inline windows is
+/// unstable (q12, two sources: 0.7 s in one run, 57 s in the next; q05, six: 11 min), hash joins
+/// read the big tables whole (q03 1.9 s, FULL 0.7 s; q12 0.72 s), materialized windows are
+/// planned from their real sizes (q03 0.62 s, q12 0.31 s).
 fn apply_delta(
     st: &StreamTable,
     sql: &str,
     args: &[pgrx::datum::DatumWithOid],
-    window: (i64, f64),
+    changes: i64,
     snapshot: Option<pg_sys::Snapshot>,
     initiator: Initiator,
 ) -> Applied {
-    let (changes, source_rows) = window;
-    let small_relative =
-        st.plan_sources.len() <= 2 && (changes as f64) < LARGE_WINDOW_FRACTION * source_rows;
-    if changes <= LARGE_WINDOW || small_relative {
+    if changes <= LARGE_WINDOW {
         return apply(sql, args, snapshot);
     }
-    if !matches!(initiator, Initiator::Immediate) {
+    // One source: the delta scans the window without joining it to anything (copying it would
+    // cost more: TPC-H q01 88 -> 277 ms, q06 37 -> 228 ms).
+    if st.plan_sources.len() >= 2 && materialize_allowed(initiator) {
         // SAFETY: a fresh MVCC snapshot registered with the transaction's resource owner,
         // unregistered below (or at the end of the transaction on an error).
         let own = snapshot
@@ -681,14 +699,7 @@ fn refresh_window(
     }
     let applied = derive_top(
         st,
-        apply_delta(
-            st,
-            delta,
-            &window_args(),
-            (changes, source_rows),
-            snapshot,
-            initiator,
-        ),
+        apply_delta(st, delta, &window_args(), changes, snapshot, initiator),
         false,
     );
     record(

@@ -38,11 +38,6 @@ fn internal_oid(pgt_id: i64) -> Option<Oid> {
     )
 }
 
-/// Whether stream table `pgt_id` has an internal table.
-pub fn exists(pgt_id: i64) -> bool {
-    internal_oid(pgt_id).is_some()
-}
-
 /// Drops the internal table of stream table `pgt_id`, if it has one.
 pub fn remove(pgt_id: i64) {
     let (schema, name) = topk_table(pgt_id);

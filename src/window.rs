@@ -48,9 +48,11 @@ pub fn materialize(
         }
         // (Dropped after the delta; after an error, with the rolled-back transaction.)
         let table = format!("__pgt_win_{i}");
+        // The source's columns without its constraints (an old image may hold a NULL a later
+        // NOT NULL forbids).
         spi::exec(
             &format!(
-                "CREATE TEMP TABLE {table} (LIKE {} EXCLUDING ALL)",
+                "CREATE TEMP TABLE {table} AS SELECT * FROM ONLY {} WITH NO DATA",
                 src.quoted
             ),
             &[],

@@ -230,3 +230,43 @@ fn topk_feeds_a_stream_table_and_runs_immediate() {
         "public.down=DIFFERENTIAL public.imm=IMMEDIATE public.top=DIFFERENTIAL"
     );
 }
+
+/// A stream table planned by 0.4.0, which refreshed TopK (and joins in a subquery in FROM) FULL:
+/// when it is renamed, its refresh SQL is re-rendered, now into a differential plan; the
+/// stream table is then redefined (storage migrated, internal table created) and recomputed.
+#[test]
+fn a_stream_table_planned_full_by_an_older_version_is_migrated_when_renamed() {
+    let mut db = TestDb::new("topk_upgrade");
+    setup(&mut db);
+    let grouped = "SELECT region, count(*) AS n FROM (SELECT s.region, t.id FROM sales s, sales t WHERE t.id = s.id) x GROUP BY region";
+    for (name, q) in [("top", TOP), ("grp", grouped)] {
+        db.exec(&format!(
+            "SELECT pgtrickle.create_stream_table('{name}', $q${q}$q$, refresh_mode => 'FULL')"
+        ));
+        // What 0.4.0 stored for it under AUTO: a FULL plan, no internal table, no hidden columns.
+        db.exec(&format!(
+            "UPDATE pgtrickle.pgt_stream_tables SET refresh_mode = 'AUTO' WHERE pgt_relid = '{name}'::regclass"
+        ));
+    }
+    assert_eq!(internal_tables(&mut db), 0);
+    db.exec("ALTER TABLE top RENAME TO top2; ALTER TABLE grp RENAME TO grp2");
+    db.exec("UPDATE sales SET amount = 7000 WHERE id = 3; DELETE FROM sales WHERE id = 4");
+    for (name, q) in [("top2", TOP), ("grp2", grouped)] {
+        db.exec(&format!("SELECT pgtrickle.refresh_stream_table('{name}')"));
+        assert_eq!(db.oracle(name, q), (0, 0), "{name}");
+        let kind: String = db.value(&format!(
+            "SELECT plan_kind FROM pgtrickle.pgt_stream_tables WHERE pgt_relid = '{name}'::regclass"
+        ));
+        assert_eq!(kind, "GROUPS", "{name}");
+    }
+    assert_eq!(internal_tables(&mut db), 1);
+    db.exec("UPDATE sales SET amount = 1 WHERE id = 3; INSERT INTO sales VALUES (9999, 'zz', 50)");
+    for (name, q) in [("top2", TOP), ("grp2", grouped)] {
+        db.exec(&format!("SELECT pgtrickle.refresh_stream_table('{name}')"));
+        assert_eq!(db.oracle(name, q), (0, 0), "{name}");
+        assert!(
+            last_refresh(&mut db, name).starts_with("DIFFERENTIAL"),
+            "{name}"
+        );
+    }
+}

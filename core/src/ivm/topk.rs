@@ -150,6 +150,11 @@ fn split_query(q: &mut Query, outputs: &[String]) -> Result<TopK, Unsupported> {
         if o.with_fill.is_some() {
             return Err("ORDER BY ... WITH FILL".into());
         }
+        if matches!(&o.expr, Expr::Tuple(_))
+            || matches!(&o.expr, Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("row"))
+        {
+            return Err("ORDER BY a row value".into());
+        }
         let column = match &o.expr {
             e if position(e).is_some() => {
                 let p = position(e).unwrap_or(0);
@@ -352,6 +357,8 @@ mod tests {
                 "SELECT DISTINCT a FROM t ORDER BY a + 1 LIMIT 1",
                 "DISTINCT",
             ),
+            ("SELECT a FROM t ORDER BY (a, b) LIMIT 1", "row value"),
+            ("SELECT a FROM t ORDER BY ROW(a, b) LIMIT 1", "row value"),
         ] {
             let e = split(sql, &outs(&["a"])).expect("TopK").expect_err(sql);
             assert!(e.contains(why), "{sql}: {e}");
