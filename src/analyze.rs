@@ -18,6 +18,24 @@ pub struct Analyzed {
     pub relations: Vec<pg_sys::Oid>,
     /// Whether the query calls a volatile function (its result can change with no data change).
     pub volatile: bool,
+    /// Whether a subquery in FROM, a WITH query or a set operation's branch has a set-returning
+    /// function in its select list (it multiplies that level's rows).
+    pub srf_below: bool,
+}
+
+/// Whether a query below `q` (in its range table or WITH list) has a set-returning function in
+/// its select list.
+///
+/// # Safety
+/// `q` must point to a valid analyzed `Query`.
+unsafe fn srf_below(q: *mut pg_sys::Query) -> bool {
+    let below = |sq: *mut pg_sys::Query| !sq.is_null() && ((*sq).hasTargetSRFs || srf_below(sq));
+    ptr_list::<pg_sys::RangeTblEntry>((*q).rtable)
+        .into_iter()
+        .any(|rte| (*rte).rtekind == pg_sys::RTEKind::RTE_SUBQUERY && below((*rte).subquery))
+        || ptr_list::<pg_sys::CommonTableExpr>((*q).cteList)
+            .into_iter()
+            .any(|cte| below((*cte).ctequery as *mut pg_sys::Query))
 }
 
 struct RawColumn {
@@ -88,7 +106,7 @@ pub fn analyze_internal(query: &str) -> Analyzed {
 fn analyze_as(query: &str, internal: bool) -> Analyzed {
     let cquery = CString::new(query)
         .unwrap_or_else(|_| raise(PgtError::NotASelect("the query contains a NUL byte".into())));
-    let (raw, relations, volatile) = Spi::connect(|_client| {
+    let (raw, relations, volatile, srf_below) = Spi::connect(|_client| {
         // SAFETY: we are connected to SPI; SPI_prepare either returns a plan or raises an ERROR
         // (which unwinds through pgrx's guard). The plan and everything it points to live in
         // SPI's procedure memory until the connection closes, and we copy what we need into Rust
@@ -105,6 +123,7 @@ fn analyze_as(query: &str, internal: bool) -> Analyzed {
             let volatile = queries
                 .iter()
                 .any(|&q| pg_sys::contain_volatile_functions(q as *mut pg_sys::Node));
+            let srf = queries.iter().any(|&q| srf_below(q));
             for &q in &queries {
                 if (*q).commandType != pg_sys::CmdType::CMD_SELECT || !(*q).utilityStmt.is_null() {
                     let tag = c_string(pg_sys::GetCommandTagName((*ps).commandTag));
@@ -163,7 +182,7 @@ fn analyze_as(query: &str, internal: bool) -> Analyzed {
                     relations.push(oid);
                 }
             }
-            (raw, relations, volatile)
+            (raw, relations, volatile, srf)
         }
     });
     let columns = describe_columns(raw, internal);
@@ -171,6 +190,7 @@ fn analyze_as(query: &str, internal: bool) -> Analyzed {
         columns,
         relations,
         volatile,
+        srf_below,
     }
 }
 

@@ -111,6 +111,12 @@ fn differential(
     if analyzed.volatile {
         return Err("a volatile function (random(), nextval(), clock_timestamp(), ...)".into());
     }
+    if analyzed.srf_below {
+        return Err(
+            "a set-returning function in the select list of a subquery, WITH query or set operation branch"
+                .into(),
+        );
+    }
     if let Some(v) = sources.iter().find(|s| s.kind == SourceKind::View) {
         return Err(format!("view {} (supported in a later version)", v.display));
     }

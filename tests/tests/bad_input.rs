@@ -39,6 +39,10 @@ const CASES: &[(&str, &str)] = &[
     ("SELECT pgtrickle.create_stream_table('s', 'SELECT id, random() AS r FROM t', refresh_mode => 'DIFFERENTIAL')", "0A000"),
     ("SELECT pgtrickle.create_stream_table('s', 'SELECT a.id FROM t a JOIN t b USING (id)', refresh_mode => 'DIFFERENTIAL')", "0A000"),
     ("SELECT pgtrickle.create_stream_table('s', 'SELECT id, now() AS ts FROM t', refresh_mode => 'DIFFERENTIAL')", "0A000"),
+    // A set-returning function in a subquery's select list multiplies its rows (even unread).
+    ("SELECT pgtrickle.create_stream_table('s', 'SELECT x.id FROM (SELECT a.id, generate_series(1, 3) AS g FROM t a, t b WHERE b.id = a.id) x', refresh_mode => 'DIFFERENTIAL')", "0A000"),
+    ("SELECT pgtrickle.create_stream_table('s', 'SELECT x.id FROM (SELECT id, unnest(ARRAY[1, 2]) AS g FROM t) x', refresh_mode => 'DIFFERENTIAL')", "0A000"),
+    ("SELECT pgtrickle.create_stream_table('s', 'SELECT id FROM t ORDER BY (id, v) LIMIT 2', refresh_mode => 'DIFFERENTIAL')", "0A000"),
     ("SELECT pgtrickle.create_stream_table('s', 'SELECT id, random() AS r FROM t', refresh_mode => 'IMMEDIATE')", "0A000"),
     ("SELECT pgtrickle.create_stream_table('s', 'SELECT id, id FROM t')", "42P17"),
     ("SELECT pgtrickle.create_stream_table('s', 'SELECT id AS __pgt_row_id FROM t')", "42P17"),
