@@ -108,28 +108,11 @@ impl Simple {
                 }
                 None
             }
-            items => {
-                let mut out = Vec::new();
-                for (k, item) in items.iter().enumerate() {
-                    let (e, name) = match item {
-                        SelectItem::ExprWithAlias { expr, alias } => (expr, Some(fold(alias))),
-                        SelectItem::UnnamedExpr(e) => {
-                            let n = match e {
-                                Expr::Identifier(i) => Some(fold(i)),
-                                Expr::CompoundIdentifier(p) => p.last().map(fold),
-                                _ => None,
-                            };
-                            (e, n)
-                        }
-                        _ => return Err(not_simple("`*` next to other columns")),
-                    };
-                    let name = column_aliases.get(k).cloned().or(name).ok_or_else(|| {
-                        not_simple("an output column without a name (give it an alias)")
-                    })?;
-                    out.push((name, e.clone()));
-                }
-                Some(out)
-            }
+            items => Some(named_outputs(
+                items,
+                column_aliases,
+                "`*` next to other columns",
+            )?),
         };
         // A subquery inside the body would be renamed by the inlining as if its names were
         // the body table's.
@@ -176,6 +159,37 @@ impl Simple {
                 .collect()
         })
     }
+}
+
+/// A body's output columns (name, expression): named by `aliases` (the alias's column list),
+/// else by their own alias or column name. `star` names a `*` among them (refused).
+fn named_outputs(
+    items: &[SelectItem],
+    aliases: &[String],
+    star: &str,
+) -> Result<Vec<(String, Expr)>, Unsupported> {
+    let mut out = Vec::new();
+    for (k, item) in items.iter().enumerate() {
+        let (e, name) = match item {
+            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(fold(alias))),
+            SelectItem::UnnamedExpr(e) => {
+                let n = match e {
+                    Expr::Identifier(i) => Some(fold(i)),
+                    Expr::CompoundIdentifier(p) => p.last().map(fold),
+                    _ => None,
+                };
+                (e, n)
+            }
+            _ => return Err(not_simple(star)),
+        };
+        let name = aliases
+            .get(k)
+            .cloned()
+            .or(name)
+            .ok_or_else(|| not_simple("an output column without a name (give it an alias)"))?;
+        out.push((name, e.clone()));
+    }
+    Ok(out)
 }
 
 fn qualified(alias: &str, column: &str) -> Expr {
@@ -449,27 +463,7 @@ fn hoist_sole(
     if inner.distinct.is_some() {
         return Err(not_simple("DISTINCT"));
     }
-    let mut outputs = Vec::new();
-    for (k, item) in inner.projection.iter().enumerate() {
-        let (e, name) = match item {
-            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(fold(alias))),
-            SelectItem::UnnamedExpr(e) => {
-                let n = match e {
-                    Expr::Identifier(i) => Some(fold(i)),
-                    Expr::CompoundIdentifier(p) => p.last().map(fold),
-                    _ => None,
-                };
-                (e, n)
-            }
-            _ => return Err(not_simple("`*` and several tables")),
-        };
-        let name = cols
-            .get(k)
-            .cloned()
-            .or(name)
-            .ok_or_else(|| not_simple("an output column without a name (give it an alias)"))?;
-        outputs.push((name, e.clone()));
-    }
+    let outputs = named_outputs(&inner.projection, &cols, "`*` and several tables")?;
     // The outer query's own subqueries would have their names rewritten too; `*` would expand
     // to every hoisted table's columns. (Checked and substituted with the FROM set aside: the
     // body's own expressions are not the outer query's.)
