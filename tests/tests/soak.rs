@@ -1,15 +1,21 @@
 //! Tier 4 (on demand): the join soak. Eight writers commit continuously to four tables read by
 //! two-table inner joins, a LEFT JOIN aggregate, an anti-join (NOT EXISTS), a semi-join (IN), a
 //! correlated scalar subquery, an aggregating subquery in FROM and a three-table LEFT JOIN chain
-//! while DIFFERENTIAL refreshes run every 200 ms; at the end, after the writers stop and a last
+//! and a TopK over a three-table join, while DIFFERENTIAL refreshes run every 200 ms
+//! (`PGT_SOAK_PAUSE_MS`: longer pauses, larger windows); at the end, after the writers stop and a last
 //! refresh, every stream table must equal its query with zero rows missing or extra.
 //!
-//!   PGT_SOAK_SECONDS=300 cargo test -p pg_trickle_tests --test soak -- --ignored --nocapture
+//!   PGT_SOAK_SECONDS=300 [PGT_SOAK_PAUSE_MS=2000] cargo test -p pg_trickle_tests --test soak -- --ignored --nocapture
 
 use pg_trickle_tests::TestDb;
 use std::time::{Duration, Instant};
 
 const SHAPES: &[(&str, &str)] = &[
+    (
+        "top_customers",
+        "SELECT c.id, sum(l.qty) AS qty FROM lines l JOIN orders o ON o.id = l.order_id \
+         JOIN customers c ON c.id = o.customer_id GROUP BY c.id ORDER BY qty DESC, c.id LIMIT 5",
+    ),
     (
         "order_customers",
         "SELECT o.id, o.status, c.name FROM orders o JOIN customers c ON c.id = o.customer_id",
@@ -59,6 +65,11 @@ const SHAPES: &[(&str, &str)] = &[
 #[test]
 #[ignore]
 fn join_soak_ends_exact() {
+    // Longer pauses make larger windows (over 1,000 changes: copied to temporary tables).
+    let pause_ms: u64 = std::env::var("PGT_SOAK_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     let seconds: u64 = std::env::var("PGT_SOAK_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -122,7 +133,7 @@ fn join_soak_ends_exact() {
                 .unwrap();
         }
         rounds += 1;
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(pause_ms));
     }
     let commits: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
     for (name, q) in SHAPES {
