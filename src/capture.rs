@@ -33,20 +33,27 @@ pub(crate) fn record_dependency(
     unsafe { pg_sys::recordDependencyOn(&depender, &referenced, deptype) };
 }
 
-/// Makes the storage table of a stream table depend on exactly `sources` (tables, views, stream
-/// tables) in `pg_depend`, replacing what was recorded before.
-pub fn record_storage_dependencies(storage: Oid, sources: &[Source]) {
-    // SAFETY: deletes only the normal pg_class-to-pg_class dependencies of the storage table,
-    // which pg_trickle alone records.
+/// Deletes the `deptype` dependencies of relation `rel` on other relations, which pg_trickle
+/// alone records (a storage table's on its sources, a TopK internal table's on its storage),
+/// and makes the deletion visible.
+pub(crate) fn forget_relation_dependencies(rel: Oid, deptype: pg_sys::DependencyType::Type) {
+    // SAFETY: deletes only pg_class-to-pg_class rows of `rel` of that type; the command counter
+    // increment makes later catalog reads in this transaction see it.
     unsafe {
         pg_sys::deleteDependencyRecordsForClass(
             pg_sys::RelationRelationId,
-            storage,
+            rel,
             pg_sys::RelationRelationId,
-            pg_sys::DependencyType::DEPENDENCY_NORMAL as std::ffi::c_char,
+            deptype as std::ffi::c_char,
         );
         pg_sys::CommandCounterIncrement();
     }
+}
+
+/// Makes the storage table of a stream table depend on exactly `sources` (tables, views, stream
+/// tables) in `pg_depend`, replacing what was recorded before.
+pub fn record_storage_dependencies(storage: Oid, sources: &[Source]) {
+    forget_relation_dependencies(storage, pg_sys::DependencyType::DEPENDENCY_NORMAL);
     for s in sources {
         record_dependency(
             pg_sys::RelationRelationId,

@@ -3,7 +3,7 @@
 //! (an internal dependency in `pg_depend`, so `DROP TABLE` of the stream table takes it along and
 //! dropping it alone is refused), replaced when the stream table is redefined.
 
-use crate::capture::record_dependency;
+use crate::capture::{forget_relation_dependencies, record_dependency};
 use crate::plan::{topk_table, Built};
 use crate::spi;
 use pg_trickle_core::ident::quote_qualified;
@@ -16,12 +16,7 @@ pub fn install(pgt_id: i64, storage: Oid, built: &Built) {
         return;
     };
     spi::exec_all(&topk.ddl);
-    let (schema, name) = topk_table(pgt_id);
-    let internal = spi::one::<Oid>(
-        "SELECT $1::regclass::oid",
-        &[quote_qualified(&schema, &name).into()],
-    )
-    .expect("internal table just created");
+    let internal = internal_oid(pgt_id).expect("internal table just created");
     record_dependency(
         pg_sys::RelationRelationId,
         internal,
@@ -44,17 +39,8 @@ pub fn remove(pgt_id: i64) {
     let Some(internal) = internal_oid(pgt_id) else {
         return;
     };
-    // SAFETY: deletes the internal dependency of pg_trickle's own table on the storage (which
-    // would refuse the DROP below) and makes the deletion visible to it.
-    unsafe {
-        pg_sys::deleteDependencyRecordsForClass(
-            pg_sys::RelationRelationId,
-            internal,
-            pg_sys::RelationRelationId,
-            pg_sys::DependencyType::DEPENDENCY_INTERNAL as std::ffi::c_char,
-        );
-        pg_sys::CommandCounterIncrement();
-    }
+    // The internal dependency on the storage would refuse the DROP.
+    forget_relation_dependencies(internal, pg_sys::DependencyType::DEPENDENCY_INTERNAL);
     spi::exec(
         &format!("DROP TABLE {}", quote_qualified(&schema, &name)),
         &[],

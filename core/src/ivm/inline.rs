@@ -37,6 +37,19 @@ fn fold(i: &Ident) -> String {
     }
 }
 
+/// The name a FROM table's columns are qualified with: its alias, else its (last) name.
+fn table_name(name: &ObjectName, alias: Option<&TableAlias>) -> String {
+    match alias {
+        Some(a) => fold(&a.name),
+        None => name
+            .0
+            .last()
+            .and_then(ObjectNamePart::as_ident)
+            .map(fold)
+            .unwrap_or_default(),
+    }
+}
+
 fn not_simple(what: &str) -> Unsupported {
     format!(
         "a subquery in FROM or a WITH query with {what} (only SELECT ... FROM one table [WHERE ...] is inlined; others are supported in a later version)"
@@ -92,15 +105,7 @@ impl Simple {
         if alias.as_ref().is_some_and(|a| !a.columns.is_empty()) {
             return Err(not_simple("a table alias with column names"));
         }
-        let inner = match alias {
-            Some(a) => fold(&a.name),
-            None => name
-                .0
-                .last()
-                .and_then(ObjectNamePart::as_ident)
-                .map(fold)
-                .unwrap_or_default(),
-        };
+        let inner = table_name(name, alias.as_ref());
         let outputs = match s.projection.as_slice() {
             [SelectItem::Wildcard(o)] if o.opt_exclude.is_none() && o.opt_except.is_none() => {
                 if !column_aliases.is_empty() {
@@ -288,15 +293,7 @@ fn grouped_in_to_factors(select: &mut sqlparser::ast::Select) {
         .from
         .iter()
         .filter_map(|t| match &t.relation {
-            TableFactor::Table { name, alias, .. } => Some(match alias {
-                Some(a) => fold(&a.name),
-                None => name
-                    .0
-                    .last()
-                    .and_then(ObjectNamePart::as_ident)
-                    .map(fold)
-                    .unwrap_or_default(),
-            }),
+            TableFactor::Table { name, alias, .. } => Some(table_name(name, alias.as_ref())),
             TableFactor::Derived { alias: Some(a), .. } => Some(fold(&a.name)),
             _ => None,
         })
@@ -343,15 +340,7 @@ fn grouped_in_to_factors(select: &mut sqlparser::ast::Select) {
             .iter()
             .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)))
             .filter_map(|r| match r {
-                TableFactor::Table { name, alias, .. } => Some(match alias {
-                    Some(a) => fold(&a.name),
-                    None => name
-                        .0
-                        .last()
-                        .and_then(ObjectNamePart::as_ident)
-                        .map(fold)
-                        .unwrap_or_default(),
-                }),
+                TableFactor::Table { name, alias, .. } => Some(table_name(name, alias.as_ref())),
                 _ => None,
             })
             .collect();
@@ -783,13 +772,7 @@ fn inline_scoped(q: &mut Query, outer: &[(String, Scoped)]) -> Result<(), Unsupp
                         let TableFactor::Table { name, alias, .. } = r else {
                             return Err("`*` over this kind of FROM item".into());
                         };
-                        let a = alias.as_ref().map(|a| fold(&a.name)).unwrap_or_else(|| {
-                            name.0
-                                .last()
-                                .and_then(ObjectNamePart::as_ident)
-                                .map(fold)
-                                .unwrap_or_default()
-                        });
+                        let a = table_name(name, alias.as_ref());
                         match inlined.iter().find(|i| i.alias == a) {
                             Some(Inlined {
                                 outputs: Some(o), ..
