@@ -1,11 +1,11 @@
 //! The SQL API in schema `pgtrickle`: the stream table lifecycle. Every function runs in the
 //! caller's transaction, so an error anywhere leaves nothing behind.
 
-use crate::analyze::{analyze, Analyzed};
+use crate::analyze::{analyze, analyze_internal, Analyzed};
 use crate::capture;
 use crate::catalog::{self, SourceKind, StreamTable};
 use crate::error::{raise, OrRaise};
-use crate::plan;
+use crate::nested::Planned;
 use crate::refresh::{self, Initiator};
 use crate::spi;
 use pg_trickle_core::dag::Dag;
@@ -41,28 +41,69 @@ fn base_tables(sources: &[catalog::Source]) -> Vec<(Oid, String)> {
 }
 
 /// Everything derived from a defining query.
-struct Definition {
-    analyzed: Analyzed,
-    sources: Vec<catalog::Source>,
+pub(crate) struct Definition {
+    pub analyzed: Analyzed,
+    pub sources: Vec<catalog::Source>,
 }
 
 fn define(query: &str) -> Definition {
-    let analyzed = analyze(query);
     if pg_trickle_core::ivm::parse::orders_without_limit(query) {
         notice!(
             "the defining query's ORDER BY is not kept: a stream table, like any table, has no row order (add ORDER BY when reading it)"
         );
     }
+    let def = define_quiet(query);
+    if let Some(s) = def.sources.iter().find(|s| s.kind == SourceKind::StreamTable) {
+        if let Some((_, parent)) = catalog::by_relid(s.relid).and_then(|st| st.parent) {
+            raise(PgtError::InternalStreamTable {
+                name: s.display.clone(),
+                parent: catalog::relation_display(parent),
+            });
+        }
+    }
+    def
+}
+
+/// [`define`] without its NOTICE and checks (for queries pg_trickle writes itself).
+pub(crate) fn define_quiet(query: &str) -> Definition {
+    let analyzed = analyze_internal(query);
     let sources = catalog::classify_sources(&analyzed.relations);
     Definition { analyzed, sources }
 }
 
-/// Installs capture on the base tables and stream tables `def` reads (a stream table's refreshes
-/// write its changes to its own buffer, so its dependents refresh incrementally too) and
-/// records the stream table's dependencies.
-fn wire_sources(pgt_id: i64, storage: Oid, display: &str, def: &Definition) {
-    for s in def
-        .sources
+/// The stream table named `name`, refusing an internal one (its parent manages it).
+fn resolve_user(name: &str) -> StreamTable {
+    let st = catalog::resolve(name);
+    refuse_internal(&st);
+    st
+}
+
+fn refuse_internal(st: &StreamTable) {
+    if let Some((_, parent)) = st.parent {
+        raise(PgtError::InternalStreamTable {
+            name: st.display(),
+            parent: catalog::relation_display(parent),
+        });
+    }
+}
+
+/// A new stream table id.
+pub(crate) fn next_id() -> i64 {
+    spi::one::<i64>(
+        "SELECT nextval(pg_catalog.pg_get_serial_sequence('pgtrickle.pgt_stream_tables', 'pgt_id'))",
+        &[],
+    )
+    .expect("nextval returns a value")
+}
+
+/// Installs capture on the base tables and stream tables the plan reads (`planned`; a stream
+/// table's refreshes write its changes to its own buffer, so its dependents refresh
+/// incrementally too) and records the stream table's dependencies: in the catalog, what the plan
+/// reads; in `pg_depend`, what the defining query reads (`def`; the internal stream tables of a
+/// nested plan depend on the storage instead).
+fn wire_sources(pgt_id: i64, storage: Oid, display: &str, def: &Definition, planned: &Planned) {
+    for s in planned
+        .plan_sources
         .iter()
         .filter(|s| matches!(s.kind, SourceKind::Table | SourceKind::StreamTable))
     {
@@ -74,7 +115,7 @@ fn wire_sources(pgt_id: i64, storage: Oid, display: &str, def: &Definition) {
             );
         }
     }
-    catalog::set_dependencies(pgt_id, &def.sources);
+    catalog::set_dependencies(pgt_id, &planned.plan_sources);
     capture::record_storage_dependencies(storage, &def.sources);
     capture::drop_unused_captures();
 }
@@ -125,21 +166,52 @@ fn create(new: NewStreamTable<'_>, clean: bool) {
         &base_tables(&def.sources),
     );
     // The id first: a TopK plan names its internal table by it.
-    let pgt_id = spi::one::<i64>(
-        "SELECT nextval(pg_catalog.pg_get_serial_sequence('pgtrickle.pgt_stream_tables', 'pgt_id'))",
-        &[],
-    )
-    .expect("nextval returns a value");
-    let built = plan::build(
+    let pgt_id = next_id();
+    let planned = crate::nested::plan(pgt_id, schema, name, query, &def, mode, capture);
+    let storage = install(
+        &Install {
+            pgt_id,
+            schema,
+            name,
+            query,
+            schedule: schedule.catalog_text(),
+            mode,
+            capture,
+        },
+        &def,
+        &planned,
+    );
+    if initialize {
+        refresh::full_refresh(storage, Initiator::Create, None);
+    }
+    capture::sync_immediate_triggers(clean);
+    crate::scheduler::ensure_scheduler();
+    // SAFETY: reading the backend's own database OID.
+    crate::cdc::ensure_consumer_if_needed(unsafe { pg_sys::MyDatabaseId }, true);
+}
+
+/// What [`install`] records.
+pub(crate) struct Install<'a> {
+    pub pgt_id: i64,
+    pub schema: &'a str,
+    pub name: &'a str,
+    pub query: &'a str,
+    pub schedule: Option<String>,
+    pub mode: RefreshMode,
+    pub capture: CaptureMode,
+}
+
+/// Creates the storage table and the catalog records of a planned stream table, and wires its
+/// sources; returns the storage's OID. Does not populate it.
+pub(crate) fn install(new: &Install<'_>, def: &Definition, planned: &Planned) -> Oid {
+    let Install {
         pgt_id,
         schema,
         name,
         query,
-        &def.analyzed.columns,
-        &def.analyzed,
-        &def.sources,
-        mode,
-    );
+        ..
+    } = *new;
+    let built = &planned.built;
     spi::exec_all(&render::storage_ddl_with_hidden(
         schema,
         name,
@@ -160,25 +232,21 @@ fn create(new: NewStreamTable<'_>, clean: bool) {
         &[
             storage.into(),
             query.into(),
-            schedule.catalog_text().into(),
-            mode.as_str().into(),
+            new.schedule.clone().into(),
+            new.mode.as_str().into(),
             names.into(),
             types.into(),
             colls.into(),
-            capture.as_str().into(),
+            new.capture.as_str().into(),
             pgt_id.into(),
         ],
     );
-    catalog::store_plan(pgt_id, &quote_qualified(schema, name), &built);
-    crate::topk::install(pgt_id, storage, &built);
-    wire_sources(pgt_id, storage, &catalog::relation_display(storage), &def);
-    if initialize {
-        refresh::full_refresh(storage, Initiator::Create, None);
-    }
-    capture::sync_immediate_triggers(clean);
-    crate::scheduler::ensure_scheduler();
-    // SAFETY: reading the backend's own database OID.
-    crate::cdc::ensure_consumer_if_needed(unsafe { pg_sys::MyDatabaseId }, true);
+    catalog::store_plan(pgt_id, &quote_qualified(schema, name), built);
+    crate::topk::install(pgt_id, storage, built);
+    wire_sources(pgt_id, storage, &catalog::relation_display(storage), def, planned);
+    crate::nested::adopt(pgt_id, storage, &planned.children);
+    catalog::store_views(pgt_id, &planned.views);
+    storage
 }
 
 /// Creates a stream table: its storage table, change capture on every table the query reads,
@@ -249,6 +317,7 @@ fn create_or_replace_stream_table(
         Some((_, false)) => raise(PgtError::RelationExists(format!("{schema}.{st_name}"))),
         Some((relid, true)) => catalog::by_relid(relid).expect("stream table in catalog"),
     };
+    refuse_internal(&st);
     let same_query = st.defining_query == query;
     let same_schedule = st.schedule == schedule.catalog_text();
     let same_mode = st.refresh_mode == mode.as_str();
@@ -293,7 +362,16 @@ fn record_cdc_mode(st: &StreamTable, capture: CaptureMode) {
 /// sources it releases move to the WAL at the consumer's next pass.
 fn set_cdc_mode(st: &StreamTable, capture: CaptureMode, immediate: bool, clean: bool) {
     record_cdc_mode(st, capture);
-    let tables: Vec<(Oid, String)> = catalog::table_sources(st.pgt_id);
+    let mut tables: Vec<(Oid, String)> = catalog::table_sources(st.pgt_id);
+    // Its internal stream tables capture what they read the same way.
+    let mut pending = catalog::children(st.pgt_id);
+    while let Some(c) = pending.pop() {
+        if let Some(child) = catalog::by_relid(c) {
+            record_cdc_mode(&child, capture);
+            tables.extend(catalog::table_sources(child.pgt_id));
+            pending.extend(catalog::children(child.pgt_id));
+        }
+    }
     crate::cdc::check_capture_mode(capture, immediate, &tables);
     crate::cdc::hand_back_pinned_sources(clean);
     // SAFETY: reading the backend's own database OID.
@@ -327,16 +405,17 @@ pub(crate) fn redefine(
         catalog::relation_display(Oid::from(r))
     })
     .or_raise();
-    let built = plan::build(
+    let old_children = catalog::children(st.pgt_id);
+    let planned = crate::nested::plan(
         st.pgt_id,
         &st.schema,
         &st.name,
         query,
-        &def.analyzed.columns,
-        &def.analyzed,
-        &def.sources,
+        &def,
         mode,
+        cdc_mode_of(st),
     );
+    let built = &planned.built;
     spi::exec(
         &format!("LOCK TABLE {} IN EXCLUSIVE MODE", st.quoted()),
         &[],
@@ -384,10 +463,13 @@ pub(crate) fn redefine(
              data_timestamp = NULL, updated_at = now() WHERE pgt_id = $1",
         &[st.pgt_id.into(), query.into(), names.into(), types.into(), colls.into(), mode.as_str().into()],
     );
-    catalog::store_plan(st.pgt_id, &st.quoted(), &built);
+    catalog::store_plan(st.pgt_id, &st.quoted(), built);
     crate::topk::remove(st.pgt_id);
-    crate::topk::install(st.pgt_id, st.relid, &built);
-    wire_sources(st.pgt_id, st.relid, &st.display(), &def);
+    crate::topk::install(st.pgt_id, st.relid, built);
+    wire_sources(st.pgt_id, st.relid, &st.display(), &def, &planned);
+    crate::nested::adopt(st.pgt_id, st.relid, &planned.children);
+    crate::nested::discard(&old_children);
+    catalog::store_views(st.pgt_id, &planned.views);
     capture::sync_immediate_triggers(clean);
     if initialize {
         refresh::full_refresh(st.relid, Initiator::Alter, None);
@@ -411,7 +493,7 @@ fn alter_stream_table(
     cdc_mode: default!(Option<&str>, "NULL"),
 ) {
     let clean = refresh::entered_clean();
-    let st = catalog::resolve(required(name, "name"));
+    let st = resolve_user(required(name, "name"));
     let schedule = schedule.map(|s| Schedule::parse(Some(s)).or_raise());
     let mode = refresh_mode.map(|m| parse_mode(Some(m)));
     let capture = cdc_mode.map(|m| parse_capture(Some(m)));
@@ -452,18 +534,18 @@ fn refresh_stream_table(name: Option<&str>) {
     };
     // Before anything here writes: whether the caller's transaction wrote before this call.
     let clean = refresh::entered_clean();
-    refresh::refresh_manual(
-        catalog::resolve_relid(required(name, "name")),
-        initiator,
-        clean,
-    );
+    let relid = catalog::resolve_relid(required(name, "name"));
+    if let Some(st) = catalog::by_relid(relid) {
+        refuse_internal(&st);
+    }
+    refresh::refresh_manual(relid, initiator, clean);
 }
 
 /// Drops a stream table: its storage, its catalog records, and the change capture (buffers,
 /// triggers, functions) that no other stream table needs, all in the caller's transaction.
 #[pg_extern(schema = "pgtrickle")]
 fn drop_stream_table(name: Option<&str>) {
-    let st = catalog::resolve(required(name, "name"));
+    let st = resolve_user(required(name, "name"));
     let dependents = catalog::dependents(st.relid);
     if !dependents.is_empty() {
         raise(PgtError::HasDependents {
@@ -505,6 +587,36 @@ fn forget_dropped_relations(dropped: Vec<Oid>) {
     .unwrap_or(true);
     if relevant {
         forget_relations(&dropped);
+    }
+}
+
+/// Called by the `ddl_command_end` event trigger after `CREATE OR REPLACE VIEW`, `ALTER VIEW` or
+/// `ALTER TABLE` of relations `changed`: a stream table whose plan inlined one of those views is
+/// planned again from its defining query (and recomputed), in the same transaction.
+#[pg_extern(schema = "pgtrickle", name = "_replan_for_views")]
+fn replan_for_views(changed: Vec<Oid>) {
+    let relids: Vec<Oid> = spi::rows(
+        "SELECT pgt_relid FROM pgtrickle.pgt_stream_tables WHERE inlined_views && $1 AND parent_pgt_id IS NULL \
+          ORDER BY pgt_id",
+        &[changed.into()],
+        |r| r.get::<Oid>(1).ok().flatten(),
+    )
+    .into_iter()
+    .flatten()
+    .collect();
+    for relid in relids {
+        let Some(st) = catalog::by_relid(relid) else {
+            continue;
+        };
+        notice!(
+            "stream table {} inlines a view that changed: planned again and recomputed",
+            st.display()
+        );
+        let mode = RefreshMode::parse(&st.refresh_mode).unwrap_or(RefreshMode::Auto);
+        let populated = st.is_populated;
+        refresh::with_search_path(&st, || {
+            redefine(&st, &st.defining_query, mode, populated, false)
+        });
     }
 }
 

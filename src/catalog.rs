@@ -42,6 +42,8 @@ pub struct StreamTable {
     pub consecutive_errors: i32,
     /// The search_path the query was planned with (refreshes run with it).
     pub search_path: Option<String>,
+    /// An internal stream table (see `crate::nested`): its parent's pgt_id and storage.
+    pub parent: Option<(i64, Oid)>,
 }
 
 impl StreamTable {
@@ -79,7 +81,8 @@ const SELECT_ST: &str = "SELECT st.pgt_id, st.pgt_relid, n.nspname::text, c.reln
     st.defining_query, st.schedule, st.refresh_mode, st.column_names, st.column_types, st.column_collations, \
     st.plan_kind, st.hidden_columns, st.full_merge_sql, st.delta_merge_sql, st.explain_text, st.plan_reason, \
     st.is_populated, st.frontier::text, st.frontier_xid::text, st.planned_for, st.plan_sources, st.probe_sql, \
-    st.consecutive_errors, st.search_path, st.topk_sql \
+    st.consecutive_errors, st.search_path, st.topk_sql, st.parent_pgt_id, \
+    (SELECT p.pgt_relid FROM pgtrickle.pgt_stream_tables p WHERE p.pgt_id = st.parent_pgt_id) \
     FROM pgtrickle.pgt_stream_tables st \
     JOIN pg_catalog.pg_class c ON c.oid = st.pgt_relid \
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
@@ -126,6 +129,11 @@ fn load_where(cond: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<StreamTable
                 consecutive_errors: r.get(23).ok().flatten().unwrap_or(0),
                 search_path: r.get(24).ok().flatten(),
                 topk_sql: r.get(25).ok().flatten(),
+                parent: r
+                    .get::<i64>(26)
+                    .ok()
+                    .flatten()
+                    .zip(r.get::<Oid>(27).ok().flatten()),
             }
         },
     )
@@ -289,11 +297,20 @@ pub fn schema_exists(schema: &str) -> bool {
     .unwrap_or(false)
 }
 
-/// All DAG edges `(source relid, stream table relid)`.
+/// All DAG edges `(source relid, stream table relid)`. An internal stream table is part of the
+/// stream table it belongs to (refreshed by it, first): the edges of its sources are that
+/// stream table's (its root's), and the edge from it to its parent is left out.
 pub fn all_edges() -> Vec<(u32, u32)> {
     spi::rows(
-        "SELECT d.source_relid, st.pgt_relid FROM pgtrickle.pgt_dependencies d \
-           JOIN pgtrickle.pgt_stream_tables st USING (pgt_id)",
+        "WITH RECURSIVE root(pgt_id, root_id) AS ( \
+             SELECT pgt_id, pgt_id FROM pgtrickle.pgt_stream_tables WHERE parent_pgt_id IS NULL \
+             UNION ALL \
+             SELECT c.pgt_id, r.root_id FROM pgtrickle.pgt_stream_tables c JOIN root r ON c.parent_pgt_id = r.pgt_id) \
+         SELECT DISTINCT d.source_relid, st.pgt_relid FROM pgtrickle.pgt_dependencies d \
+           JOIN root r USING (pgt_id) \
+           JOIN pgtrickle.pgt_stream_tables st ON st.pgt_id = r.root_id \
+          WHERE NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables i \
+                             WHERE i.pgt_relid = d.source_relid AND i.parent_pgt_id IS NOT NULL)",
         &[],
         |r| {
             (
@@ -310,6 +327,26 @@ pub fn all_edges() -> Vec<(u32, u32)> {
             )
         },
     )
+}
+
+/// Records the views whose definitions stream table `pgt_id`'s plan inlined.
+pub fn store_views(pgt_id: i64, views: &[Oid]) {
+    spi::exec(
+        "UPDATE pgtrickle.pgt_stream_tables SET inlined_views = $2 WHERE pgt_id = $1",
+        &[pgt_id.into(), (!views.is_empty()).then(|| views.to_vec()).into()],
+    );
+}
+
+/// The storage tables of the internal stream tables of stream table `pgt_id`, in creation order.
+pub fn children(pgt_id: i64) -> Vec<Oid> {
+    spi::rows_p(
+        "SELECT pgt_relid FROM pgtrickle.pgt_stream_tables WHERE parent_pgt_id = $1 ORDER BY pgt_id",
+        &[pgt_id.into()],
+        |r| r.get::<Oid>(1).ok().flatten(),
+    )
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Replaces the recorded sources of a stream table.

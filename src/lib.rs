@@ -11,6 +11,7 @@ mod cdc;
 mod error;
 mod guc;
 mod hooks;
+mod nested;
 mod plan;
 mod refresh;
 mod scheduler;
@@ -66,6 +67,14 @@ extension_sql_file!(
     "../sql/pg_trickle--0.4.0--0.5.0.sql",
     name = "v0_5_0",
     requires = ["v0_4_0"]
+);
+
+// 0.5.0 -> 0.6.0 (internal stream tables, inlined views), likewise part of a fresh install, after
+// pgrx created the function its event trigger calls (it re-creates the same one).
+extension_sql_file!(
+    "../sql/pg_trickle--0.5.0--0.6.0.sql",
+    name = "v0_6_0",
+    requires = ["v0_5_0", api::replan_for_views]
 );
 
 /// Schema `pgtrickle` holds the SQL API and the catalog. It is created by the bootstrap script

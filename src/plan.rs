@@ -350,8 +350,31 @@ pub fn build(
     sources: &[Source],
     mode: RefreshMode,
 ) -> Built {
+    attempt(
+        pgt_id, schema, name, query, columns, analyzed, sources, mode,
+    )
+    .unwrap_or_else(|reason| {
+        full(
+            schema, name, query, columns, analyzed, sources, mode, reason,
+        )
+    })
+}
+
+/// The differential plan of `query` (TopK included), or why there is none (empty when FULL was
+/// asked for).
+#[allow(clippy::too_many_arguments)]
+pub fn attempt(
+    pgt_id: i64,
+    schema: &str,
+    name: &str,
+    query: &str,
+    columns: &[OutputColumn],
+    analyzed: &Analyzed,
+    sources: &[Source],
+    mode: RefreshMode,
+) -> Result<Built, String> {
     let visible: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
-    let attempt = match mode {
+    match mode {
         RefreshMode::Full => Err(String::new()),
         _ => match topk::split(query, &visible) {
             Some(Ok(topk)) => topk_differential(
@@ -371,53 +394,63 @@ pub fn build(
                 render_differential(&plan, window, schema, name, &visible, mode)
             }),
         },
-    };
-    match attempt {
-        Ok(built) => built,
-        Err(reason) => {
-            let reason = (!reason.is_empty()).then_some(reason);
-            let window = if analyzed.volatile
-                || pg_trickle_core::ivm::expr::query_reads_changing_values(query)
-            {
-                None
-            } else {
-                change_window(query, sources)
-            };
-            if let Some(r) = &reason {
-                if mode == RefreshMode::Differential {
-                    raise(PgtError::NotDifferentiable(r.clone()));
-                }
-                if mode == RefreshMode::Immediate {
-                    raise(PgtError::NotImmediate(r.clone()));
-                }
-                notice!("stream table {schema}.{name} will refresh FULL: DIFFERENTIAL cannot maintain a query that uses {r}");
-            }
-            Built {
-                kind: "FULL",
-                full_merge_sql: render::merge_sql(
-                    schema,
-                    name,
-                    &visible,
-                    &[],
-                    &render::full_rows_sql(query, columns),
-                    MergeKind::Full,
-                ),
-                delta_merge_sql: None,
-                explain: format!(
-                    "Full recompute of the defining query (row identity: content hash){}",
-                    reason
-                        .as_ref()
-                        .map(|r| format!("; not differential: uses {r}"))
-                        .unwrap_or_default()
-                ),
-                reason,
-                hidden: Vec::new(),
-                indexes: Vec::new(),
-                window,
-                immediate: false,
-                topk: None,
-            }
+    }
+}
+
+/// The FULL plan of `query`, refreshed FULL because of `reason` (empty: FULL was asked for).
+/// DIFFERENTIAL and IMMEDIATE raise the reason instead; AUTO says it in a NOTICE.
+#[allow(clippy::too_many_arguments)]
+pub fn full(
+    schema: &str,
+    name: &str,
+    query: &str,
+    columns: &[OutputColumn],
+    analyzed: &Analyzed,
+    sources: &[Source],
+    mode: RefreshMode,
+    reason: String,
+) -> Built {
+    let visible: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+    let reason = (!reason.is_empty()).then_some(reason);
+    let window =
+        if analyzed.volatile || pg_trickle_core::ivm::expr::query_reads_changing_values(query) {
+            None
+        } else {
+            change_window(query, sources)
+        };
+    if let Some(r) = &reason {
+        if mode == RefreshMode::Differential {
+            raise(PgtError::NotDifferentiable(r.clone()));
         }
+        if mode == RefreshMode::Immediate {
+            raise(PgtError::NotImmediate(r.clone()));
+        }
+        notice!("stream table {schema}.{name} will refresh FULL: DIFFERENTIAL cannot maintain a query that uses {r}");
+    }
+    Built {
+        kind: "FULL",
+        full_merge_sql: render::merge_sql(
+            schema,
+            name,
+            &visible,
+            &[],
+            &render::full_rows_sql(query, columns),
+            MergeKind::Full,
+        ),
+        delta_merge_sql: None,
+        explain: format!(
+            "Full recompute of the defining query (row identity: content hash){}",
+            reason
+                .as_ref()
+                .map(|r| format!("; not differential: uses {r}"))
+                .unwrap_or_default()
+        ),
+        reason,
+        hidden: Vec::new(),
+        indexes: Vec::new(),
+        window,
+        immediate: false,
+        topk: None,
     }
 }
 

@@ -280,11 +280,83 @@ fn lock_and_load(relid: Oid) -> (TimestampWithTimeZone, StreamTable) {
 /// Recomputes the stream table stored in `relid` from its defining query.
 pub fn full_refresh(relid: Oid, initiator: Initiator, reason: Option<&str>) {
     let (started, st) = lock_and_load(relid);
-    with_search_path(&st, || full_refresh_locked(&st, started, initiator, reason));
+    with_internal(&st, initiator, true, || {
+        with_search_path(&st, || full_refresh_locked(&st, started, initiator, reason))
+    });
+}
+
+thread_local! {
+    /// The snapshot every statement of the refresh of a stream table with internal stream
+    /// tables runs in (theirs too), while one is in progress.
+    static TREE: std::cell::Cell<Option<pg_sys::Snapshot>> = const { std::cell::Cell::new(None) };
+}
+
+/// The snapshot of the refresh in progress of a stream table with internal stream tables.
+fn tree_snapshot() -> Option<pg_sys::Snapshot> {
+    TREE.get()
+}
+
+/// Whether `st` or one of its internal stream tables (at any depth) reads a source captured
+/// from the WAL.
+fn tree_reads_wal(st: &StreamTable) -> bool {
+    spi::one_p::<bool>(
+        "WITH RECURSIVE t(pgt_id) AS (SELECT $1::bigint UNION ALL \
+             SELECT c.pgt_id FROM pgtrickle.pgt_stream_tables c JOIN t ON c.parent_pgt_id = t.pgt_id) \
+         SELECT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_sources s USING (source_relid) \
+                         WHERE d.pgt_id IN (SELECT pgt_id FROM t) AND s.capture_mode = 'WAL')",
+        &[st.pgt_id.into()],
+    )
+    .unwrap_or(false)
+}
+
+/// Runs `f`, the refresh of `st`, after refreshing its internal stream tables (each after its
+/// own), all in one snapshot: taken here when this is the outermost such refresh (after
+/// consuming the WAL up to it when a source anywhere below is captured from the WAL), except
+/// under REPEATABLE READ or SERIALIZABLE, where every statement reads the transaction's.
+fn with_internal<R>(
+    st: &StreamTable,
+    initiator: Initiator,
+    clean: bool,
+    f: impl FnOnce() -> R,
+) -> R {
+    let children = catalog::children(st.pgt_id);
+    if children.is_empty() {
+        return f();
+    }
+    // SAFETY: reads the transaction's isolation level.
+    let read_committed = unsafe { pg_sys::XactIsoLevel } < pg_sys::XACT_REPEATABLE_READ as i32;
+    struct Outermost(Option<pg_sys::Snapshot>);
+    impl Drop for Outermost {
+        fn drop(&mut self) {
+            if let Some(s) = self.0 {
+                TREE.set(None);
+                // SAFETY: registered below in this transaction; on an ERROR the transaction's
+                // resource owner releases it instead (this runs only on normal return or a
+                // Rust unwind, both before the transaction ends).
+                unsafe { pg_sys::UnregisterSnapshot(s) };
+            }
+        }
+    }
+    let _outermost = if TREE.get().is_none() && read_committed {
+        let snap = if tree_reads_wal(st) {
+            crate::wal::refresh_snapshot().0
+        } else {
+            // SAFETY: a fresh MVCC snapshot registered with the transaction's resource owner.
+            unsafe { pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot()) }
+        };
+        TREE.set(Some(snap));
+        Outermost(Some(snap))
+    } else {
+        Outermost(None)
+    };
+    for child in children {
+        refresh_as(child, initiator, clean);
+    }
+    f()
 }
 
 /// Runs `f` with the search_path the stream table's query was planned with.
-fn with_search_path<R>(st: &StreamTable, f: impl FnOnce() -> R) -> R {
+pub(crate) fn with_search_path<R>(st: &StreamTable, f: impl FnOnce() -> R) -> R {
     match &st.search_path {
         Some(path) => spi::with_settings(&[("search_path", path)], f),
         None => f(),
@@ -297,7 +369,7 @@ fn full_refresh_locked(
     initiator: Initiator,
     reason: Option<&str>,
 ) {
-    let applied = apply(&st.full_merge_sql, &[], None);
+    let applied = apply(&st.full_merge_sql, &[], tree_snapshot());
     let applied = derive_top(st, applied, true);
     record(st, started, "FULL", initiator, &applied, None, reason);
 }
@@ -394,6 +466,12 @@ fn probe_window(st: &StreamTable, frontier: &str, probe: &str) -> Probed {
 /// table with a change window whose sources hold no change since its frontier. Takes no lock;
 /// two statements (what the probe needs, then the probe).
 pub fn needs_refresh(relid: Oid) -> bool {
+    // Its internal stream tables' sources are its sources too.
+    if let Some(st) = catalog::by_relid(relid) {
+        if catalog::children(st.pgt_id).into_iter().any(needs_refresh) {
+            return true;
+        }
+    }
     type Info = (
         Option<String>,
         Option<String>,
@@ -563,7 +641,9 @@ pub fn refresh(relid: Oid, initiator: Initiator) {
 /// [`refuse_own_writes`]).
 fn refresh_as(relid: Oid, initiator: Initiator, clean: bool) {
     let (started, st) = lock_and_load(relid);
-    with_search_path(&st, || refresh_loaded(&st, started, initiator, clean));
+    with_internal(&st, initiator, clean, || {
+        with_search_path(&st, || refresh_loaded(&st, started, initiator, clean))
+    });
 }
 
 /// Whether a source of `st` is captured from the WAL.
@@ -618,6 +698,7 @@ fn refresh_loaded(
     };
     // Sources captured from the WAL: their changes reach the buffers by consuming the slot, in
     // this transaction, up to a WAL position taken after the delta's snapshot.
+    let tree = tree_snapshot();
     let snapshot = if reads_wal_source(st) {
         // SAFETY: reads the transaction's isolation level.
         if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
@@ -629,7 +710,8 @@ fn refresh_loaded(
             );
         }
         refuse_own_writes(st, clean);
-        Some(wal::refresh_snapshot())
+        // Inside the refresh of a parent: its snapshot, taken after consuming the WAL.
+        tree.is_none().then(wal::refresh_snapshot)
     } else {
         None
     };
@@ -639,7 +721,7 @@ fn refresh_loaded(
         initiator,
         frontier,
         probe,
-        snapshot.as_ref().map(|s| s.0),
+        snapshot.as_ref().map(|s| s.0).or(tree),
     );
     if let Some(s) = snapshot {
         s.release();

@@ -260,7 +260,7 @@ fn load_entries() -> (Vec<Entry>, Dag) {
     let rows = spi::rows(
         "SELECT st.pgt_relid, st.schedule, st.status, st.consecutive_errors, \
                 (extract(epoch FROM st.data_timestamp) * 1000)::int8 \
-           FROM pgtrickle.pgt_stream_tables st WHERE st.effective_mode <> 'IMMEDIATE'",
+           FROM pgtrickle.pgt_stream_tables st WHERE st.effective_mode <> 'IMMEDIATE' AND st.parent_pgt_id IS NULL",
         &[],
         |r| {
             (

@@ -240,3 +240,46 @@ pub fn with_settings<R>(settings: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
     }
     out
 }
+
+/// Runs `f` in a subtransaction: when it returns `Err`, or raises an ERROR (caught here, its
+/// message returned), everything it did is rolled back; when it returns `Ok`, kept. Must not be
+/// called inside an open SPI connection.
+pub fn in_subtransaction<R>(f: impl FnOnce() -> Result<R, String>) -> Result<R, String> {
+    use pgrx::pg_sys;
+    // SAFETY: starts a subtransaction of the current transaction (the pattern PL/pgSQL uses for
+    // EXCEPTION blocks); every path below ends it and restores the memory context and resource
+    // owner it started in.
+    let (context, owner) = unsafe {
+        let context = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(context);
+        (context, owner)
+    };
+    let f = std::panic::AssertUnwindSafe(f);
+    let result = pgrx::PgTryBuilder::new(move || {
+        let f = f;
+        (f.0)()
+    })
+        .catch_others(|e| {
+            Err(match e {
+                pg_sys::panic::CaughtError::PostgresError(r)
+                | pg_sys::panic::CaughtError::ErrorReport(r) => r.message().to_string(),
+                pg_sys::panic::CaughtError::RustPanic { ereport, .. } => {
+                    ereport.message().to_string()
+                }
+            })
+        })
+        .execute();
+    // SAFETY: ends the subtransaction begun above (kept on success, rolled back otherwise).
+    unsafe {
+        if result.is_ok() {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(context);
+        pg_sys::CurrentResourceOwner = owner;
+    }
+    result
+}

@@ -98,6 +98,8 @@ pub enum PgtError {
     HasDependents { name: String, dependents: String },
     #[error("the stream table dependency graph would contain a cycle: {0}")]
     Cycle(String),
+    #[error("{name} is an internal stream table of stream table {parent}")]
+    InternalStreamTable { name: String, parent: String },
     #[error("invalid cdc_mode \"{0}\"")]
     InvalidCdcMode(String),
     #[error("cdc_mode 'wal': {table} cannot be captured from the WAL: {reason}")]
@@ -139,6 +141,7 @@ impl PgtError {
                 SqlState::InvalidObjectDefinition
             }
             HasDependents { .. } => SqlState::DependentObjectsStillExist,
+            InternalStreamTable { .. } => SqlState::WrongObjectType,
             Cycle(_) => SqlState::InvalidObjectDefinition,
             WalCaptureUnavailable { .. }
             | CdcModeConflict { .. }
@@ -183,6 +186,9 @@ impl PgtError {
                 Some("Cast the expression to a concrete type, or expand the record.".into())
             }
             HasDependents { .. } => Some("Drop the dependent stream tables first.".into()),
+            InternalStreamTable { parent, .. } => Some(format!(
+                "It maintains a subquery of {parent}, is refreshed by {parent}'s refreshes and dropped with it; use {parent}."
+            )),
             InvalidCdcMode(_) => Some("Use 'trigger', 'wal' or 'auto'.".into()),
             WalCaptureUnavailable { .. } => Some(
                 "Use cdc_mode 'auto' (WAL capture where possible, triggers elsewhere) or 'trigger', for the stream table \

@@ -11,6 +11,7 @@ pub mod filter;
 pub mod inline;
 pub mod join;
 mod model;
+pub mod nest;
 pub mod outer;
 pub mod parse;
 pub mod project;

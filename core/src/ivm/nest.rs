@@ -1,0 +1,860 @@
+//! Nesting: a subquery the engine cannot maintain inside its query is maintained as a stream
+//! table of its own (an *internal* stream table, refreshed with the query, first), which the
+//! query then reads as a source.
+//!
+//! Rewrites, applied to a query the engine refused (so a query it maintains keeps its plan):
+//! - **Views and WITH queries** read in FROM are replaced by their definitions (a subquery in
+//!   FROM under the same name), views over views too.
+//! - **A subquery in HAVING**: the grouped query becomes an internal table G (its select list,
+//!   plus each aggregate call of HAVING as a hidden output `__pgt_h<i>`), and the query becomes
+//!   `SELECT outputs FROM G WHERE having'`, HAVING's aggregate calls replaced by G's columns.
+//! - **A subquery in FROM** (not LATERAL) that is not a plain table: its body becomes an internal
+//!   table D, read under the subquery's alias (column aliases become the body's output names).
+//! - **A scalar subquery whose FROM is not one table**, `(SELECT e FROM from WHERE local AND
+//!   i1 = o1 AND ...)` with `e` an aggregate expression, correlated (if at all) by equalities
+//!   between an expression of its own tables `i` and one of the outer query `o`: its body grouped
+//!   by the inner sides becomes an internal table S (`__pgt_k<j>` = i_j, `__pgt_v` = e), and the
+//!   subquery becomes `(SELECT min(s.__pgt_v) FROM S s WHERE s.__pgt_k1 = o1 AND ...)`, a lookup
+//!   of one table (see [`super::scalar`]).
+//!
+//! **Delta rule.** None of its own: each rewrite is an equivalence. D and G are the subquery and
+//! the grouped query themselves. S has exactly one row per key with rows, so `min` over the
+//! lookup returns that row's value, and NULL for a key without rows, which is the subquery's
+//! value over no rows when `e` over no rows is NULL ([`Child::empty_check`] asks PostgreSQL;
+//! `count` is not, and refuses). An uncorrelated S has no GROUP BY: always exactly one row.
+//! Each internal table is maintained by the rules of its own plan; the query's delta reads their
+//! changes like any stream table source's. The refresh of the query refreshes them first, in the
+//! same transaction and snapshot, so the query reads them as of the same data.
+
+use super::expr::{contains_aggregate, is_aggregate};
+use crate::ident::quote_ident;
+use sqlparser::ast::{
+    BinaryOperator, Expr, GroupByExpr, Ident, ObjectName, ObjectNamePart, OrderByKind, Query,
+    SelectItem, SetExpr, Statement, TableAlias, TableFactor, Visit, VisitMut, Visitor, VisitorMut,
+};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
+/// What the rewrite needs to know of the database.
+pub trait Catalog {
+    /// The definition (a SELECT) of the view `name` resolves to, when it names a view.
+    fn view(&self, name: &str) -> Option<String>;
+    /// The column names of the table (or view) `name` resolves to.
+    fn columns(&self, name: &str) -> Option<Vec<String>>;
+}
+
+/// An internal stream table to create before the query is planned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Child {
+    /// Its storage, quoted (as given by the caller's namer).
+    pub table: String,
+    /// Its defining query.
+    pub sql: String,
+    /// For a correlated scalar subquery: a statement returning whether its expression over no
+    /// rows is NULL (the rewrite is exact only then).
+    pub empty_check: Option<String>,
+}
+
+/// The query rewritten over its internal tables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nested {
+    pub query: String,
+    /// In creation order (a child may read an earlier one).
+    pub children: Vec<Child>,
+    /// The views whose definitions were inlined (as named in the query).
+    pub views: Vec<String>,
+}
+
+/// How deep views over views are inlined.
+const MAX_VIEW_DEPTH: usize = 16;
+
+fn fold(i: &Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
+}
+
+fn parse_query(sql: &str) -> Option<Query> {
+    match Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?.pop()? {
+        Statement::Query(q) => Some(*q),
+        _ => None,
+    }
+}
+
+fn table_name(name: &ObjectName) -> String {
+    name.0
+        .last()
+        .and_then(ObjectNamePart::as_ident)
+        .map(fold)
+        .unwrap_or_default()
+}
+
+/// Replaces, in every FROM of `q` (subqueries included), a table named like a WITH query in
+/// `ctes` or a view of `cat` by its definition. Returns the views inlined.
+fn inline_relations(
+    q: &mut Query,
+    ctes: &[(String, Query)],
+    cat: &dyn Catalog,
+    views: &mut Vec<String>,
+    depth: usize,
+) -> bool {
+    struct V<'a> {
+        ctes: &'a [(String, Query)],
+        cat: &'a dyn Catalog,
+        views: &'a mut Vec<String>,
+        depth: usize,
+        ok: bool,
+    }
+    impl VisitorMut for V<'_> {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
+            let TableFactor::Table {
+                name, alias, args, ..
+            } = f
+            else {
+                return ControlFlow::Continue(());
+            };
+            if args.is_some() {
+                return ControlFlow::Continue(());
+            }
+            let text = name.to_string();
+            let short = table_name(name);
+            let body = if name.0.len() == 1 {
+                self.ctes
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| *n == short)
+                    .map(|(_, b)| b.clone())
+            } else {
+                None
+            };
+            let body = match body {
+                Some(b) => b,
+                None => match self.cat.view(&text) {
+                    Some(def) => {
+                        if self.depth >= MAX_VIEW_DEPTH {
+                            self.ok = false;
+                            return ControlFlow::Break(());
+                        }
+                        let Some(mut b) = parse_query(&def) else {
+                            self.ok = false;
+                            return ControlFlow::Break(());
+                        };
+                        if !inline_relations(&mut b, &[], self.cat, self.views, self.depth + 1) {
+                            self.ok = false;
+                            return ControlFlow::Break(());
+                        }
+                        if !self.views.contains(&text) {
+                            self.views.push(text.clone());
+                        }
+                        b
+                    }
+                    None => return ControlFlow::Continue(()),
+                },
+            };
+            let alias = alias.clone().unwrap_or(TableAlias {
+                name: Ident::with_quote('"', &short),
+                columns: Vec::new(),
+            });
+            *f = TableFactor::Derived {
+                lateral: false,
+                subquery: Box::new(body),
+                alias: Some(alias),
+            };
+            ControlFlow::Continue(())
+        }
+    }
+    let mut v = V {
+        ctes,
+        cat,
+        views,
+        depth,
+        ok: true,
+    };
+    let _ = q.visit(&mut v);
+    v.ok
+}
+
+/// The output name of a select item, as PostgreSQL names the column.
+fn item_name(item: &SelectItem) -> Option<String> {
+    match item {
+        SelectItem::ExprWithAlias { alias, .. } => Some(fold(alias)),
+        SelectItem::UnnamedExpr(Expr::Identifier(i)) => Some(fold(i)),
+        SelectItem::UnnamedExpr(Expr::CompoundIdentifier(p)) => p.last().map(fold),
+        _ => None,
+    }
+}
+
+fn item_expr(item: &SelectItem) -> Option<&Expr> {
+    match item {
+        SelectItem::ExprWithAlias { expr, .. } | SelectItem::UnnamedExpr(expr) => Some(expr),
+        _ => None,
+    }
+}
+
+fn has_subquery(e: &Expr) -> bool {
+    sqlparser::ast::visit_expressions(e, |x| match x {
+        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
+}
+
+fn aliased(e: Expr, name: &str) -> SelectItem {
+    SelectItem::ExprWithAlias {
+        expr: e,
+        alias: Ident::with_quote('"', name),
+    }
+}
+
+fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            conjuncts(left, out);
+            conjuncts(right, out);
+        }
+        Expr::Nested(inner) => conjuncts(inner, out),
+        other => out.push(other.clone()),
+    }
+}
+
+fn and_all(terms: Vec<Expr>) -> Option<Expr> {
+    terms.into_iter().reduce(|a, b| Expr::BinaryOp {
+        left: Box::new(a),
+        op: BinaryOperator::And,
+        right: Box::new(b),
+    })
+}
+
+struct Rewriter<'a> {
+    cat: &'a dyn Catalog,
+    namer: &'a mut dyn FnMut() -> String,
+    children: Vec<Child>,
+}
+
+impl Rewriter<'_> {
+    fn child(&mut self, sql: String, empty_check: Option<String>) -> String {
+        let table = (self.namer)();
+        self.children.push(Child {
+            table: table.clone(),
+            sql,
+            empty_check,
+        });
+        table
+    }
+
+    /// A grouped query whose HAVING has a subquery: the grouped part becomes an internal table.
+    fn split_having(&mut self, q: &mut Query) -> Option<()> {
+        let SetExpr::Select(sel) = q.body.as_mut() else {
+            return None;
+        };
+        let having = sel.having.clone()?;
+        if !has_subquery(&having) || sel.distinct.is_some() {
+            return None;
+        }
+        let mut names = Vec::new();
+        for item in &sel.projection {
+            let n = item_name(item)?;
+            if names.contains(&n) || n.starts_with("__pgt_") {
+                return None;
+            }
+            names.push(n);
+        }
+        // HAVING's aggregate calls become hidden outputs; any other column it reads must be an
+        // output of the query (by name).
+        let mut calls: Vec<Expr> = Vec::new();
+        // Not inside HAVING's subqueries: their aggregates are theirs.
+        struct Calls<'a>(&'a mut Vec<Expr>, usize);
+        impl VisitorMut for Calls<'_> {
+            type Break = ();
+            fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+                self.1 += 1;
+                ControlFlow::Continue(())
+            }
+            fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+                self.1 -= 1;
+                ControlFlow::Continue(())
+            }
+            fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+                if self.1 > 0 {
+                    return ControlFlow::Continue(());
+                }
+                if let Expr::Function(f) = e {
+                    if is_aggregate(f) {
+                        let i = match self.0.iter().position(|c| c == e) {
+                            Some(i) => i,
+                            None => {
+                                self.0.push(e.clone());
+                                self.0.len() - 1
+                            }
+                        };
+                        *e = Expr::Identifier(Ident::with_quote('"', format!("__pgt_h{}", i + 1)));
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let mut outer_having = having;
+        let _ = VisitMut::visit(&mut outer_having, &mut Calls(&mut calls, 0));
+        // Subqueries are looked into by the scalar rewrite, not here.
+        let outside = super::expr::substitute(&outer_having, &|x: &Expr| match x {
+            Expr::Subquery(_) | Expr::Exists { .. } => {
+                Some(Expr::Value(sqlparser::ast::Value::Null.with_empty_span()))
+            }
+            Expr::InSubquery { expr, .. } => Some((**expr).clone()),
+            _ => None,
+        });
+        let mut names_ok = true;
+        let _ = sqlparser::ast::visit_expressions(&outside, |x: &Expr| {
+            match x {
+                Expr::Identifier(i)
+                    if !i.value.starts_with("__pgt_h") && !names.contains(&fold(i)) =>
+                {
+                    names_ok = false;
+                }
+                Expr::CompoundIdentifier(_) => names_ok = false,
+                _ => {}
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        // Column references inside HAVING's subqueries are theirs (or correlated to the grouped
+        // query, which the rewrite cannot keep): only uncorrelated ones are accepted below.
+        if !names_ok {
+            return None;
+        }
+        let mut inner = (**sel).clone();
+        inner.having = None;
+        for (i, c) in calls.iter().enumerate() {
+            inner
+                .projection
+                .push(aliased(c.clone(), &format!("__pgt_h{}", i + 1)));
+        }
+        let inner_q = Query {
+            with: q.with.clone(),
+            body: Box::new(SetExpr::Select(Box::new(inner))),
+            order_by: None,
+            limit_clause: None,
+            fetch: None,
+            locks: Vec::new(),
+            for_clause: None,
+            settings: None,
+            format_clause: None,
+            pipe_operators: Vec::new(),
+        };
+        // ORDER BY must name outputs (or positions) to be kept over the internal table.
+        if let Some(ob) = &q.order_by {
+            if let OrderByKind::Expressions(items) = &ob.kind {
+                for o in items {
+                    match &o.expr {
+                        Expr::Identifier(i) if names.contains(&fold(i)) => {}
+                        Expr::Value(_) => {}
+                        _ => return None,
+                    }
+                }
+            }
+        }
+        let table = self.child(inner_q.to_string(), None);
+        let list: Vec<String> = names.iter().map(|n| quote_ident(n)).collect();
+        let outer = format!(
+            "SELECT {} FROM {table} AS __pgt_g WHERE {outer_having}",
+            list.join(", ")
+        );
+        let mut new_q = parse_query(&outer)?;
+        new_q.order_by = q.order_by.clone();
+        new_q.limit_clause = q.limit_clause.clone();
+        new_q.fetch = q.fetch.clone();
+        *q = new_q;
+        Some(())
+    }
+
+    /// Subqueries in FROM (not LATERAL) become internal tables.
+    fn from_subqueries(&mut self, q: &mut Query) -> bool {
+        let SetExpr::Select(sel) = q.body.as_mut() else {
+            return true;
+        };
+        let mut n = 0;
+        for twj in sel.from.iter_mut() {
+            let mut factors: Vec<&mut TableFactor> = vec![&mut twj.relation];
+            factors.extend(twj.joins.iter_mut().map(|j| &mut j.relation));
+            for f in factors {
+                let TableFactor::Derived {
+                    lateral,
+                    subquery,
+                    alias,
+                } = f
+                else {
+                    continue;
+                };
+                if *lateral {
+                    return false;
+                }
+                n += 1;
+                let mut body = (**subquery).clone();
+                let alias_name = alias
+                    .as_ref()
+                    .map(|a| a.name.clone())
+                    .unwrap_or_else(|| Ident::with_quote('"', format!("__pgt_d{n}")));
+                if let Some(a) = alias.as_ref().filter(|a| !a.columns.is_empty()) {
+                    let SetExpr::Select(bs) = body.body.as_mut() else {
+                        return false;
+                    };
+                    if a.columns.len() > bs.projection.len() {
+                        return false;
+                    }
+                    for (item, col) in bs.projection.iter_mut().zip(&a.columns) {
+                        let Some(e) = item_expr(item).cloned() else {
+                            return false;
+                        };
+                        *item = aliased(e, &fold(&col.name));
+                    }
+                }
+                let table = self.child(body.to_string(), None);
+                let Some(name) = parse_object_name(&table) else {
+                    return false;
+                };
+                *f = TableFactor::Table {
+                    name,
+                    alias: Some(TableAlias {
+                        name: alias_name,
+                        columns: Vec::new(),
+                    }),
+                    args: None,
+                    with_hints: Vec::new(),
+                    version: None,
+                    with_ordinality: false,
+                    partitions: Vec::new(),
+                    json_path: None,
+                    sample: None,
+                    index_hints: Vec::new(),
+                };
+            }
+        }
+        true
+    }
+
+    /// Scalar subqueries whose FROM is not one table become lookups of internal tables.
+    fn scalars(&mut self, q: &mut Query) {
+        struct S<'a, 'b>(&'a mut Rewriter<'b>);
+        impl VisitorMut for S<'_, '_> {
+            type Break = ();
+            fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+                if let Expr::Subquery(sq) = e {
+                    if let Some(r) = self.0.scalar(sq) {
+                        *e = r;
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = q.visit(&mut S(self));
+    }
+
+    fn scalar(&mut self, sq: &Query) -> Option<Expr> {
+        if sq.with.is_some()
+            || sq.order_by.is_some()
+            || sq.limit_clause.is_some()
+            || sq.fetch.is_some()
+        {
+            return None;
+        }
+        let SetExpr::Select(sel) = sq.body.as_ref() else {
+            return None;
+        };
+        let one_table = sel.from.len() == 1
+            && sel.from[0].joins.is_empty()
+            && matches!(sel.from[0].relation, TableFactor::Table { .. });
+        if one_table
+            || sel.from.is_empty()
+            || sel.distinct.is_some()
+            || sel.having.is_some()
+            || sel.projection.len() != 1
+            || !matches!(&sel.group_by, GroupByExpr::Expressions(g, m) if g.is_empty() && m.is_empty())
+        {
+            return None;
+        }
+        let value = item_expr(&sel.projection[0])?.clone();
+        if !contains_aggregate(&value) {
+            return None;
+        }
+        // The names the body's own FROM provides: aliases, and bare column names.
+        let mut aliases = BTreeSet::new();
+        let mut columns = BTreeSet::new();
+        for twj in &sel.from {
+            let mut factors = vec![&twj.relation];
+            factors.extend(twj.joins.iter().map(|j| &j.relation));
+            for f in factors {
+                match f {
+                    TableFactor::Table { name, alias, .. } => {
+                        aliases.insert(match alias {
+                            Some(a) => fold(&a.name),
+                            None => table_name(name),
+                        });
+                        columns.extend(self.cat.columns(&name.to_string())?);
+                    }
+                    TableFactor::Derived {
+                        subquery,
+                        alias: Some(a),
+                        lateral: false,
+                    } => {
+                        aliases.insert(fold(&a.name));
+                        if !a.columns.is_empty() {
+                            columns.extend(a.columns.iter().map(|c| fold(&c.name)));
+                        } else {
+                            let SetExpr::Select(b) = subquery.body.as_ref() else {
+                                return None;
+                            };
+                            for item in &b.projection {
+                                columns.insert(item_name(item)?);
+                            }
+                        }
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        // Whether an expression reads the body's names, the outer query's, or both.
+        let sides = |e: &Expr| -> Option<(bool, bool)> {
+            let (mut inner, mut outer) = (false, false);
+            let r = sqlparser::ast::visit_expressions(e, |x| {
+                match x {
+                    Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+                        return ControlFlow::Break(())
+                    }
+                    Expr::Identifier(i) => {
+                        if columns.contains(&fold(i)) {
+                            inner = true;
+                        } else {
+                            outer = true;
+                        }
+                    }
+                    Expr::CompoundIdentifier(p) if p.len() >= 2 => {
+                        if aliases.contains(&fold(&p[p.len() - 2])) {
+                            inner = true;
+                        } else {
+                            outer = true;
+                        }
+                    }
+                    _ => {}
+                }
+                ControlFlow::Continue(())
+            });
+            (!r.is_break()).then_some((inner, outer))
+        };
+        if sides(&value)?.1 {
+            return None;
+        }
+        let mut local = Vec::new();
+        let mut keys: Vec<(Expr, Expr)> = Vec::new();
+        if let Some(w) = &sel.selection {
+            let mut terms = Vec::new();
+            conjuncts(w, &mut terms);
+            for t in terms {
+                let (_, outer) = match sides(&t) {
+                    Some(s) => s,
+                    // A subquery inside: kept in the body when it reads no outer name.
+                    None if has_subquery(&t) => {
+                        local.push(t);
+                        continue;
+                    }
+                    None => return None,
+                };
+                if !outer {
+                    local.push(t);
+                    continue;
+                }
+                let Expr::BinaryOp {
+                    left,
+                    op: BinaryOperator::Eq,
+                    right,
+                } = &t
+                else {
+                    return None;
+                };
+                match (sides(left)?, sides(right)?) {
+                    ((true, false), (false, true)) => keys.push((*left.clone(), *right.clone())),
+                    ((false, true), (true, false)) => keys.push((*right.clone(), *left.clone())),
+                    _ => return None,
+                }
+            }
+        }
+        let mut body = (**sel).clone();
+        let mut items: Vec<SelectItem> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (inner, _))| aliased(inner.clone(), &format!("__pgt_k{}", i + 1)))
+            .collect();
+        items.push(aliased(value.clone(), "__pgt_v"));
+        body.projection = items;
+        body.selection = and_all(local);
+        if !keys.is_empty() {
+            body.group_by =
+                GroupByExpr::Expressions(keys.iter().map(|(i, _)| i.clone()).collect(), Vec::new());
+        }
+        let from: Vec<String> = sel.from.iter().map(|t| t.to_string()).collect();
+        let empty_check = (!keys.is_empty()).then(|| {
+            format!(
+                "SELECT ({value}) IS NULL FROM {} WHERE false",
+                from.join(", ")
+            )
+        });
+        let child_q = Query {
+            body: Box::new(SetExpr::Select(Box::new(body))),
+            ..sq.clone()
+        };
+        let table = self.child(child_q.to_string(), empty_check);
+        let alias = format!("__pgt_n{}", self.children.len());
+        let conds: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (_, o))| format!("{alias}.\"__pgt_k{}\" = {o}", i + 1))
+            .collect();
+        let sql = format!(
+            "SELECT (SELECT min({alias}.\"__pgt_v\") FROM {table} AS {alias}{})",
+            if conds.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", conds.join(" AND "))
+            }
+        );
+        let q = parse_query(&sql)?;
+        let SetExpr::Select(s) = *q.body else {
+            return None;
+        };
+        item_expr(&s.projection[0]).cloned()
+    }
+}
+
+fn parse_object_name(quoted: &str) -> Option<ObjectName> {
+    let q = parse_query(&format!("SELECT 1 FROM {quoted}"))?;
+    let SetExpr::Select(s) = *q.body else {
+        return None;
+    };
+    match s.from.into_iter().next()?.relation {
+        TableFactor::Table { name, .. } => Some(name),
+        _ => None,
+    }
+}
+
+/// Rewrites `sql` over internal tables named by `namer` (quoted), or `None` when no rewrite
+/// applies (or one that would is not exact: a LATERAL subquery, a correlated subquery in HAVING,
+/// a recursive WITH).
+pub fn nest(sql: &str, cat: &dyn Catalog, namer: &mut dyn FnMut() -> String) -> Option<Nested> {
+    let mut q = parse_query(sql)?;
+    if !matches!(q.body.as_ref(), SetExpr::Select(_)) {
+        return None;
+    }
+    let mut views = Vec::new();
+    if let Some(with) = q.with.take() {
+        if with.recursive {
+            return None;
+        }
+        let mut ctes: Vec<(String, Query)> = Vec::new();
+        for cte in with.cte_tables {
+            if !cte.alias.columns.is_empty() || cte.materialized.is_some() {
+                return None;
+            }
+            let mut body = (*cte.query).clone();
+            if !inline_relations(&mut body, &ctes, cat, &mut views, 0) {
+                return None;
+            }
+            ctes.push((fold(&cte.alias.name), body));
+        }
+        if !inline_relations(&mut q, &ctes, cat, &mut views, 0) {
+            return None;
+        }
+    } else if !inline_relations(&mut q, &[], cat, &mut views, 0) {
+        return None;
+    }
+    let mut rw = Rewriter {
+        cat,
+        namer,
+        children: Vec::new(),
+    };
+    let _ = rw.split_having(&mut q);
+    if !rw.from_subqueries(&mut q) {
+        return None;
+    }
+    rw.scalars(&mut q);
+    if rw.children.is_empty() && views.is_empty() {
+        return None;
+    }
+    // A subquery left reading the outer query (a correlated one nothing rewrote) is for the
+    // planner to refuse; the rewrite itself never leaves a view or WITH query behind.
+    struct Left(bool);
+    impl Visitor for Left {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, f: &TableFactor) -> ControlFlow<()> {
+            if matches!(f, TableFactor::Derived { lateral: true, .. }) {
+                self.0 = true;
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut left = Left(false);
+    let _ = q.visit(&mut left);
+    if left.0 {
+        return None;
+    }
+    Some(Nested {
+        query: q.to_string(),
+        children: rw.children,
+        views,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Cat;
+    impl Catalog for Cat {
+        fn view(&self, name: &str) -> Option<String> {
+            match name {
+                "rev" => Some(
+                    "SELECT l_suppkey AS supplier_no, sum(l_price) AS total FROM lineitem GROUP BY l_suppkey"
+                        .into(),
+                ),
+                "v2" => Some("SELECT * FROM rev WHERE total > 0".into()),
+                _ => None,
+            }
+        }
+        fn columns(&self, name: &str) -> Option<Vec<String>> {
+            let cols: &[&str] = match name {
+                "partsupp" => &["ps_partkey", "ps_suppkey", "ps_supplycost"],
+                "supplier" => &["s_suppkey", "s_nationkey"],
+                "nation" => &["n_nationkey", "n_name"],
+                "lineitem" => &["l_suppkey", "l_price"],
+                _ => return None,
+            };
+            Some(cols.iter().map(|c| c.to_string()).collect())
+        }
+    }
+
+    fn run(sql: &str) -> Option<Nested> {
+        let mut n = 0;
+        nest(sql, &Cat, &mut || {
+            n += 1;
+            format!("pgtrickle_changes.sub_{n}")
+        })
+    }
+
+    #[test]
+    fn a_subquery_in_from_becomes_an_internal_table() {
+        let r = run(
+            "SELECT c_count, count(*) FROM (SELECT c_custkey, count(o_orderkey) FROM customer LEFT JOIN orders \
+             ON c_custkey = o_custkey GROUP BY c_custkey) AS c_orders (c_custkey, c_count) GROUP BY c_count",
+        )
+        .unwrap();
+        assert_eq!(
+            r.query,
+            "SELECT c_count, count(*) FROM pgtrickle_changes.sub_1 AS c_orders GROUP BY c_count"
+        );
+        assert_eq!(r.children.len(), 1);
+        assert_eq!(
+            r.children[0].sql,
+            "SELECT c_custkey AS \"c_custkey\", count(o_orderkey) AS \"c_count\" FROM customer LEFT JOIN orders \
+             ON c_custkey = o_custkey GROUP BY c_custkey"
+        );
+        assert_eq!(r.children[0].empty_check, None);
+    }
+
+    #[test]
+    fn a_correlated_scalar_over_a_join_becomes_a_keyed_lookup() {
+        let r = run(
+            "SELECT p_partkey FROM part, partsupp WHERE p_partkey = ps_partkey AND ps_supplycost = \
+             (SELECT min(ps_supplycost) FROM partsupp, supplier WHERE p_partkey = ps_partkey AND s_suppkey = ps_suppkey)",
+        )
+        .unwrap();
+        assert_eq!(r.children.len(), 1);
+        assert_eq!(
+            r.children[0].sql,
+            "SELECT ps_partkey AS \"__pgt_k1\", min(ps_supplycost) AS \"__pgt_v\" FROM partsupp, supplier \
+             WHERE s_suppkey = ps_suppkey GROUP BY ps_partkey"
+        );
+        assert_eq!(
+            r.children[0].empty_check.as_deref(),
+            Some("SELECT (min(ps_supplycost)) IS NULL FROM partsupp, supplier WHERE false")
+        );
+        assert!(r.query.ends_with(
+            "ps_supplycost = (SELECT min(__pgt_n1.\"__pgt_v\") FROM pgtrickle_changes.sub_1 AS __pgt_n1 \
+             WHERE __pgt_n1.\"__pgt_k1\" = p_partkey)"
+        ));
+    }
+
+    #[test]
+    fn a_subquery_in_having_moves_the_grouped_query_into_an_internal_table() {
+        let r = run(
+            "SELECT ps_partkey, sum(ps_supplycost) AS value FROM partsupp, supplier WHERE ps_suppkey = s_suppkey \
+             GROUP BY ps_partkey HAVING sum(ps_supplycost) > (SELECT sum(ps_supplycost) * 0.5 FROM partsupp, supplier \
+             WHERE ps_suppkey = s_suppkey) ORDER BY value DESC",
+        )
+        .unwrap();
+        assert_eq!(r.children.len(), 2);
+        assert!(r.children[0]
+            .sql
+            .contains("sum(ps_supplycost) AS \"__pgt_h1\""));
+        assert!(!r.children[0].sql.contains("HAVING"));
+        assert_eq!(
+            r.children[1].sql,
+            "SELECT sum(ps_supplycost) * 0.5 AS \"__pgt_v\" FROM partsupp, supplier WHERE ps_suppkey = s_suppkey"
+        );
+        assert_eq!(r.children[1].empty_check, None);
+        assert_eq!(
+            r.query,
+            "SELECT \"ps_partkey\", \"value\" FROM pgtrickle_changes.sub_1 AS __pgt_g WHERE \"__pgt_h1\" > \
+             (SELECT min(__pgt_n2.\"__pgt_v\") FROM pgtrickle_changes.sub_2 AS __pgt_n2) ORDER BY value DESC"
+        );
+    }
+
+    #[test]
+    fn views_over_views_and_with_queries_are_inlined() {
+        let r = run("SELECT s_suppkey FROM supplier, v2 WHERE s_suppkey = supplier_no").unwrap();
+        assert_eq!(r.views, vec!["rev".to_string(), "v2".to_string()]);
+        assert_eq!(r.children.len(), 1);
+        assert!(r.children[0]
+            .sql
+            .starts_with("SELECT * FROM (SELECT l_suppkey"));
+        let r = run(
+            "WITH r AS (SELECT l_suppkey, sum(l_price) AS t FROM lineitem GROUP BY l_suppkey) \
+             SELECT s_suppkey FROM supplier, r WHERE s_suppkey = l_suppkey AND t = (SELECT max(t) FROM r)",
+        )
+        .unwrap();
+        assert!(r.views.is_empty());
+        assert_eq!(r.children.len(), 2);
+        assert!(r.children[1]
+            .sql
+            .starts_with("SELECT max(t) AS \"__pgt_v\" FROM (SELECT"));
+    }
+
+    #[test]
+    fn what_is_left_alone() {
+        // Nothing to rewrite.
+        assert_eq!(
+            run("SELECT a FROM t WHERE b = (SELECT max(c) FROM u)"),
+            None
+        );
+        // Correlated by other than equality.
+        assert_eq!(
+            run("SELECT a FROM t WHERE b = (SELECT max(ps_supplycost) FROM partsupp, supplier WHERE ps_partkey < t.a)"),
+            None
+        );
+        // LATERAL.
+        assert_eq!(
+            run("SELECT * FROM t, LATERAL (SELECT count(*) FROM u WHERE u.x = t.x) s"),
+            None
+        );
+        // Recursive WITH.
+        assert_eq!(
+            run("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT * FROM r"),
+            None
+        );
+    }
+}
