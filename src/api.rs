@@ -1,7 +1,7 @@
 //! The SQL API in schema `pgtrickle`: the stream table lifecycle. Every function runs in the
 //! caller's transaction, so an error anywhere leaves nothing behind.
 
-use crate::analyze::{analyze, analyze_internal, Analyzed};
+use crate::analyze::{analyze_internal, Analyzed};
 use crate::capture;
 use crate::catalog::{self, SourceKind, StreamTable};
 use crate::error::{raise, OrRaise};
@@ -53,7 +53,11 @@ fn define(query: &str) -> Definition {
         );
     }
     let def = define_quiet(query);
-    if let Some(s) = def.sources.iter().find(|s| s.kind == SourceKind::StreamTable) {
+    if let Some(s) = def
+        .sources
+        .iter()
+        .find(|s| s.kind == SourceKind::StreamTable)
+    {
         if let Some((_, parent)) = catalog::by_relid(s.relid).and_then(|st| st.parent) {
             raise(PgtError::InternalStreamTable {
                 name: s.display.clone(),
@@ -243,7 +247,13 @@ pub(crate) fn install(new: &Install<'_>, def: &Definition, planned: &Planned) ->
     );
     catalog::store_plan(pgt_id, &quote_qualified(schema, name), built);
     crate::topk::install(pgt_id, storage, built);
-    wire_sources(pgt_id, storage, &catalog::relation_display(storage), def, planned);
+    wire_sources(
+        pgt_id,
+        storage,
+        &catalog::relation_display(storage),
+        def,
+        planned,
+    );
     crate::nested::adopt(pgt_id, storage, &planned.children);
     catalog::store_views(pgt_id, &planned.views);
     storage

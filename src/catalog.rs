@@ -333,7 +333,10 @@ pub fn all_edges() -> Vec<(u32, u32)> {
 pub fn store_views(pgt_id: i64, views: &[Oid]) {
     spi::exec(
         "UPDATE pgtrickle.pgt_stream_tables SET inlined_views = $2 WHERE pgt_id = $1",
-        &[pgt_id.into(), (!views.is_empty()).then(|| views.to_vec()).into()],
+        &[
+            pgt_id.into(),
+            (!views.is_empty()).then(|| views.to_vec()).into(),
+        ],
     );
 }
 

@@ -72,22 +72,20 @@ pub fn plan(
     mode: RefreshMode,
     capture: CaptureMode,
 ) -> Planned {
-    differential(pgt_id, schema, name, query, def, mode, capture).unwrap_or_else(|reason| {
-        Planned {
-            built: plan::full(
-                schema,
-                name,
-                query,
-                &def.analyzed.columns,
-                &def.analyzed,
-                &def.sources,
-                mode,
-                reason,
-            ),
-            plan_sources: def.sources.clone(),
-            children: Vec::new(),
-            views: Vec::new(),
-        }
+    differential(pgt_id, schema, name, query, def, mode, capture).unwrap_or_else(|reason| Planned {
+        built: plan::full(
+            schema,
+            name,
+            query,
+            &def.analyzed.columns,
+            &def.analyzed,
+            &def.sources,
+            mode,
+            reason,
+        ),
+        plan_sources: def.sources.clone(),
+        children: Vec::new(),
+        views: Vec::new(),
     })
 }
 

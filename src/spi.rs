@@ -261,16 +261,14 @@ pub fn in_subtransaction<R>(f: impl FnOnce() -> Result<R, String>) -> Result<R, 
         let f = f;
         (f.0)()
     })
-        .catch_others(|e| {
-            Err(match e {
-                pg_sys::panic::CaughtError::PostgresError(r)
-                | pg_sys::panic::CaughtError::ErrorReport(r) => r.message().to_string(),
-                pg_sys::panic::CaughtError::RustPanic { ereport, .. } => {
-                    ereport.message().to_string()
-                }
-            })
+    .catch_others(|e| {
+        Err(match e {
+            pg_sys::panic::CaughtError::PostgresError(r)
+            | pg_sys::panic::CaughtError::ErrorReport(r) => r.message().to_string(),
+            pg_sys::panic::CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
         })
-        .execute();
+    })
+    .execute();
     // SAFETY: ends the subtransaction begun above (kept on success, rolled back otherwise).
     unsafe {
         if result.is_ok() {

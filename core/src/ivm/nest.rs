@@ -29,8 +29,9 @@
 use super::expr::{contains_aggregate, is_aggregate};
 use crate::ident::quote_ident;
 use sqlparser::ast::{
-    BinaryOperator, Expr, GroupByExpr, Ident, ObjectName, ObjectNamePart, OrderByKind, Query,
-    SelectItem, SetExpr, Statement, TableAlias, TableFactor, Visit, VisitMut, Visitor, VisitorMut,
+    BinaryOperator, Distinct, Expr, GroupByExpr, Ident, JoinConstraint, ObjectName, ObjectNamePart,
+    OrderByKind, Query, Select, SelectItem, SetExpr, Statement, TableAlias, TableFactor,
+    TableWithJoins, Visit, VisitMut, Visitor, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -234,6 +235,183 @@ fn and_all(terms: Vec<Expr>) -> Option<Expr> {
     })
 }
 
+/// The names one FROM clause provides: its aliases (or table names) and its column names.
+#[derive(Debug, Default, Clone)]
+struct Scope {
+    aliases: BTreeSet<String>,
+    columns: BTreeSet<String>,
+}
+
+fn factors(twj: &TableWithJoins) -> Vec<&TableFactor> {
+    let mut out = vec![&twj.relation];
+    out.extend(twj.joins.iter().map(|j| &j.relation));
+    out
+}
+
+/// The [`Scope`] of `from`; `None` when a table's columns are unknown or a subquery's outputs
+/// are not all named.
+fn scope_of(from: &[TableWithJoins], cat: &dyn Catalog) -> Option<Scope> {
+    let mut scope = Scope::default();
+    for f in from.iter().flat_map(factors) {
+        match f {
+            TableFactor::Table { name, alias, .. } => {
+                scope.aliases.insert(match alias {
+                    Some(a) => fold(&a.name),
+                    None => table_name(name),
+                });
+                scope.columns.extend(cat.columns(&name.to_string())?);
+            }
+            TableFactor::Derived {
+                subquery,
+                alias: Some(a),
+                lateral: false,
+            } => {
+                scope.aliases.insert(fold(&a.name));
+                if !a.columns.is_empty() {
+                    scope
+                        .columns
+                        .extend(a.columns.iter().map(|c| fold(&c.name)));
+                } else {
+                    let SetExpr::Select(b) = subquery.body.as_ref() else {
+                        return None;
+                    };
+                    for item in &b.projection {
+                        scope.columns.insert(item_name(item)?);
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(scope)
+}
+
+/// `e` with its subqueries taken out (each replaced by NULL; `x IN (...)` by `x`), and them.
+fn strip_subqueries(e: &Expr) -> (Expr, Vec<Query>) {
+    let found = std::cell::RefCell::new(Vec::new());
+    let stripped = super::expr::substitute(e, &|x: &Expr| match x {
+        Expr::Subquery(q) | Expr::Exists { subquery: q, .. } => {
+            found.borrow_mut().push((**q).clone());
+            Some(Expr::Value(sqlparser::ast::Value::Null.with_empty_span()))
+        }
+        Expr::InSubquery { expr, subquery, .. } => {
+            found.borrow_mut().push((**subquery).clone());
+            Some((**expr).clone())
+        }
+        _ => None,
+    });
+    (stripped, found.into_inner())
+}
+
+/// Whether query `q` reads a column that none of the FROM clauses inside it (nor `stack`, the
+/// enclosing ones inside the subquery being checked) provides: a reference to an outer query.
+/// `None` when that cannot be told.
+fn reads_outside(q: &Query, cat: &dyn Catalog, stack: &mut Vec<Scope>) -> Option<bool> {
+    if q.with.is_some() {
+        return None;
+    }
+    let SetExpr::Select(sel) = q.body.as_ref() else {
+        return None;
+    };
+    let mut outside = false;
+    for f in sel.from.iter().flat_map(factors) {
+        match f {
+            TableFactor::Derived {
+                subquery,
+                lateral: false,
+                ..
+            } => outside |= reads_outside(subquery, cat, stack)?,
+            TableFactor::Table { args: None, .. } => {}
+            _ => return None,
+        }
+    }
+    stack.push(scope_of(&sel.from, cat)?);
+    let mut exprs: Vec<Expr> = sel
+        .projection
+        .iter()
+        .filter_map(item_expr)
+        .cloned()
+        .collect();
+    exprs.extend(sel.selection.clone());
+    exprs.extend(sel.having.clone());
+    if let GroupByExpr::Expressions(g, _) = &sel.group_by {
+        exprs.extend(g.iter().cloned());
+    }
+    for twj in &sel.from {
+        for j in &twj.joins {
+            if let Some(JoinConstraint::On(e)) = join_constraint(&j.join_operator) {
+                exprs.push(e.clone());
+            }
+        }
+    }
+    let mut result = Some(outside);
+    'exprs: for e in exprs {
+        let (stripped, subs) = strip_subqueries(&e);
+        let unresolved = sqlparser::ast::visit_expressions(&stripped, |x: &Expr| {
+            let known = match x {
+                Expr::Identifier(i) => stack.iter().any(|s| s.columns.contains(&fold(i))),
+                Expr::CompoundIdentifier(p) if p.len() >= 2 => {
+                    let a = fold(&p[p.len() - 2]);
+                    stack.iter().any(|s| s.aliases.contains(&a))
+                }
+                _ => true,
+            };
+            if known {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            }
+        })
+        .is_break();
+        if unresolved {
+            result = Some(true);
+        }
+        for sq in subs {
+            match reads_outside(&sq, cat, stack) {
+                Some(r) => result = result.map(|o| o || r),
+                None => {
+                    result = None;
+                    break 'exprs;
+                }
+            }
+        }
+    }
+    stack.pop();
+    result
+}
+
+fn join_constraint(op: &sqlparser::ast::JoinOperator) -> Option<&JoinConstraint> {
+    use sqlparser::ast::JoinOperator as J;
+    match op {
+        J::Join(c)
+        | J::Inner(c)
+        | J::Left(c)
+        | J::LeftOuter(c)
+        | J::Right(c)
+        | J::RightOuter(c)
+        | J::FullOuter(c) => Some(c),
+        _ => None,
+    }
+}
+
+/// A subquery body `SELECT e FROM ... [WHERE ...]` of one output and no WITH, ORDER BY or LIMIT.
+fn single_output(q: &Query) -> Option<(&Select, &Expr)> {
+    if q.with.is_some() || q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some() {
+        return None;
+    }
+    let SetExpr::Select(sel) = q.body.as_ref() else {
+        return None;
+    };
+    if sel.projection.len() != 1 || sel.from.is_empty() {
+        return None;
+    }
+    Some((sel, item_expr(&sel.projection[0])?))
+}
+
+fn no_group_by(sel: &Select) -> bool {
+    matches!(&sel.group_by, GroupByExpr::Expressions(g, m) if g.is_empty() && m.is_empty())
+}
+
 struct Rewriter<'a> {
     cat: &'a dyn Catalog,
     namer: &'a mut dyn FnMut() -> String,
@@ -420,24 +598,144 @@ impl Rewriter<'_> {
                 let Some(name) = parse_object_name(&table) else {
                     return false;
                 };
-                *f = TableFactor::Table {
-                    name,
-                    alias: Some(TableAlias {
-                        name: alias_name,
-                        columns: Vec::new(),
-                    }),
-                    args: None,
-                    with_hints: Vec::new(),
-                    version: None,
-                    with_ordinality: false,
-                    partitions: Vec::new(),
-                    json_path: None,
-                    sample: None,
-                    index_hints: Vec::new(),
-                };
+                *f = table_factor(name, alias_name);
             }
         }
         true
+    }
+
+    /// In the query's own WHERE: a conjunct `x IN (SELECT c FROM ...)` whose subquery reads
+    /// nothing of the query becomes `x = i.__pgt_i`, with `i` the internal table `SELECT
+    /// DISTINCT c AS __pgt_i FROM ...` joined in FROM (one row per value, so no row is
+    /// duplicated; NULLs match nothing either way). An uncorrelated scalar subquery that
+    /// aggregates without GROUP BY or HAVING (anywhere in WHERE, outside other subqueries)
+    /// becomes `x.__pgt_v`, with `x` its internal table, which has exactly one row, joined in FROM.
+    fn where_subqueries(&mut self, q: &mut Query) {
+        let SetExpr::Select(sel) = q.body.as_mut() else {
+            return;
+        };
+        let Some(w) = sel.selection.take() else {
+            return;
+        };
+        let mut terms = Vec::new();
+        conjuncts(&w, &mut terms);
+        let mut joined: Vec<(String, String)> = Vec::new();
+        let mut out = Vec::new();
+        for t in terms {
+            if let Expr::InSubquery {
+                expr,
+                subquery,
+                negated: false,
+            } = &t
+            {
+                if let Some(table) = self.in_table(subquery) {
+                    let alias = format!("__pgt_i{}", self.children.len());
+                    out.push(Expr::BinaryOp {
+                        left: expr.clone(),
+                        op: BinaryOperator::Eq,
+                        right: Box::new(Expr::CompoundIdentifier(vec![
+                            Ident::new(&alias),
+                            Ident::with_quote('"', "__pgt_i"),
+                        ])),
+                    });
+                    joined.push((table, alias));
+                    continue;
+                }
+            }
+            out.push(t);
+        }
+        struct S<'a, 'b> {
+            rw: &'a mut Rewriter<'b>,
+            joined: &'a mut Vec<(String, String)>,
+            depth: usize,
+        }
+        impl VisitorMut for S<'_, '_> {
+            type Break = ();
+            fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+                self.depth += 1;
+                ControlFlow::Continue(())
+            }
+            fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+                self.depth -= 1;
+                ControlFlow::Continue(())
+            }
+            fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+                if self.depth > 0 {
+                    return ControlFlow::Continue(());
+                }
+                if let Expr::Subquery(sq) = e {
+                    if let Some(table) = self.rw.one_row_table(sq) {
+                        let alias = format!("__pgt_x{}", self.rw.children.len());
+                        *e = Expr::CompoundIdentifier(vec![
+                            Ident::new(&alias),
+                            Ident::with_quote('"', "__pgt_v"),
+                        ]);
+                        self.joined.push((table, alias));
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let mut w = and_all(out);
+        if let Some(w) = w.as_mut() {
+            let _ = VisitMut::visit(
+                w,
+                &mut S {
+                    rw: self,
+                    joined: &mut joined,
+                    depth: 0,
+                },
+            );
+        }
+        let SetExpr::Select(sel) = q.body.as_mut() else {
+            return;
+        };
+        sel.selection = w;
+        for (table, alias) in joined {
+            if let Some(name) = parse_object_name(&table) {
+                sel.from.push(TableWithJoins {
+                    relation: table_factor(name, Ident::new(alias)),
+                    joins: Vec::new(),
+                });
+            }
+        }
+    }
+
+    /// The internal table of an uncorrelated `IN` subquery's distinct values (`__pgt_i`).
+    fn in_table(&mut self, sq: &Query) -> Option<String> {
+        let (sel, e) = single_output(sq)?;
+        if reads_outside(sq, self.cat, &mut Vec::new())? {
+            return None;
+        }
+        let mut body = sel.clone();
+        body.projection = vec![aliased(e.clone(), "__pgt_i")];
+        body.distinct = Some(Distinct::Distinct);
+        let child = Query {
+            body: Box::new(SetExpr::Select(Box::new(body))),
+            ..sq.clone()
+        };
+        Some(self.child(child.to_string(), None))
+    }
+
+    /// The one-row internal table (`__pgt_v`) of an uncorrelated scalar subquery that aggregates
+    /// without GROUP BY or HAVING.
+    fn one_row_table(&mut self, sq: &Query) -> Option<String> {
+        let (sel, e) = single_output(sq)?;
+        if !contains_aggregate(e)
+            || !no_group_by(sel)
+            || sel.having.is_some()
+            || sel.distinct.is_some()
+            || reads_outside(sq, self.cat, &mut Vec::new())?
+        {
+            return None;
+        }
+        let mut body = sel.clone();
+        body.projection = vec![aliased(e.clone(), "__pgt_v")];
+        let child = Query {
+            body: Box::new(SetExpr::Select(Box::new(body))),
+            ..sq.clone()
+        };
+        Some(self.child(child.to_string(), None))
     }
 
     /// Scalar subqueries whose FROM is not one table become lookups of internal tables.
@@ -632,6 +930,24 @@ impl Rewriter<'_> {
     }
 }
 
+fn table_factor(name: ObjectName, alias: Ident) -> TableFactor {
+    TableFactor::Table {
+        name,
+        alias: Some(TableAlias {
+            name: alias,
+            columns: Vec::new(),
+        }),
+        args: None,
+        with_hints: Vec::new(),
+        version: None,
+        with_ordinality: false,
+        partitions: Vec::new(),
+        json_path: None,
+        sample: None,
+        index_hints: Vec::new(),
+    }
+}
+
 fn parse_object_name(quoted: &str) -> Option<ObjectName> {
     let q = parse_query(&format!("SELECT 1 FROM {quoted}"))?;
     let SetExpr::Select(s) = *q.body else {
@@ -682,6 +998,7 @@ pub fn nest(sql: &str, cat: &dyn Catalog, namer: &mut dyn FnMut() -> String) -> 
     if !rw.from_subqueries(&mut q) {
         return None;
     }
+    rw.where_subqueries(&mut q);
     rw.scalars(&mut q);
     if rw.children.is_empty() && views.is_empty() {
         return None;
@@ -809,8 +1126,8 @@ mod tests {
         assert_eq!(r.children[1].empty_check, None);
         assert_eq!(
             r.query,
-            "SELECT \"ps_partkey\", \"value\" FROM pgtrickle_changes.sub_1 AS __pgt_g WHERE \"__pgt_h1\" > \
-             (SELECT min(__pgt_n2.\"__pgt_v\") FROM pgtrickle_changes.sub_2 AS __pgt_n2) ORDER BY value DESC"
+            "SELECT \"ps_partkey\", \"value\" FROM pgtrickle_changes.sub_1 AS __pgt_g, pgtrickle_changes.sub_2 AS __pgt_x2 \
+             WHERE \"__pgt_h1\" > __pgt_x2.\"__pgt_v\" ORDER BY value DESC"
         );
     }
 
@@ -832,6 +1149,36 @@ mod tests {
         assert!(r.children[1]
             .sql
             .starts_with("SELECT max(t) AS \"__pgt_v\" FROM (SELECT"));
+    }
+
+    #[test]
+    fn uncorrelated_in_and_scalar_subqueries_in_where_become_joined_internal_tables() {
+        let r = run(
+            "SELECT s_suppkey FROM supplier WHERE s_suppkey IN (SELECT ps_suppkey FROM partsupp WHERE ps_partkey IN \
+             (SELECT l_suppkey FROM lineitem) AND ps_supplycost > (SELECT avg(l_price) FROM lineitem WHERE l_suppkey = ps_suppkey)) \
+             AND s_nationkey > (SELECT avg(n_nationkey) FROM nation)",
+        )
+        .unwrap();
+        assert_eq!(
+            r.query,
+            "SELECT s_suppkey FROM supplier, pgtrickle_changes.sub_1 AS __pgt_i1, pgtrickle_changes.sub_2 AS __pgt_x2 \
+             WHERE s_suppkey = __pgt_i1.\"__pgt_i\" AND s_nationkey > __pgt_x2.\"__pgt_v\""
+        );
+        // The IN subquery is correlated inside (its scalar reads its own table): moved whole.
+        assert!(r.children[0]
+            .sql
+            .starts_with("SELECT DISTINCT ps_suppkey AS \"__pgt_i\" FROM partsupp WHERE"));
+        assert_eq!(
+            r.children[1].sql,
+            "SELECT avg(n_nationkey) AS \"__pgt_v\" FROM nation"
+        );
+        // Correlated to the outer query: left in place.
+        let r = run(
+            "SELECT s_suppkey FROM supplier, nation WHERE s_nationkey = n_nationkey AND s_suppkey IN \
+             (SELECT ps_suppkey FROM partsupp WHERE ps_partkey = n_nationkey) AND s_suppkey > (SELECT avg(l_price) \
+             FROM lineitem WHERE l_suppkey = n_nationkey)",
+        );
+        assert_eq!(r, None);
     }
 
     #[test]
