@@ -222,17 +222,38 @@ fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
             conjuncts(left, out);
             conjuncts(right, out);
         }
-        Expr::Nested(inner) => conjuncts(inner, out),
+        Expr::Nested(inner)
+            if matches!(
+                inner.as_ref(),
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                } | Expr::Nested(_)
+            ) =>
+        {
+            conjuncts(inner, out)
+        }
         other => out.push(other.clone()),
     }
 }
 
+/// The conjunction of `terms`, each an operand of AND as printed (an OR keeps its parentheses:
+/// the AST prints operators without them).
 fn and_all(terms: Vec<Expr>) -> Option<Expr> {
-    terms.into_iter().reduce(|a, b| Expr::BinaryOp {
-        left: Box::new(a),
-        op: BinaryOperator::And,
-        right: Box::new(b),
-    })
+    terms
+        .into_iter()
+        .map(|t| match t {
+            Expr::BinaryOp {
+                op: BinaryOperator::Or,
+                ..
+            } => Expr::Nested(Box::new(t)),
+            t => t,
+        })
+        .reduce(|a, b| Expr::BinaryOp {
+            left: Box::new(a),
+            op: BinaryOperator::And,
+            right: Box::new(b),
+        })
 }
 
 /// The names one FROM clause provides: its aliases (or table names) and its column names.
@@ -284,6 +305,36 @@ fn scope_of(from: &[TableWithJoins], cat: &dyn Catalog) -> Option<Scope> {
         }
     }
     Some(scope)
+}
+
+/// Whether an expression reads names of `scope` (inner) and names outside it (outer); `None`
+/// when it has a subquery.
+fn sides(e: &Expr, scope: &Scope) -> Option<(bool, bool)> {
+    let (mut inner, mut outer) = (false, false);
+    let r = sqlparser::ast::visit_expressions(e, |x| {
+        match x {
+            Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+                return ControlFlow::Break(())
+            }
+            Expr::Identifier(i) => {
+                if scope.columns.contains(&fold(i)) {
+                    inner = true;
+                } else {
+                    outer = true;
+                }
+            }
+            Expr::CompoundIdentifier(p) if p.len() >= 2 => {
+                if scope.aliases.contains(&fold(&p[p.len() - 2])) {
+                    inner = true;
+                } else {
+                    outer = true;
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    });
+    (!r.is_break()).then_some((inner, outer))
 }
 
 /// `e` with its subqueries taken out (each replaced by NULL; `x IN (...)` by `x`), and them.
@@ -410,6 +461,18 @@ fn single_output(q: &Query) -> Option<(&Select, &Expr)> {
 
 fn no_group_by(sel: &Select) -> bool {
     matches!(&sel.group_by, GroupByExpr::Expressions(g, m) if g.is_empty() && m.is_empty())
+}
+
+/// An EXISTS subquery rewritten (see [`Rewriter::exists`]).
+enum Exists {
+    /// Join `table AS alias` in FROM, with these conditions.
+    Joined {
+        table: String,
+        alias: String,
+        conds: Vec<Expr>,
+    },
+    /// Replace it by this condition.
+    Test(Expr),
 }
 
 struct Rewriter<'a> {
@@ -621,7 +684,25 @@ impl Rewriter<'_> {
         conjuncts(&w, &mut terms);
         let mut joined: Vec<(String, String)> = Vec::new();
         let mut out = Vec::new();
+        let tests = terms
+            .iter()
+            .filter(|t| matches!(t, Expr::Exists { .. } | Expr::InSubquery { .. }))
+            .count();
         for t in terms {
+            if let Expr::Exists { subquery, negated } = &t {
+                match self.exists(subquery, *negated, tests > 1) {
+                    Some(Exists::Joined { table, alias, conds }) => {
+                        out.extend(conds);
+                        joined.push((table, alias));
+                        continue;
+                    }
+                    Some(Exists::Test(e)) => {
+                        out.push(e);
+                        continue;
+                    }
+                    None => {}
+                }
+            }
             if let Expr::InSubquery {
                 expr,
                 subquery,
@@ -699,6 +780,128 @@ impl Rewriter<'_> {
                 });
             }
         }
+    }
+
+    /// `[NOT] EXISTS (SELECT ... FROM t WHERE local AND i1 = o1 AND ... [AND a <> x])`, one table
+    /// correlated by equalities (and at most one `<>` between a column of t and an outer
+    /// expression), when the query has several EXISTS/IN subqueries or this one has the `<>`:
+    /// its internal table E groups t's rows that pass `local` by the inner sides (`__pgt_k<j>`),
+    /// with `min(a)`, `max(a)` (`__pgt_mn`, `__pgt_mx`). Some row has `a <> x` exactly when
+    /// `mn <> x OR mx <> x` (NULLs of a, and a NULL x, match nothing). EXISTS joins E (one row per
+    /// key) in FROM with that condition; NOT EXISTS becomes `coalesce(lookup(mn) = x AND
+    /// lookup(mx) = x, true)` (without `<>`: `lookup(count(*)) = 0`), lookups of one table.
+    fn exists(&mut self, sq: &Query, negated: bool, several: bool) -> Option<Exists> {
+        if sq.with.is_some() || sq.order_by.is_some() || sq.limit_clause.is_some() {
+            return None;
+        }
+        let SetExpr::Select(sel) = sq.body.as_ref() else {
+            return None;
+        };
+        if sel.from.len() != 1
+            || !sel.from[0].joins.is_empty()
+            || !matches!(sel.from[0].relation, TableFactor::Table { .. })
+            || !no_group_by(sel)
+            || sel.having.is_some()
+        {
+            return None;
+        }
+        let scope = scope_of(&sel.from, self.cat)?;
+        let mut local = Vec::new();
+        let mut keys: Vec<(Expr, Expr)> = Vec::new();
+        let mut differs: Option<(Expr, Expr)> = None;
+        let mut terms = Vec::new();
+        if let Some(w) = &sel.selection {
+            conjuncts(w, &mut terms);
+        }
+        for t in terms {
+            let (_, outer) = sides(&t, &scope)?;
+            if !outer {
+                local.push(t);
+                continue;
+            }
+            let Expr::BinaryOp { left, op, right } = &t else {
+                return None;
+            };
+            let pair = match (sides(left, &scope)?, sides(right, &scope)?) {
+                ((true, false), (false, true)) => (*left.clone(), *right.clone()),
+                ((false, true), (true, false)) => (*right.clone(), *left.clone()),
+                _ => return None,
+            };
+            match op {
+                BinaryOperator::Eq => keys.push(pair),
+                BinaryOperator::NotEq if differs.is_none() => differs = Some(pair),
+                _ => return None,
+            }
+        }
+        if keys.is_empty() || (differs.is_none() && !several) {
+            return None;
+        }
+        let mut body = (**sel).clone();
+        let mut items: Vec<SelectItem> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (inner, _))| aliased(inner.clone(), &format!("__pgt_k{}", i + 1)))
+            .collect();
+        if let Some((a, _)) = &differs {
+            for (f, n) in [("min", "__pgt_mn"), ("max", "__pgt_mx")] {
+                let call = parse_query(&format!("SELECT {f}({a})"))?;
+                let SetExpr::Select(c) = *call.body else {
+                    return None;
+                };
+                items.push(aliased(item_expr(&c.projection[0])?.clone(), n));
+            }
+        }
+        body.projection = items;
+        body.selection = and_all(local);
+        body.distinct = None;
+        body.group_by =
+            GroupByExpr::Expressions(keys.iter().map(|(i, _)| i.clone()).collect(), Vec::new());
+        let child = Query {
+            body: Box::new(SetExpr::Select(Box::new(body))),
+            ..sq.clone()
+        };
+        let table = self.child(child.to_string(), None);
+        let alias = format!("__pgt_e{}", self.children.len());
+        let on = |alias: &str| -> String {
+            keys.iter()
+                .enumerate()
+                .map(|(i, (_, o))| format!("{alias}.\"__pgt_k{}\" = {o}", i + 1))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        let text = match (negated, &differs) {
+            (false, Some((_, x))) => format!(
+                "{} AND ({alias}.\"__pgt_mn\" <> {x} OR {alias}.\"__pgt_mx\" <> {x})",
+                on(&alias)
+            ),
+            (false, None) => on(&alias),
+            (true, Some((_, x))) => format!(
+                "coalesce((SELECT min({alias}.\"__pgt_mn\") FROM {table} AS {alias} WHERE {}) = {x} \
+                 AND (SELECT min({alias}b.\"__pgt_mx\") FROM {table} AS {alias}b WHERE {}) = {x}, true)",
+                on(&alias),
+                on(&format!("{alias}b"))
+            ),
+            (true, None) => format!(
+                "(SELECT count(*) FROM {table} AS {alias} WHERE {}) = 0",
+                on(&alias)
+            ),
+        };
+        let q = parse_query(&format!("SELECT {text}"))?;
+        let SetExpr::Select(c) = *q.body else {
+            return None;
+        };
+        let e = item_expr(&c.projection[0])?.clone();
+        Some(if negated {
+            Exists::Test(e)
+        } else {
+            let mut conds = Vec::new();
+            conjuncts(&e, &mut conds);
+            Exists::Joined {
+                table,
+                alias,
+                conds,
+            }
+        })
     }
 
     /// The internal table of an uncorrelated `IN` subquery's distinct values (`__pgt_i`).
@@ -782,70 +985,8 @@ impl Rewriter<'_> {
         if !contains_aggregate(&value) {
             return None;
         }
-        // The names the body's own FROM provides: aliases, and bare column names.
-        let mut aliases = BTreeSet::new();
-        let mut columns = BTreeSet::new();
-        for twj in &sel.from {
-            let mut factors = vec![&twj.relation];
-            factors.extend(twj.joins.iter().map(|j| &j.relation));
-            for f in factors {
-                match f {
-                    TableFactor::Table { name, alias, .. } => {
-                        aliases.insert(match alias {
-                            Some(a) => fold(&a.name),
-                            None => table_name(name),
-                        });
-                        columns.extend(self.cat.columns(&name.to_string())?);
-                    }
-                    TableFactor::Derived {
-                        subquery,
-                        alias: Some(a),
-                        lateral: false,
-                    } => {
-                        aliases.insert(fold(&a.name));
-                        if !a.columns.is_empty() {
-                            columns.extend(a.columns.iter().map(|c| fold(&c.name)));
-                        } else {
-                            let SetExpr::Select(b) = subquery.body.as_ref() else {
-                                return None;
-                            };
-                            for item in &b.projection {
-                                columns.insert(item_name(item)?);
-                            }
-                        }
-                    }
-                    _ => return None,
-                }
-            }
-        }
-        // Whether an expression reads the body's names, the outer query's, or both.
-        let sides = |e: &Expr| -> Option<(bool, bool)> {
-            let (mut inner, mut outer) = (false, false);
-            let r = sqlparser::ast::visit_expressions(e, |x| {
-                match x {
-                    Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
-                        return ControlFlow::Break(())
-                    }
-                    Expr::Identifier(i) => {
-                        if columns.contains(&fold(i)) {
-                            inner = true;
-                        } else {
-                            outer = true;
-                        }
-                    }
-                    Expr::CompoundIdentifier(p) if p.len() >= 2 => {
-                        if aliases.contains(&fold(&p[p.len() - 2])) {
-                            inner = true;
-                        } else {
-                            outer = true;
-                        }
-                    }
-                    _ => {}
-                }
-                ControlFlow::Continue(())
-            });
-            (!r.is_break()).then_some((inner, outer))
-        };
+        let scope = scope_of(&sel.from, self.cat)?;
+        let sides = |e: &Expr| sides(e, &scope);
         if sides(&value)?.1 {
             return None;
         }
@@ -1179,6 +1320,37 @@ mod tests {
              FROM lineitem WHERE l_suppkey = n_nationkey)",
         );
         assert_eq!(r, None);
+    }
+
+    #[test]
+    fn exists_with_a_not_equal_correlation_becomes_a_join_and_not_exists_lookups() {
+        let r = run(
+            "SELECT s_suppkey, count(*) FROM supplier, lineitem l1 WHERE s_suppkey = l1.l_suppkey \
+             AND EXISTS (SELECT * FROM lineitem l2 WHERE l2.l_suppkey = l1.l_suppkey AND l2.l_price <> l1.l_price) \
+             AND NOT EXISTS (SELECT * FROM lineitem l3 WHERE l3.l_suppkey = l1.l_suppkey AND l3.l_price <> l1.l_price \
+             AND l3.l_price > 0) GROUP BY s_suppkey",
+        )
+        .unwrap();
+        assert_eq!(
+            r.children[0].sql,
+            "SELECT l2.l_suppkey AS \"__pgt_k1\", min(l2.l_price) AS \"__pgt_mn\", max(l2.l_price) AS \"__pgt_mx\" \
+             FROM lineitem AS l2 GROUP BY l2.l_suppkey"
+        );
+        assert_eq!(
+            r.children[1].sql,
+            "SELECT l3.l_suppkey AS \"__pgt_k1\", min(l3.l_price) AS \"__pgt_mn\", max(l3.l_price) AS \"__pgt_mx\" \
+             FROM lineitem AS l3 WHERE l3.l_price > 0 GROUP BY l3.l_suppkey"
+        );
+        assert_eq!(
+            r.query,
+            "SELECT s_suppkey, count(*) FROM supplier, lineitem AS l1, pgtrickle_changes.sub_1 AS __pgt_e1 \
+             WHERE s_suppkey = l1.l_suppkey AND __pgt_e1.\"__pgt_k1\" = l1.l_suppkey AND \
+             (__pgt_e1.\"__pgt_mn\" <> l1.l_price OR __pgt_e1.\"__pgt_mx\" <> l1.l_price) AND \
+             coalesce((SELECT min(__pgt_e2.\"__pgt_mn\") FROM pgtrickle_changes.sub_2 AS __pgt_e2 WHERE \
+             __pgt_e2.\"__pgt_k1\" = l1.l_suppkey) = l1.l_price AND (SELECT min(__pgt_e2b.\"__pgt_mx\") FROM \
+             pgtrickle_changes.sub_2 AS __pgt_e2b WHERE __pgt_e2b.\"__pgt_k1\" = l1.l_suppkey) = l1.l_price, true) \
+             GROUP BY s_suppkey"
+        );
     }
 
     #[test]
