@@ -39,6 +39,13 @@ pub fn child_name(pgt_id: i64) -> String {
     format!("sub_{pgt_id}")
 }
 
+thread_local! {
+    /// The internal tables made by the planning in progress (defining query, quoted name).
+    static MADE: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// How deep that planning is in internal tables of internal tables.
+    static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 struct PgCatalog;
 
 impl Catalog for PgCatalog {
@@ -125,7 +132,19 @@ fn differential(
     {
         return Err(reason);
     }
-    match spi::in_subtransaction(|| nested(pgt_id, schema, name, query, def, mode, capture)) {
+    // The outermost attempt owns the list of internal tables made (all rolled back with it).
+    let outermost = DEPTH.get() == 0;
+    if outermost {
+        MADE.with(|m| m.borrow_mut().clear());
+    }
+    DEPTH.set(DEPTH.get() + 1);
+    let attempt =
+        spi::in_subtransaction(|| nested(pgt_id, schema, name, query, def, mode, capture));
+    DEPTH.set(DEPTH.get() - 1);
+    if outermost {
+        MADE.with(|m| m.borrow_mut().clear());
+    }
+    match attempt {
         Ok(p) => Ok(p),
         Err(why) => {
             if !why.is_empty() {
@@ -148,10 +167,21 @@ fn nested(
     capture: CaptureMode,
 ) -> Result<Planned, String> {
     let mut ids = Vec::new();
-    let rewritten = nest::nest(query, &PgCatalog, &mut || {
+    let rewritten = nest::nest(query, &PgCatalog, &mut |sql: &str| {
+        // A subquery met before in this stream table (at any depth) reads the same table.
+        if let Some(table) = MADE.with(|m| {
+            m.borrow()
+                .iter()
+                .find(|(q, _)| q == sql)
+                .map(|(_, t)| t.clone())
+        }) {
+            return (table, false);
+        }
         let id = api::next_id();
         ids.push(id);
-        quote_qualified(CHANGES_SCHEMA, &child_name(id))
+        let table = quote_qualified(CHANGES_SCHEMA, &child_name(id));
+        MADE.with(|m| m.borrow_mut().push((sql.to_string(), table.clone())));
+        (table, true)
     })
     .ok_or_else(String::new)?;
     let mut children = Vec::new();

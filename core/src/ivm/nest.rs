@@ -477,18 +477,23 @@ enum Exists {
 
 struct Rewriter<'a> {
     cat: &'a dyn Catalog,
-    namer: &'a mut dyn FnMut() -> String,
+    namer: &'a mut dyn FnMut(&str) -> (String, bool),
     children: Vec<Child>,
+    /// Subqueries rewritten (some may read a table made before).
+    rewrites: usize,
 }
 
 impl Rewriter<'_> {
     fn child(&mut self, sql: String, empty_check: Option<String>) -> String {
-        let table = (self.namer)();
-        self.children.push(Child {
-            table: table.clone(),
-            sql,
-            empty_check,
-        });
+        let (table, new) = (self.namer)(&sql);
+        self.rewrites += 1;
+        if new && !self.children.iter().any(|c| c.table == table) {
+            self.children.push(Child {
+                table: table.clone(),
+                sql,
+                empty_check,
+            });
+        }
         table
     }
 
@@ -691,7 +696,11 @@ impl Rewriter<'_> {
         for t in terms {
             if let Expr::Exists { subquery, negated } = &t {
                 match self.exists(subquery, *negated, tests > 1) {
-                    Some(Exists::Joined { table, alias, conds }) => {
+                    Some(Exists::Joined {
+                        table,
+                        alias,
+                        conds,
+                    }) => {
                         out.extend(conds);
                         joined.push((table, alias));
                         continue;
@@ -710,7 +719,7 @@ impl Rewriter<'_> {
             } = &t
             {
                 if let Some(table) = self.in_table(subquery) {
-                    let alias = format!("__pgt_i{}", self.children.len());
+                    let alias = format!("__pgt_i{}", self.rewrites);
                     out.push(Expr::BinaryOp {
                         left: expr.clone(),
                         op: BinaryOperator::Eq,
@@ -746,7 +755,7 @@ impl Rewriter<'_> {
                 }
                 if let Expr::Subquery(sq) = e {
                     if let Some(table) = self.rw.one_row_table(sq) {
-                        let alias = format!("__pgt_x{}", self.rw.children.len());
+                        let alias = format!("__pgt_x{}", self.rw.rewrites);
                         *e = Expr::CompoundIdentifier(vec![
                             Ident::new(&alias),
                             Ident::with_quote('"', "__pgt_v"),
@@ -861,7 +870,7 @@ impl Rewriter<'_> {
             ..sq.clone()
         };
         let table = self.child(child.to_string(), None);
-        let alias = format!("__pgt_e{}", self.children.len());
+        let alias = format!("__pgt_e{}", self.rewrites);
         let on = |alias: &str| -> String {
             keys.iter()
                 .enumerate()
@@ -1049,7 +1058,7 @@ impl Rewriter<'_> {
             ..sq.clone()
         };
         let table = self.child(child_q.to_string(), empty_check);
-        let alias = format!("__pgt_n{}", self.children.len());
+        let alias = format!("__pgt_n{}", self.rewrites);
         let conds: Vec<String> = keys
             .iter()
             .enumerate()
@@ -1100,10 +1109,16 @@ fn parse_object_name(quoted: &str) -> Option<ObjectName> {
     }
 }
 
-/// Rewrites `sql` over internal tables named by `namer` (quoted), or `None` when no rewrite
+/// Rewrites `sql` over internal tables named by `namer` (given a child's defining query: its
+/// quoted name, and whether it is a new one; a query met before may be answered with the table
+/// already made for it, which is then read twice and made once), or `None` when no rewrite
 /// applies (or one that would is not exact: a LATERAL subquery, a correlated subquery in HAVING,
 /// a recursive WITH).
-pub fn nest(sql: &str, cat: &dyn Catalog, namer: &mut dyn FnMut() -> String) -> Option<Nested> {
+pub fn nest(
+    sql: &str,
+    cat: &dyn Catalog,
+    namer: &mut dyn FnMut(&str) -> (String, bool),
+) -> Option<Nested> {
     let mut q = parse_query(sql)?;
     if !matches!(q.body.as_ref(), SetExpr::Select(_)) {
         return None;
@@ -1134,6 +1149,7 @@ pub fn nest(sql: &str, cat: &dyn Catalog, namer: &mut dyn FnMut() -> String) -> 
         cat,
         namer,
         children: Vec::new(),
+        rewrites: 0,
     };
     let _ = rw.split_having(&mut q);
     if !rw.from_subqueries(&mut q) {
@@ -1141,7 +1157,7 @@ pub fn nest(sql: &str, cat: &dyn Catalog, namer: &mut dyn FnMut() -> String) -> 
     }
     rw.where_subqueries(&mut q);
     rw.scalars(&mut q);
-    if rw.children.is_empty() && views.is_empty() {
+    if rw.rewrites == 0 && views.is_empty() {
         return None;
     }
     // A subquery left reading the outer query (a correlated one nothing rewrote) is for the
@@ -1197,10 +1213,13 @@ mod tests {
     }
 
     fn run(sql: &str) -> Option<Nested> {
-        let mut n = 0;
-        nest(sql, &Cat, &mut || {
-            n += 1;
-            format!("pgtrickle_changes.sub_{n}")
+        let mut made: Vec<String> = Vec::new();
+        nest(sql, &Cat, &mut |q: &str| {
+            if let Some(i) = made.iter().position(|m| m == q) {
+                return (format!("pgtrickle_changes.sub_{}", i + 1), false);
+            }
+            made.push(q.to_string());
+            (format!("pgtrickle_changes.sub_{}", made.len()), true)
         })
     }
 
@@ -1290,6 +1309,17 @@ mod tests {
         assert!(r.children[1]
             .sql
             .starts_with("SELECT max(t) AS \"__pgt_v\" FROM (SELECT"));
+        // The same subquery read twice is one internal table.
+        let r = run(
+            "SELECT a.l_suppkey FROM (SELECT l_suppkey, sum(l_price) AS t FROM lineitem GROUP BY l_suppkey) a, \
+             (SELECT l_suppkey, sum(l_price) AS t FROM lineitem GROUP BY l_suppkey) b WHERE a.l_suppkey = b.l_suppkey",
+        )
+        .unwrap();
+        assert_eq!(r.children.len(), 1);
+        assert_eq!(
+            r.query,
+            "SELECT a.l_suppkey FROM pgtrickle_changes.sub_1 AS a, pgtrickle_changes.sub_1 AS b WHERE a.l_suppkey = b.l_suppkey"
+        );
     }
 
     #[test]
