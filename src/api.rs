@@ -650,6 +650,21 @@ fn explain_stream_table(name: Option<&str>) -> String {
         out.push(format!("not differential because the query uses {r}"));
     }
     out.push(format!("populated: {}", st.is_populated));
+    if let Some((_, parent)) = st.parent {
+        out.push(format!(
+            "internal stream table of {} (refreshed by its refreshes)",
+            catalog::relation_display(parent)
+        ));
+    }
+    let children = catalog::children(st.pgt_id);
+    if !children.is_empty() {
+        out.push("internal stream tables (refreshed first; explain each for its plan):".into());
+        for c in children {
+            if let Some(child) = catalog::by_relid(c) {
+                out.push(format!("  {}: {}", child.display(), child.defining_query));
+            }
+        }
+    }
     out.push("operator tree:".into());
     out.extend(st.explain_text.lines().map(|l| format!("  {l}")));
     if st.plan_kind != "FULL" {

@@ -307,3 +307,23 @@ pub fn sync_immediate_triggers(clean: bool) {
         );
     }
 }
+
+/// Runs `f` with the row capture trigger of `relid` disabled: what `f` writes to it is not
+/// captured. Only for writes no reader needs as changes (the first population of an internal
+/// stream table, whose readers are populated FULL in the same transaction).
+pub fn without_capture<R>(relid: Oid, f: impl FnOnce() -> R) -> R {
+    let Some(quoted) = catalog::relation_quoted(relid) else {
+        return f();
+    };
+    let trigger = pg_trickle_core::ident::quote_ident(render::ROW_TRIGGER);
+    spi::exec(
+        &format!("ALTER TABLE {quoted} DISABLE TRIGGER {trigger}"),
+        &[],
+    );
+    let r = f();
+    spi::exec(
+        &format!("ALTER TABLE {quoted} ENABLE TRIGGER {trigger}"),
+        &[],
+    );
+    r
+}

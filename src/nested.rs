@@ -16,7 +16,7 @@ use crate::capture::{forget_relation_dependencies, record_dependency};
 use crate::catalog::Source;
 use crate::plan::{self, Built};
 use crate::spi;
-use pg_trickle_core::ident::quote_qualified;
+use pg_trickle_core::ident::{quote_ident, quote_qualified};
 use pg_trickle_core::ivm::nest::{self, Catalog};
 use pg_trickle_core::mode::{CaptureMode, RefreshMode};
 use pg_trickle_core::render::CHANGES_SCHEMA;
@@ -55,6 +55,15 @@ impl Catalog for PgCatalog {
               WHERE c.oid = pg_catalog.to_regclass($1) AND c.relkind = 'v'",
             &[name.into()],
         )
+    }
+
+    fn not_null(&self, table: &str, column: &str) -> bool {
+        spi::one::<bool>(
+            "SELECT attnotnull FROM pg_catalog.pg_attribute \
+              WHERE attrelid = pg_catalog.to_regclass($1) AND attname = $2 AND NOT attisdropped",
+            &[table.into(), column.into()],
+        )
+        .unwrap_or(false)
     }
 
     fn columns(&self, name: &str) -> Option<Vec<String>> {
@@ -205,7 +214,7 @@ fn nested(
             capture,
         )
         .map_err(|r| format!("internal stream table {name} ({}): {r}", child.sql))?;
-        children.push(api::install(
+        let relid = api::install(
             &api::Install {
                 pgt_id: id,
                 schema: CHANGES_SCHEMA,
@@ -217,7 +226,16 @@ fn nested(
             },
             &cdef,
             &cplan,
-        ));
+        );
+        // The query looks its rows up by these columns (a join or a lookup per changed row).
+        if !child.index.is_empty() {
+            let cols: Vec<String> = child.index.iter().map(|c| quote_ident(c)).collect();
+            spi::exec(
+                &format!("CREATE INDEX ON {} ({})", child.table, cols.join(", ")),
+                &[],
+            );
+        }
+        children.push(relid);
     }
     let pdef = api::define_quiet(&rewritten.query);
     // The rewritten query returns the same columns (names and types).

@@ -457,9 +457,21 @@ pub fn full(
 /// Re-renders the refresh SQL of a stream table whose storage was renamed (the SQL names it).
 /// The plan itself cannot change: same query, same sources.
 pub fn rerender(st: &catalog::StreamTable) {
+    let mode = RefreshMode::parse(&st.refresh_mode).unwrap_or(RefreshMode::Auto);
+    // Planned over internal stream tables: planned again (new internal tables, the old ones
+    // dropped), as the rewritten query is not stored.
+    if !catalog::children(st.pgt_id).is_empty() {
+        crate::api::redefine(
+            st,
+            &st.defining_query,
+            mode,
+            false,
+            crate::refresh::entered_clean(),
+        );
+        return;
+    }
     let analyzed = crate::analyze::analyze(&st.defining_query);
     let sources = catalog::classify_sources(&analyzed.relations);
-    let mode = RefreshMode::parse(&st.refresh_mode).unwrap_or(RefreshMode::Auto);
     let built = build(
         st.pgt_id,
         &st.schema,

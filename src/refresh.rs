@@ -350,7 +350,13 @@ fn with_internal<R>(
         Outermost(None)
     };
     for child in children {
-        refresh_as(child, initiator, clean);
+        // At create every reader of an internal stream table is populated FULL in this
+        // transaction: its first population need not be captured.
+        if matches!(initiator, Initiator::Create) {
+            capture::without_capture(child, || refresh_as(child, initiator, clean));
+        } else {
+            refresh_as(child, initiator, clean);
+        }
     }
     f()
 }

@@ -175,6 +175,19 @@ const SHAPES: &[&str] = &[
     "SELECT b.grp, b.val FROM bag b ORDER BY b.val NULLS FIRST, b.grp LIMIT 4",
     "SELECT i.id, c.label FROM items i JOIN cat c ON c.code = i.grp ORDER BY c.weight DESC, i.id LIMIT 3",
     "SELECT DISTINCT grp FROM items ORDER BY 1 DESC NULLS LAST LIMIT 2 OFFSET 1",
+    // Internal stream tables (`nest`): an aggregate over an aggregating outer join, a correlated
+    // scalar subquery over a join, a subquery in HAVING, EXISTS/NOT EXISTS correlated by `<>`
+    // (on a column with NULLs too), IN with a scalar subquery inside next to a scalar
+    // subquery, a view read twice, duplicates grouped twice, IN next to EXISTS.
+    "SELECT n, count(*) AS c FROM (SELECT c.code, count(i.id) AS n FROM cat c LEFT JOIN items i ON i.grp = c.code GROUP BY c.code) x GROUP BY n",
+    "SELECT i.id, i.val FROM items i WHERE i.val = (SELECT max(j.val) FROM items j JOIN cat c ON c.code = j.grp WHERE c.weight > 2 AND j.grp = i.grp)",
+    "SELECT grp, sum(qty) AS s FROM items GROUP BY grp HAVING sum(qty) > (SELECT avg(j.qty) * 3 FROM items j JOIN cat c ON c.code = j.grp)",
+    "SELECT i.id FROM items i WHERE EXISTS (SELECT 1 FROM items j WHERE j.grp = i.grp AND j.sub <> i.sub) AND NOT EXISTS (SELECT 1 FROM items k WHERE k.grp = i.grp AND k.sub <> i.sub AND k.flag)",
+    "SELECT i.id, i.grp FROM items i WHERE NOT EXISTS (SELECT 1 FROM items j WHERE j.grp = i.grp AND j.val <> i.val AND j.qty > 3)",
+    "SELECT c.code FROM cat c WHERE c.code IN (SELECT grp FROM items WHERE qty > (SELECT avg(qty) FROM items)) AND c.weight < (SELECT count(*) FROM bag)",
+    "SELECT c.label, g.tq FROM cat c, grp_totals g WHERE g.grp = c.code AND g.tq >= (SELECT max(tq) - 5 FROM grp_totals)",
+    "SELECT val, count(*) AS n FROM (SELECT b.grp, sum(b.val) AS val FROM bag b JOIN cat c ON c.code = b.grp GROUP BY b.grp) s GROUP BY val",
+    "SELECT i.id FROM items i WHERE i.grp IN (SELECT b.grp FROM bag b) AND EXISTS (SELECT 1 FROM bag b2 WHERE b2.grp = i.grp AND b2.val > 1)",
 ];
 
 /// xorshift64*: a tiny deterministic generator, so a failing seed replays exactly.
@@ -215,7 +228,8 @@ fn setup(db: &mut TestDb) {
         "CREATE TABLE items (id int PRIMARY KEY, grp text, sub int, val numeric(10,2), qty int, flag boolean, note text, f float8);
          CREATE TABLE bag (grp text, val int, note text);
          CREATE TABLE cat (code text PRIMARY KEY, label text, weight int);
-         INSERT INTO cat VALUES ('a', 'Alpha', 1), ('b', 'Beta', 3), ('c', 'Gamma', 5), ('d', 'Delta', 7);",
+         INSERT INTO cat VALUES ('a', 'Alpha', 1), ('b', 'Beta', 3), ('c', 'Gamma', 5), ('d', 'Delta', 7);
+         CREATE VIEW grp_totals AS SELECT grp, sum(qty) AS tq, count(*) AS n FROM items GROUP BY grp;",
     );
 }
 

@@ -60,6 +60,18 @@ const SHAPES: &[(&str, &str)] = &[
         "lines_customers_left",
         "SELECT l.order_id, l.line, o.status, c.name FROM lines l LEFT JOIN orders o ON o.id = l.order_id LEFT JOIN customers c ON c.id = o.customer_id",
     ),
+    // Internal stream tables: refreshed with their stream table in one snapshot.
+    (
+        "nested_having",
+        "SELECT o.customer_id, count(*) AS n FROM orders o GROUP BY o.customer_id \
+         HAVING count(*) > (SELECT count(*) / 250 FROM orders o2 JOIN customers c ON c.id = o2.customer_id)",
+    ),
+    (
+        "nested_exists",
+        "SELECT l.order_id, l.line FROM lines l WHERE EXISTS (SELECT 1 FROM lines m WHERE m.order_id = l.order_id \
+         AND m.product_id <> l.product_id) AND NOT EXISTS (SELECT 1 FROM lines k WHERE k.order_id = l.order_id \
+         AND k.product_id <> l.product_id AND k.qty > 4)",
+    ),
 ];
 
 #[test]

@@ -44,6 +44,8 @@ pub trait Catalog {
     fn view(&self, name: &str) -> Option<String>;
     /// The column names of the table (or view) `name` resolves to.
     fn columns(&self, name: &str) -> Option<Vec<String>>;
+    /// Whether column `column` of table `table` is NOT NULL.
+    fn not_null(&self, table: &str, column: &str) -> bool;
 }
 
 /// An internal stream table to create before the query is planned.
@@ -56,6 +58,8 @@ pub struct Child {
     /// For a correlated scalar subquery: a statement returning whether its expression over no
     /// rows is NULL (the rewrite is exact only then).
     pub empty_check: Option<String>,
+    /// Output columns the query looks its rows up by (to index, in this order).
+    pub index: Vec<String>,
 }
 
 /// The query rewritten over its internal tables.
@@ -297,7 +301,15 @@ fn scope_of(from: &[TableWithJoins], cat: &dyn Catalog) -> Option<Scope> {
                         return None;
                     };
                     for item in &b.projection {
-                        scope.columns.insert(item_name(item)?);
+                        match item {
+                            // `*`: exactly the columns its own FROM provides.
+                            SelectItem::Wildcard(_) => {
+                                scope.columns.extend(scope_of(&b.from, cat)?.columns)
+                            }
+                            _ => {
+                                scope.columns.insert(item_name(item)?);
+                            }
+                        }
                     }
                 }
             }
@@ -459,6 +471,81 @@ fn single_output(q: &Query) -> Option<(&Select, &Expr)> {
     Some((sel, item_expr(&sel.projection[0])?))
 }
 
+/// Whether every key `(inner, outer)` of an EXISTS over `table` pairs a column of it with the
+/// same column, NOT NULL, of one FROM item of the outer query (`outer_from`) that is `table`
+/// too (`alias.column` on both sides, or a bare column inside).
+fn self_correlated(
+    table: &ObjectName,
+    keys: &[(Expr, Expr)],
+    outer_from: &[TableWithJoins],
+    cat: &dyn Catalog,
+) -> bool {
+    let column = |e: &Expr| -> Option<(Option<String>, String)> {
+        match e {
+            Expr::Identifier(i) => Some((None, fold(i))),
+            Expr::CompoundIdentifier(p) if p.len() == 2 => Some((Some(fold(&p[0])), fold(&p[1]))),
+            _ => None,
+        }
+    };
+    let mut outer_alias: Option<String> = None;
+    for (i, o) in keys {
+        let (Some((_, ic)), Some((Some(oa), oc))) = (column(i), column(o)) else {
+            return false;
+        };
+        if ic != oc || outer_alias.as_ref().is_some_and(|a| *a != oa) {
+            return false;
+        }
+        outer_alias = Some(oa);
+    }
+    let Some(alias) = outer_alias else {
+        return false;
+    };
+    let same = outer_from.iter().flat_map(factors).any(|f| match f {
+        TableFactor::Table { name, alias: a, .. } => {
+            let n = a
+                .as_ref()
+                .map(|a| fold(&a.name))
+                .unwrap_or_else(|| table_name(name));
+            n == alias && name.to_string() == table.to_string()
+        }
+        _ => false,
+    });
+    same && keys
+        .iter()
+        .all(|(i, _)| column(i).is_some_and(|(_, c)| cat.not_null(&table.to_string(), &c)))
+}
+
+/// `__pgt_k1`, ..., `__pgt_k<n>`.
+fn key_names(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("__pgt_k{i}")).collect()
+}
+
+/// The output names of a grouped body's GROUP BY columns (each a column it outputs as is),
+/// which a query joining it most likely joins by; empty when any is not.
+fn group_key_outputs(body: &Query) -> Vec<String> {
+    let SetExpr::Select(sel) = body.body.as_ref() else {
+        return Vec::new();
+    };
+    let GroupByExpr::Expressions(keys, _) = &sel.group_by else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for k in keys {
+        let found =
+            sel.projection
+                .iter()
+                .find_map(|item| match (item_expr(item), item_name(item)) {
+                    (Some(e), Some(n)) if e == k => Some(n),
+                    _ => None,
+                });
+        match found {
+            Some(n) => out.push(n),
+            None => return Vec::new(),
+        }
+    }
+    out
+}
+
 fn no_group_by(sel: &Select) -> bool {
     matches!(&sel.group_by, GroupByExpr::Expressions(g, m) if g.is_empty() && m.is_empty())
 }
@@ -484,7 +571,7 @@ struct Rewriter<'a> {
 }
 
 impl Rewriter<'_> {
-    fn child(&mut self, sql: String, empty_check: Option<String>) -> String {
+    fn child(&mut self, sql: String, empty_check: Option<String>, index: Vec<String>) -> String {
         let (table, new) = (self.namer)(&sql);
         self.rewrites += 1;
         if new && !self.children.iter().any(|c| c.table == table) {
@@ -492,6 +579,7 @@ impl Rewriter<'_> {
                 table: table.clone(),
                 sql,
                 empty_check,
+                index,
             });
         }
         table
@@ -507,15 +595,21 @@ impl Rewriter<'_> {
             return None;
         }
         let mut names = Vec::new();
+        // Outputs that are a column under its own name: HAVING reads input columns, so only
+        // those may stand for a column HAVING reads.
+        let mut plain = Vec::new();
         for item in &sel.projection {
             let n = item_name(item)?;
             if names.contains(&n) || n.starts_with("__pgt_") {
                 return None;
             }
+            if matches!(item_expr(item), Some(Expr::Identifier(i)) if fold(i) == n) {
+                plain.push(n.clone());
+            }
             names.push(n);
         }
         // HAVING's aggregate calls become hidden outputs; any other column it reads must be an
-        // output of the query (by name).
+        // output of the query that is that column.
         let mut calls: Vec<Expr> = Vec::new();
         // Not inside HAVING's subqueries: their aggregates are theirs.
         struct Calls<'a>(&'a mut Vec<Expr>, usize);
@@ -562,7 +656,7 @@ impl Rewriter<'_> {
         let _ = sqlparser::ast::visit_expressions(&outside, |x: &Expr| {
             match x {
                 Expr::Identifier(i)
-                    if !i.value.starts_with("__pgt_h") && !names.contains(&fold(i)) =>
+                    if !i.value.starts_with("__pgt_h") && !plain.contains(&fold(i)) =>
                 {
                     names_ok = false;
                 }
@@ -607,7 +701,7 @@ impl Rewriter<'_> {
                 }
             }
         }
-        let table = self.child(inner_q.to_string(), None);
+        let table = self.child(inner_q.to_string(), None, Vec::new());
         let list: Vec<String> = names.iter().map(|n| quote_ident(n)).collect();
         let outer = format!(
             "SELECT {} FROM {table} AS __pgt_g WHERE {outer_having}",
@@ -662,7 +756,8 @@ impl Rewriter<'_> {
                         *item = aliased(e, &fold(&col.name));
                     }
                 }
-                let table = self.child(body.to_string(), None);
+                let index = group_key_outputs(&body);
+                let table = self.child(body.to_string(), None, index);
                 let Some(name) = parse_object_name(&table) else {
                     return false;
                 };
@@ -693,9 +788,10 @@ impl Rewriter<'_> {
             .iter()
             .filter(|t| matches!(t, Expr::Exists { .. } | Expr::InSubquery { .. }))
             .count();
+        let outer_from = sel.from.clone();
         for t in terms {
             if let Expr::Exists { subquery, negated } = &t {
-                match self.exists(subquery, *negated, tests > 1) {
+                match self.exists(subquery, *negated, tests > 1, &outer_from) {
                     Some(Exists::Joined {
                         table,
                         alias,
@@ -799,7 +895,13 @@ impl Rewriter<'_> {
     /// `mn <> x OR mx <> x` (NULLs of a, and a NULL x, match nothing). EXISTS joins E (one row per
     /// key) in FROM with that condition; NOT EXISTS becomes `coalesce(lookup(mn) = x AND
     /// lookup(mx) = x, true)` (without `<>`: `lookup(count(*)) = 0`), lookups of one table.
-    fn exists(&mut self, sq: &Query, negated: bool, several: bool) -> Option<Exists> {
+    fn exists(
+        &mut self,
+        sq: &Query,
+        negated: bool,
+        several: bool,
+        outer_from: &[TableWithJoins],
+    ) -> Option<Exists> {
         if sq.with.is_some() || sq.order_by.is_some() || sq.limit_clause.is_some() {
             return None;
         }
@@ -845,23 +947,43 @@ impl Rewriter<'_> {
         if keys.is_empty() || (differs.is_none() && !several) {
             return None;
         }
+        // NOT EXISTS over the query's own table, correlated by the same NOT NULL columns: every
+        // outer row is a row of that table, so its key has a group when E groups all the
+        // table's rows (`local` moved into FILTER): E can be joined, as for EXISTS.
+        let TableFactor::Table {
+            name: inner_table, ..
+        } = &sel.from[0].relation
+        else {
+            return None;
+        };
+        let total = negated && self_correlated(inner_table, &keys, outer_from, self.cat);
         let mut body = (**sel).clone();
         let mut items: Vec<SelectItem> = keys
             .iter()
             .enumerate()
             .map(|(i, (inner, _))| aliased(inner.clone(), &format!("__pgt_k{}", i + 1)))
             .collect();
-        if let Some((a, _)) = &differs {
-            for (f, n) in [("min", "__pgt_mn"), ("max", "__pgt_mx")] {
-                let call = parse_query(&format!("SELECT {f}({a})"))?;
-                let SetExpr::Select(c) = *call.body else {
-                    return None;
-                };
-                items.push(aliased(item_expr(&c.projection[0])?.clone(), n));
-            }
+        let filter = match and_all(local.clone()) {
+            Some(l) if total => format!(" FILTER (WHERE {l})"),
+            _ => String::new(),
+        };
+        let calls: Vec<(String, &str)> = match &differs {
+            Some((a, _)) => vec![
+                (format!("min({a}){filter}"), "__pgt_mn"),
+                (format!("max({a}){filter}"), "__pgt_mx"),
+            ],
+            None if total => vec![(format!("count(*){filter}"), "__pgt_n")],
+            None => Vec::new(),
+        };
+        for (call, n) in calls {
+            let call = parse_query(&format!("SELECT {call}"))?;
+            let SetExpr::Select(c) = *call.body else {
+                return None;
+            };
+            items.push(aliased(item_expr(&c.projection[0])?.clone(), n));
         }
         body.projection = items;
-        body.selection = and_all(local);
+        body.selection = if total { None } else { and_all(local) };
         body.distinct = None;
         body.group_by =
             GroupByExpr::Expressions(keys.iter().map(|(i, _)| i.clone()).collect(), Vec::new());
@@ -869,7 +991,7 @@ impl Rewriter<'_> {
             body: Box::new(SetExpr::Select(Box::new(body))),
             ..sq.clone()
         };
-        let table = self.child(child.to_string(), None);
+        let table = self.child(child.to_string(), None, key_names(keys.len()));
         let alias = format!("__pgt_e{}", self.rewrites);
         let on = |alias: &str| -> String {
             keys.iter()
@@ -879,6 +1001,11 @@ impl Rewriter<'_> {
                 .join(" AND ")
         };
         let text = match (negated, &differs) {
+            (true, Some((_, x))) if total => format!(
+                "{} AND coalesce({alias}.\"__pgt_mn\" = {x} AND {alias}.\"__pgt_mx\" = {x}, true)",
+                on(&alias)
+            ),
+            (true, None) if total => format!("{} AND {alias}.\"__pgt_n\" = 0", on(&alias)),
             (false, Some((_, x))) => format!(
                 "{} AND ({alias}.\"__pgt_mn\" <> {x} OR {alias}.\"__pgt_mx\" <> {x})",
                 on(&alias)
@@ -900,7 +1027,7 @@ impl Rewriter<'_> {
             return None;
         };
         let e = item_expr(&c.projection[0])?.clone();
-        Some(if negated {
+        Some(if negated && !total {
             Exists::Test(e)
         } else {
             let mut conds = Vec::new();
@@ -926,7 +1053,7 @@ impl Rewriter<'_> {
             body: Box::new(SetExpr::Select(Box::new(body))),
             ..sq.clone()
         };
-        Some(self.child(child.to_string(), None))
+        Some(self.child(child.to_string(), None, vec!["__pgt_i".into()]))
     }
 
     /// The one-row internal table (`__pgt_v`) of an uncorrelated scalar subquery that aggregates
@@ -947,7 +1074,7 @@ impl Rewriter<'_> {
             body: Box::new(SetExpr::Select(Box::new(body))),
             ..sq.clone()
         };
-        Some(self.child(child.to_string(), None))
+        Some(self.child(child.to_string(), None, Vec::new()))
     }
 
     /// Scalar subqueries whose FROM is not one table become lookups of internal tables.
@@ -1057,7 +1184,7 @@ impl Rewriter<'_> {
             body: Box::new(SetExpr::Select(Box::new(body))),
             ..sq.clone()
         };
-        let table = self.child(child_q.to_string(), empty_check);
+        let table = self.child(child_q.to_string(), empty_check, key_names(keys.len()));
         let alias = format!("__pgt_n{}", self.rewrites);
         let conds: Vec<String> = keys
             .iter()
@@ -1200,6 +1327,9 @@ mod tests {
                 _ => None,
             }
         }
+        fn not_null(&self, _table: &str, column: &str) -> bool {
+            column.ends_with("suppkey")
+        }
         fn columns(&self, name: &str) -> Option<Vec<String>> {
             let cols: &[&str] = match name {
                 "partsupp" => &["ps_partkey", "ps_suppkey", "ps_supplycost"],
@@ -1256,6 +1386,7 @@ mod tests {
             "SELECT ps_partkey AS \"__pgt_k1\", min(ps_supplycost) AS \"__pgt_v\" FROM partsupp, supplier \
              WHERE s_suppkey = ps_suppkey GROUP BY ps_partkey"
         );
+        assert_eq!(r.children[0].index, vec!["__pgt_k1".to_string()]);
         assert_eq!(
             r.children[0].empty_check.as_deref(),
             Some("SELECT (min(ps_supplycost)) IS NULL FROM partsupp, supplier WHERE false")
@@ -1354,13 +1485,17 @@ mod tests {
 
     #[test]
     fn exists_with_a_not_equal_correlation_becomes_a_join_and_not_exists_lookups() {
-        let r = run(
-            "SELECT s_suppkey, count(*) FROM supplier, lineitem l1 WHERE s_suppkey = l1.l_suppkey \
-             AND EXISTS (SELECT * FROM lineitem l2 WHERE l2.l_suppkey = l1.l_suppkey AND l2.l_price <> l1.l_price) \
-             AND NOT EXISTS (SELECT * FROM lineitem l3 WHERE l3.l_suppkey = l1.l_suppkey AND l3.l_price <> l1.l_price \
-             AND l3.l_price > 0) GROUP BY s_suppkey",
-        )
-        .unwrap();
+        // Over the query's own table by a NOT NULL column: both joined (NOT EXISTS's E groups
+        // every row, its local condition in FILTER).
+        let q = |col: &str| {
+            format!(
+                "SELECT s_suppkey, count(*) FROM supplier, lineitem l1 WHERE s_suppkey = l1.l_suppkey \
+                 AND EXISTS (SELECT * FROM lineitem l2 WHERE l2.{col} = l1.{col} AND l2.l_price <> l1.l_price) \
+                 AND NOT EXISTS (SELECT * FROM lineitem l3 WHERE l3.{col} = l1.{col} AND l3.l_price <> l1.l_price \
+                 AND l3.l_price > 0) GROUP BY s_suppkey"
+            )
+        };
+        let r = run(&q("l_suppkey")).unwrap();
         assert_eq!(
             r.children[0].sql,
             "SELECT l2.l_suppkey AS \"__pgt_k1\", min(l2.l_price) AS \"__pgt_mn\", max(l2.l_price) AS \"__pgt_mx\" \
@@ -1368,19 +1503,30 @@ mod tests {
         );
         assert_eq!(
             r.children[1].sql,
-            "SELECT l3.l_suppkey AS \"__pgt_k1\", min(l3.l_price) AS \"__pgt_mn\", max(l3.l_price) AS \"__pgt_mx\" \
-             FROM lineitem AS l3 WHERE l3.l_price > 0 GROUP BY l3.l_suppkey"
+            "SELECT l3.l_suppkey AS \"__pgt_k1\", min(l3.l_price) FILTER (WHERE l3.l_price > 0) AS \"__pgt_mn\", \
+             max(l3.l_price) FILTER (WHERE l3.l_price > 0) AS \"__pgt_mx\" FROM lineitem AS l3 GROUP BY l3.l_suppkey"
         );
         assert_eq!(
             r.query,
-            "SELECT s_suppkey, count(*) FROM supplier, lineitem AS l1, pgtrickle_changes.sub_1 AS __pgt_e1 \
-             WHERE s_suppkey = l1.l_suppkey AND __pgt_e1.\"__pgt_k1\" = l1.l_suppkey AND \
-             (__pgt_e1.\"__pgt_mn\" <> l1.l_price OR __pgt_e1.\"__pgt_mx\" <> l1.l_price) AND \
-             coalesce((SELECT min(__pgt_e2.\"__pgt_mn\") FROM pgtrickle_changes.sub_2 AS __pgt_e2 WHERE \
-             __pgt_e2.\"__pgt_k1\" = l1.l_suppkey) = l1.l_price AND (SELECT min(__pgt_e2b.\"__pgt_mx\") FROM \
-             pgtrickle_changes.sub_2 AS __pgt_e2b WHERE __pgt_e2b.\"__pgt_k1\" = l1.l_suppkey) = l1.l_price, true) \
-             GROUP BY s_suppkey"
+            "SELECT s_suppkey, count(*) FROM supplier, lineitem AS l1, pgtrickle_changes.sub_1 AS __pgt_e1, \
+             pgtrickle_changes.sub_2 AS __pgt_e2 WHERE s_suppkey = l1.l_suppkey AND __pgt_e1.\"__pgt_k1\" = l1.l_suppkey \
+             AND (__pgt_e1.\"__pgt_mn\" <> l1.l_price OR __pgt_e1.\"__pgt_mx\" <> l1.l_price) AND \
+             __pgt_e2.\"__pgt_k1\" = l1.l_suppkey AND coalesce(__pgt_e2.\"__pgt_mn\" = l1.l_price AND \
+             __pgt_e2.\"__pgt_mx\" = l1.l_price, true) GROUP BY s_suppkey"
         );
+        // By a column that may be NULL: NOT EXISTS becomes lookups.
+        let r = run(&q("l_price")).unwrap();
+        assert_eq!(
+            r.children[1].sql,
+            "SELECT l3.l_price AS \"__pgt_k1\", min(l3.l_price) AS \"__pgt_mn\", max(l3.l_price) AS \"__pgt_mx\" \
+             FROM lineitem AS l3 WHERE l3.l_price > 0 GROUP BY l3.l_price"
+        );
+        assert!(r.query.ends_with(
+            "coalesce((SELECT min(__pgt_e2.\"__pgt_mn\") FROM pgtrickle_changes.sub_2 AS __pgt_e2 WHERE \
+             __pgt_e2.\"__pgt_k1\" = l1.l_price) = l1.l_price AND (SELECT min(__pgt_e2b.\"__pgt_mx\") FROM \
+             pgtrickle_changes.sub_2 AS __pgt_e2b WHERE __pgt_e2b.\"__pgt_k1\" = l1.l_price) = l1.l_price, true) \
+             GROUP BY s_suppkey"
+        ), "{}", r.query);
     }
 
     #[test]
@@ -1389,6 +1535,15 @@ mod tests {
         assert_eq!(
             run("SELECT a FROM t WHERE b = (SELECT max(c) FROM u)"),
             None
+        );
+        // HAVING reads an input column that an output alias shadows.
+        let r = run("SELECT ps_suppkey AS ps_partkey, sum(ps_supplycost) AS s FROM partsupp GROUP BY ps_suppkey, ps_partkey \
+                 HAVING ps_partkey > (SELECT max(s_suppkey) FROM supplier, nation)")
+        .unwrap();
+        assert!(
+            r.query.contains(" HAVING ps_partkey > (SELECT min("),
+            "{}",
+            r.query
         );
         // Correlated by other than equality.
         assert_eq!(
