@@ -29,13 +29,15 @@
 use super::expr::{contains_aggregate, is_aggregate};
 use crate::ident::quote_ident;
 use sqlparser::ast::{
-    BinaryOperator, Distinct, Expr, GroupByExpr, Ident, JoinConstraint, ObjectName, ObjectNamePart,
-    OrderByKind, Query, Select, SelectItem, SetExpr, Statement, TableAlias, TableFactor,
-    TableWithJoins, Visit, VisitMut, Visitor, VisitorMut,
+    BinaryOperator, Distinct, Expr, GroupByExpr, Ident, ObjectName, ObjectNamePart, OrderByKind,
+    Query, Select, SelectItem, SetExpr, Statement, TableAlias, TableFactor, TableWithJoins, Visit,
+    VisitMut, Visitor, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
+
+mod scope;
+use scope::{factors, reads_outside, scope_of, sides};
 use sqlparser::parser::Parser;
-use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 /// What the rewrite needs to know of the database.
@@ -260,203 +262,6 @@ fn and_all(terms: Vec<Expr>) -> Option<Expr> {
         })
 }
 
-/// The names one FROM clause provides: its aliases (or table names) and its column names.
-#[derive(Debug, Default, Clone)]
-struct Scope {
-    aliases: BTreeSet<String>,
-    columns: BTreeSet<String>,
-}
-
-fn factors(twj: &TableWithJoins) -> Vec<&TableFactor> {
-    let mut out = vec![&twj.relation];
-    out.extend(twj.joins.iter().map(|j| &j.relation));
-    out
-}
-
-/// The [`Scope`] of `from`; `None` when a table's columns are unknown or a subquery's outputs
-/// are not all named.
-fn scope_of(from: &[TableWithJoins], cat: &dyn Catalog) -> Option<Scope> {
-    let mut scope = Scope::default();
-    for f in from.iter().flat_map(factors) {
-        match f {
-            TableFactor::Table { name, alias, .. } => {
-                scope.aliases.insert(match alias {
-                    Some(a) => fold(&a.name),
-                    None => table_name(name),
-                });
-                scope.columns.extend(cat.columns(&name.to_string())?);
-            }
-            TableFactor::Derived {
-                subquery,
-                alias: Some(a),
-                lateral: false,
-            } => {
-                scope.aliases.insert(fold(&a.name));
-                if !a.columns.is_empty() {
-                    scope
-                        .columns
-                        .extend(a.columns.iter().map(|c| fold(&c.name)));
-                } else {
-                    let SetExpr::Select(b) = subquery.body.as_ref() else {
-                        return None;
-                    };
-                    for item in &b.projection {
-                        match item {
-                            // `*`: exactly the columns its own FROM provides.
-                            SelectItem::Wildcard(_) => {
-                                scope.columns.extend(scope_of(&b.from, cat)?.columns)
-                            }
-                            _ => {
-                                scope.columns.insert(item_name(item)?);
-                            }
-                        }
-                    }
-                }
-            }
-            _ => return None,
-        }
-    }
-    Some(scope)
-}
-
-/// Whether an expression reads names of `scope` (inner) and names outside it (outer); `None`
-/// when it has a subquery.
-fn sides(e: &Expr, scope: &Scope) -> Option<(bool, bool)> {
-    let (mut inner, mut outer) = (false, false);
-    let r = sqlparser::ast::visit_expressions(e, |x| {
-        match x {
-            Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
-                return ControlFlow::Break(())
-            }
-            Expr::Identifier(i) => {
-                if scope.columns.contains(&fold(i)) {
-                    inner = true;
-                } else {
-                    outer = true;
-                }
-            }
-            Expr::CompoundIdentifier(p) if p.len() >= 2 => {
-                if scope.aliases.contains(&fold(&p[p.len() - 2])) {
-                    inner = true;
-                } else {
-                    outer = true;
-                }
-            }
-            _ => {}
-        }
-        ControlFlow::Continue(())
-    });
-    (!r.is_break()).then_some((inner, outer))
-}
-
-/// `e` with its subqueries taken out (each replaced by NULL; `x IN (...)` by `x`), and them.
-fn strip_subqueries(e: &Expr) -> (Expr, Vec<Query>) {
-    let found = std::cell::RefCell::new(Vec::new());
-    let stripped = super::expr::substitute(e, &|x: &Expr| match x {
-        Expr::Subquery(q) | Expr::Exists { subquery: q, .. } => {
-            found.borrow_mut().push((**q).clone());
-            Some(Expr::Value(sqlparser::ast::Value::Null.with_empty_span()))
-        }
-        Expr::InSubquery { expr, subquery, .. } => {
-            found.borrow_mut().push((**subquery).clone());
-            Some((**expr).clone())
-        }
-        _ => None,
-    });
-    (stripped, found.into_inner())
-}
-
-/// Whether query `q` reads a column that none of the FROM clauses inside it (nor `stack`, the
-/// enclosing ones inside the subquery being checked) provides: a reference to an outer query.
-/// `None` when that cannot be told.
-fn reads_outside(q: &Query, cat: &dyn Catalog, stack: &mut Vec<Scope>) -> Option<bool> {
-    if q.with.is_some() {
-        return None;
-    }
-    let SetExpr::Select(sel) = q.body.as_ref() else {
-        return None;
-    };
-    let mut outside = false;
-    for f in sel.from.iter().flat_map(factors) {
-        match f {
-            TableFactor::Derived {
-                subquery,
-                lateral: false,
-                ..
-            } => outside |= reads_outside(subquery, cat, stack)?,
-            TableFactor::Table { args: None, .. } => {}
-            _ => return None,
-        }
-    }
-    stack.push(scope_of(&sel.from, cat)?);
-    let mut exprs: Vec<Expr> = sel
-        .projection
-        .iter()
-        .filter_map(item_expr)
-        .cloned()
-        .collect();
-    exprs.extend(sel.selection.clone());
-    exprs.extend(sel.having.clone());
-    if let GroupByExpr::Expressions(g, _) = &sel.group_by {
-        exprs.extend(g.iter().cloned());
-    }
-    for twj in &sel.from {
-        for j in &twj.joins {
-            if let Some(JoinConstraint::On(e)) = join_constraint(&j.join_operator) {
-                exprs.push(e.clone());
-            }
-        }
-    }
-    let mut result = Some(outside);
-    'exprs: for e in exprs {
-        let (stripped, subs) = strip_subqueries(&e);
-        let unresolved = sqlparser::ast::visit_expressions(&stripped, |x: &Expr| {
-            let known = match x {
-                Expr::Identifier(i) => stack.iter().any(|s| s.columns.contains(&fold(i))),
-                Expr::CompoundIdentifier(p) if p.len() >= 2 => {
-                    let a = fold(&p[p.len() - 2]);
-                    stack.iter().any(|s| s.aliases.contains(&a))
-                }
-                _ => true,
-            };
-            if known {
-                ControlFlow::Continue(())
-            } else {
-                ControlFlow::Break(())
-            }
-        })
-        .is_break();
-        if unresolved {
-            result = Some(true);
-        }
-        for sq in subs {
-            match reads_outside(&sq, cat, stack) {
-                Some(r) => result = result.map(|o| o || r),
-                None => {
-                    result = None;
-                    break 'exprs;
-                }
-            }
-        }
-    }
-    stack.pop();
-    result
-}
-
-fn join_constraint(op: &sqlparser::ast::JoinOperator) -> Option<&JoinConstraint> {
-    use sqlparser::ast::JoinOperator as J;
-    match op {
-        J::Join(c)
-        | J::Inner(c)
-        | J::Left(c)
-        | J::LeftOuter(c)
-        | J::Right(c)
-        | J::RightOuter(c)
-        | J::FullOuter(c) => Some(c),
-        _ => None,
-    }
-}
-
 /// A subquery body `SELECT e FROM ... [WHERE ...]` of one output and no WITH, ORDER BY or LIMIT.
 fn single_output(q: &Query) -> Option<(&Select, &Expr)> {
     if q.with.is_some() || q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some() {
@@ -559,7 +364,7 @@ enum Exists {
         conds: Vec<Expr>,
     },
     /// Replace it by this condition.
-    Test(Expr),
+    Test(Box<Expr>),
 }
 
 struct Rewriter<'a> {
@@ -716,7 +521,7 @@ impl Rewriter<'_> {
     }
 
     /// Subqueries in FROM (not LATERAL) become internal tables.
-    fn from_subqueries(&mut self, q: &mut Query) -> bool {
+    fn derived_tables(&mut self, q: &mut Query) -> bool {
         let SetExpr::Select(sel) = q.body.as_mut() else {
             return true;
         };
@@ -802,7 +607,7 @@ impl Rewriter<'_> {
                         continue;
                     }
                     Some(Exists::Test(e)) => {
-                        out.push(e);
+                        out.push(*e);
                         continue;
                     }
                     None => {}
@@ -1028,7 +833,7 @@ impl Rewriter<'_> {
         };
         let e = item_expr(&c.projection[0])?.clone();
         Some(if negated && !total {
-            Exists::Test(e)
+            Exists::Test(Box::new(e))
         } else {
             let mut conds = Vec::new();
             conjuncts(&e, &mut conds);
@@ -1279,7 +1084,7 @@ pub fn nest(
         rewrites: 0,
     };
     let _ = rw.split_having(&mut q);
-    if !rw.from_subqueries(&mut q) {
+    if !rw.derived_tables(&mut q) {
         return None;
     }
     rw.where_subqueries(&mut q);
