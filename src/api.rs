@@ -1,7 +1,7 @@
 //! The SQL API in schema `pgtrickle`: the stream table lifecycle. Every function runs in the
 //! caller's transaction, so an error anywhere leaves nothing behind.
 
-use crate::analyze::{analyze_internal, Analyzed};
+use crate::analyze::{analyze, analyze_internal, Analyzed};
 use crate::capture;
 use crate::catalog::{self, SourceKind, StreamTable};
 use crate::error::{raise, OrRaise};
@@ -52,12 +52,9 @@ fn define(query: &str) -> Definition {
             "the defining query's ORDER BY is not kept: a stream table, like any table, has no row order (add ORDER BY when reading it)"
         );
     }
-    let def = define_quiet(query);
-    if let Some(s) = def
-        .sources
-        .iter()
-        .find(|s| s.kind == SourceKind::StreamTable)
-    {
+    let analyzed = analyze(query);
+    let sources = catalog::classify_sources(&analyzed.relations);
+    for s in sources.iter().filter(|s| s.kind == SourceKind::StreamTable) {
         if let Some((_, parent)) = catalog::by_relid(s.relid).and_then(|st| st.parent) {
             raise(PgtError::InternalStreamTable {
                 name: s.display.clone(),
@@ -65,10 +62,11 @@ fn define(query: &str) -> Definition {
             });
         }
     }
-    def
+    Definition { analyzed, sources }
 }
 
-/// [`define`] without its NOTICE and checks (for queries pg_trickle writes itself).
+/// [`define`] without its NOTICE and checks, reserved output names allowed (for queries
+/// pg_trickle writes itself).
 pub(crate) fn define_quiet(query: &str) -> Definition {
     let analyzed = analyze_internal(query);
     let sources = catalog::classify_sources(&analyzed.relations);
