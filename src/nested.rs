@@ -141,18 +141,26 @@ fn differential(
     {
         return Err(reason);
     }
-    // The outermost attempt owns the list of internal tables made (all rolled back with it).
+    // The outermost attempt owns the list of internal tables made (all rolled back with it);
+    // reset on the way out, also when an ERROR unwinds through here.
+    struct Depth(bool);
+    impl Drop for Depth {
+        fn drop(&mut self) {
+            DEPTH.set(DEPTH.get() - 1);
+            if self.0 {
+                MADE.with(|m| m.borrow_mut().clear());
+            }
+        }
+    }
     let outermost = DEPTH.get() == 0;
     if outermost {
         MADE.with(|m| m.borrow_mut().clear());
     }
     DEPTH.set(DEPTH.get() + 1);
+    let depth = Depth(outermost);
     let attempt =
         spi::in_subtransaction(|| nested(pgt_id, schema, name, query, def, mode, capture));
-    DEPTH.set(DEPTH.get() - 1);
-    if outermost {
-        MADE.with(|m| m.borrow_mut().clear());
-    }
+    drop(depth);
     match attempt {
         Ok(p) => Ok(p),
         Err(why) => {
@@ -176,20 +184,26 @@ fn nested(
     capture: CaptureMode,
 ) -> Result<Planned, String> {
     let mut ids = Vec::new();
+    let mut pending: Vec<(String, String)> = Vec::new();
     let rewritten = nest::nest(query, &PgCatalog, &mut |sql: &str| {
-        // A subquery met before in this stream table (at any depth) reads the same table.
-        if let Some(table) = MADE.with(|m| {
+        // A subquery met before in this stream table reads the same table: one made already
+        // (at any depth), or one this rewrite names (made below, before anything reads it).
+        let known = MADE.with(|m| {
             m.borrow()
                 .iter()
                 .find(|(q, _)| q == sql)
                 .map(|(_, t)| t.clone())
-        }) {
+        });
+        if let Some(table) = known {
             return (table, false);
+        }
+        if let Some((_, table)) = pending.iter().find(|(q, _)| q == sql) {
+            return (table.clone(), false);
         }
         let id = api::next_id();
         ids.push(id);
         let table = quote_qualified(CHANGES_SCHEMA, &child_name(id));
-        MADE.with(|m| m.borrow_mut().push((sql.to_string(), table.clone())));
+        pending.push((sql.to_string(), table.clone()));
         (table, true)
     })
     .ok_or_else(String::new)?;
@@ -235,6 +249,10 @@ fn nested(
                 &[],
             );
         }
+        MADE.with(|m| {
+            m.borrow_mut()
+                .push((child.sql.clone(), child.table.clone()))
+        });
         children.push(relid);
     }
     let pdef = api::define_quiet(&rewritten.query);

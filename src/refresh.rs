@@ -289,6 +289,8 @@ thread_local! {
     /// The snapshot every statement of the refresh of a stream table with internal stream
     /// tables runs in (theirs too), while one is in progress.
     static TREE: std::cell::Cell<Option<pg_sys::Snapshot>> = const { std::cell::Cell::new(None) };
+    /// Internal stream tables refreshed in the refresh in progress recompute (FULL).
+    static FULL_BELOW: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The snapshot of the refresh in progress of a stream table with internal stream tables.
@@ -349,13 +351,30 @@ fn with_internal<R>(
     } else {
         Outermost(None)
     };
+    // After a failed refresh the stream table recomputes, and so does every internal stream
+    // table below it (the failing statement may have been one of theirs).
+    struct Full(bool);
+    impl Drop for Full {
+        fn drop(&mut self) {
+            FULL_BELOW.set(self.0);
+        }
+    }
+    let full = FULL_BELOW.get() || st.consecutive_errors > 0;
+    let _restore = Full(FULL_BELOW.replace(full));
     for child in children {
+        let refresh_child = || {
+            if full {
+                full_refresh(child, initiator, Some("retry after a failed refresh"));
+            } else {
+                refresh_as(child, initiator, clean);
+            }
+        };
         // At create every reader of an internal stream table is populated FULL in this
         // transaction: its first population need not be captured.
         if matches!(initiator, Initiator::Create) {
-            capture::without_capture(child, || refresh_as(child, initiator, clean));
+            capture::without_capture(child, refresh_child);
         } else {
-            refresh_as(child, initiator, clean);
+            refresh_child();
         }
     }
     f()

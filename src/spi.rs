@@ -259,14 +259,26 @@ pub fn in_subtransaction<R>(f: impl FnOnce() -> Result<R, String>) -> Result<R, 
     let f = std::panic::AssertUnwindSafe(f);
     let result = pgrx::PgTryBuilder::new(move || {
         let f = f;
-        (f.0)()
+        (f.0)().map_err(Failed::Message)
     })
     .catch_others(|e| {
-        Err(match e {
+        let report = match &e {
             pg_sys::panic::CaughtError::PostgresError(r)
-            | pg_sys::panic::CaughtError::ErrorReport(r) => r.message().to_string(),
-            pg_sys::panic::CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
-        })
+            | pg_sys::panic::CaughtError::ErrorReport(r) => r,
+            pg_sys::panic::CaughtError::RustPanic { ereport, .. } => ereport,
+        };
+        // A cancel, a timeout, a deadlock, a serialization failure or an out-of-resources error
+        // is not about the attempt: raised again once the subtransaction is rolled back.
+        let code = report.sql_error_code() as i32;
+        let class = [
+            (code & 0x3F) as u8 + b'0',
+            ((code >> 6) & 0x3F) as u8 + b'0',
+        ];
+        if matches!(&class, b"57" | b"53" | b"40") {
+            Err(Failed::Raise(Box::new(e)))
+        } else {
+            Err(Failed::Message(report.message().to_string()))
+        }
     })
     .execute();
     // SAFETY: ends the subtransaction begun above (kept on success, rolled back otherwise).
@@ -279,5 +291,14 @@ pub fn in_subtransaction<R>(f: impl FnOnce() -> Result<R, String>) -> Result<R, 
         pg_sys::MemoryContextSwitchTo(context);
         pg_sys::CurrentResourceOwner = owner;
     }
-    result
+    result.map_err(|f| match f {
+        Failed::Message(m) => m,
+        Failed::Raise(e) => e.rethrow(),
+    })
+}
+
+/// How [`in_subtransaction`]'s attempt failed.
+enum Failed {
+    Message(String),
+    Raise(Box<pgrx::pg_sys::panic::CaughtError>),
 }

@@ -36,7 +36,7 @@ use sqlparser::ast::{
 use sqlparser::dialect::PostgreSqlDialect;
 
 mod scope;
-use scope::{factors, reads_outside, scope_of, sides};
+use scope::{reads_outside, scope_of, sides, strip_subqueries};
 use sqlparser::parser::Parser;
 use std::ops::ControlFlow;
 
@@ -118,7 +118,9 @@ fn inline_relations(
     }
     impl VisitorMut for V<'_> {
         type Break = ();
-        fn pre_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
+        // After the factor's children: an inlined body (already inlined in its own scope) is not
+        // visited again, so its tables are never matched against these WITH queries.
+        fn post_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
             let TableFactor::Table {
                 name, alias, args, ..
             } = f
@@ -305,16 +307,21 @@ fn self_correlated(
     let Some(alias) = outer_alias else {
         return false;
     };
-    let same = outer_from.iter().flat_map(factors).any(|f| match f {
-        TableFactor::Table { name, alias: a, .. } => {
-            let n = a
-                .as_ref()
-                .map(|a| fold(&a.name))
-                .unwrap_or_else(|| table_name(name));
-            n == alias && name.to_string() == table.to_string()
-        }
-        _ => false,
-    });
+    // A plain FROM item (not a side of an explicit join, which may be NULL-extended).
+    let same = outer_from
+        .iter()
+        .filter(|t| t.joins.is_empty())
+        .map(|t| &t.relation)
+        .any(|f| match f {
+            TableFactor::Table { name, alias: a, .. } => {
+                let n = a
+                    .as_ref()
+                    .map(|a| fold(&a.name))
+                    .unwrap_or_else(|| table_name(name));
+                n == alias && name.to_string() == table.to_string()
+            }
+            _ => false,
+        });
     same && keys
         .iter()
         .all(|(i, _)| column(i).is_some_and(|(_, c)| cat.not_null(&table.to_string(), &c)))
@@ -398,6 +405,26 @@ impl Rewriter<'_> {
         let having = sel.having.clone()?;
         if !has_subquery(&having) || sel.distinct.is_some() {
             return None;
+        }
+        // Without GROUP BY, HAVING makes the query one group (at most one row): G must be an
+        // aggregate query too.
+        let top_level_aggregate = |e: &Expr| contains_aggregate(&strip_subqueries(e).0);
+        if no_group_by(sel)
+            && !sel
+                .projection
+                .iter()
+                .filter_map(item_expr)
+                .any(top_level_aggregate)
+            && !top_level_aggregate(&having)
+        {
+            return None;
+        }
+        // HAVING's subqueries move to a query over G's columns (the outputs): only ones that
+        // read nothing of the grouped query keep their meaning.
+        for sq in strip_subqueries(&having).1 {
+            if reads_outside(&sq, self.cat, &mut Vec::new()) != Some(false) {
+                return None;
+            }
         }
         let mut names = Vec::new();
         // Outputs that are a column under its own name: HAVING reads input columns, so only
@@ -548,6 +575,10 @@ impl Rewriter<'_> {
                     .map(|a| a.name.clone())
                     .unwrap_or_else(|| Ident::with_quote('"', format!("__pgt_d{n}")));
                 if let Some(a) = alias.as_ref().filter(|a| !a.columns.is_empty()) {
+                    // Renamed outputs would change what its ORDER BY names.
+                    if body.order_by.is_some() {
+                        return false;
+                    }
                     let SetExpr::Select(bs) = body.body.as_mut() else {
                         return false;
                     };
@@ -721,6 +752,18 @@ impl Rewriter<'_> {
         {
             return None;
         }
+        // A select list with a function call (an aggregate makes one row whatever WHERE
+        // keeps; a set-returning function none or several) is not a test of WHERE's rows.
+        let calls = |e: &Expr| {
+            sqlparser::ast::visit_expressions(e, |x| match x {
+                Expr::Function(_) | Expr::Subquery(_) => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            })
+            .is_break()
+        };
+        if sel.projection.iter().filter_map(item_expr).any(calls) {
+            return None;
+        }
         let scope = scope_of(&sel.from, self.cat)?;
         let mut local = Vec::new();
         let mut keys: Vec<(Expr, Expr)> = Vec::new();
@@ -865,7 +908,7 @@ impl Rewriter<'_> {
     /// without GROUP BY or HAVING.
     fn one_row_table(&mut self, sq: &Query) -> Option<String> {
         let (sel, e) = single_output(sq)?;
-        if !contains_aggregate(e)
+        if !contains_aggregate(&strip_subqueries(e).0)
             || !no_group_by(sel)
             || sel.having.is_some()
             || sel.distinct.is_some()
@@ -923,7 +966,7 @@ impl Rewriter<'_> {
             return None;
         }
         let value = item_expr(&sel.projection[0])?.clone();
-        if !contains_aggregate(&value) {
+        if !contains_aggregate(&strip_subqueries(&value).0) {
             return None;
         }
         let scope = scope_of(&sel.from, self.cat)?;
@@ -1045,7 +1088,7 @@ fn parse_object_name(quoted: &str) -> Option<ObjectName> {
 /// quoted name, and whether it is a new one; a query met before may be answered with the table
 /// already made for it, which is then read twice and made once), or `None` when no rewrite
 /// applies (or one that would is not exact: a LATERAL subquery, a correlated subquery in HAVING,
-/// a recursive WITH).
+/// a WITH clause below the top level, a recursive WITH).
 pub fn nest(
     sql: &str,
     cat: &dyn Catalog,
@@ -1053,6 +1096,27 @@ pub fn nest(
 ) -> Option<Nested> {
     let mut q = parse_query(sql)?;
     if !matches!(q.body.as_ref(), SetExpr::Select(_)) {
+        return None;
+    }
+    // A WITH clause below the top level would shadow names in its own scope: not modelled.
+    struct NestedWith(usize, bool);
+    impl Visitor for NestedWith {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+            if self.0 > 0 && q.with.is_some() {
+                self.1 = true;
+            }
+            self.0 += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.0 -= 1;
+            ControlFlow::Continue(())
+        }
+    }
+    let mut nested_with = NestedWith(0, false);
+    let _ = q.visit(&mut nested_with);
+    if nested_with.1 {
         return None;
     }
     let mut views = Vec::new();
@@ -1350,6 +1414,30 @@ mod tests {
             "{}",
             r.query
         );
+        // WITH bodies are inlined once, in their own scope: `t` inside is the table.
+        let r = run("WITH t AS (SELECT * FROM lineitem WHERE l_price > 0) SELECT l_suppkey, total FROM t, rev \
+                     WHERE t.l_suppkey = rev.supplier_no")
+        .unwrap();
+        assert_eq!(
+            r.children[0].sql,
+            "SELECT * FROM lineitem WHERE l_price > 0"
+        );
+        // A WITH clause inside a subquery: not rewritten.
+        assert_eq!(
+            run("SELECT * FROM rev WHERE total > (SELECT max(x) FROM (WITH w AS (SELECT 1 AS x) SELECT x FROM w) z)"),
+            None
+        );
+        // EXISTS whose select list aggregates is always true: not a row test.
+        let r = run("SELECT s_suppkey FROM supplier, lineitem l1 WHERE EXISTS (SELECT max(l2.l_price) FROM lineitem l2 \
+                     WHERE l2.l_suppkey = l1.l_suppkey AND l2.l_price <> l1.l_price)");
+        assert!(r.is_none_or(|r| r.query.contains("EXISTS")));
+        // HAVING over no GROUP BY and no aggregate: one group, not one row per input row.
+        let r = run("SELECT 'y' AS flag FROM partsupp HAVING (SELECT max(s_suppkey) FROM supplier, nation) > 0");
+        assert!(r.is_none_or(|r| r.query.contains("HAVING")));
+        // A subquery in HAVING reading a grouped column: not moved over the outputs.
+        let r = run("SELECT ps_partkey, sum(ps_supplycost) AS s FROM partsupp GROUP BY ps_partkey \
+                     HAVING sum(ps_supplycost) > (SELECT max(l_price) FROM lineitem, supplier WHERE l_suppkey = ps_partkey)");
+        assert!(r.is_none_or(|r| r.query.contains("HAVING")));
         // Correlated by other than equality.
         assert_eq!(
             run("SELECT a FROM t WHERE b = (SELECT max(ps_supplycost) FROM partsupp, supplier WHERE ps_partkey < t.a)"),
