@@ -188,6 +188,9 @@ const SHAPES: &[&str] = &[
     "SELECT c.label, g.tq FROM cat c, grp_totals g WHERE g.grp = c.code AND g.tq >= (SELECT max(tq) - 5 FROM grp_totals)",
     "SELECT val, count(*) AS n FROM (SELECT b.grp, sum(b.val) AS val FROM bag b JOIN cat c ON c.code = b.grp GROUP BY b.grp) s GROUP BY val",
     "SELECT i.id FROM items i WHERE i.grp IN (SELECT b.grp FROM bag b) AND EXISTS (SELECT 1 FROM bag b2 WHERE b2.grp = i.grp AND b2.val > 1)",
+    // An OR term next to a subquery test or a grouped subquery keeps its parentheses.
+    "SELECT i.id FROM items i WHERE (i.qty > 5 OR i.flag) AND i.val > 1 AND EXISTS (SELECT 1 FROM bag b WHERE b.grp = i.grp)",
+    "SELECT c.code, t.n FROM cat c, (SELECT grp, count(*) AS n FROM items GROUP BY grp) t WHERE t.grp = c.code AND (c.weight > 4 OR t.n > 3) AND c.weight > 2",
 ];
 
 /// xorshift64*: a tiny deterministic generator, so a failing seed replays exactly.

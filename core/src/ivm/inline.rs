@@ -263,6 +263,25 @@ impl VisitorMut for Substitute<'_> {
     }
 }
 
+/// `name AS alias`, a FROM table.
+pub(super) fn plain_table(name: ObjectName, alias: Ident) -> TableFactor {
+    TableFactor::Table {
+        name,
+        alias: Some(TableAlias {
+            name: alias,
+            columns: Vec::new(),
+        }),
+        args: None,
+        with_hints: Vec::new(),
+        version: None,
+        with_ordinality: false,
+        partitions: Vec::new(),
+        json_path: None,
+        sample: None,
+        index_hints: Vec::new(),
+    }
+}
+
 fn and(a: Option<Expr>, b: Expr) -> Expr {
     match a {
         None => b,
@@ -694,21 +713,7 @@ fn inline_scoped(q: &mut Query, outer: &[(String, Scoped)]) -> Result<(), Unsupp
                     where_extra.push(renamed);
                 }
             }
-            *f = TableFactor::Table {
-                name: simple.table.clone(),
-                alias: Some(TableAlias {
-                    name: Ident::with_quote('"', &alias),
-                    columns: Vec::new(),
-                }),
-                args: None,
-                with_hints: Vec::new(),
-                version: None,
-                with_ordinality: false,
-                partitions: Vec::new(),
-                json_path: None,
-                sample: None,
-                index_hints: Vec::new(),
-            };
+            *f = plain_table(simple.table.clone(), Ident::with_quote('"', &alias));
             inlined.push(Inlined {
                 outputs: simple.outputs_as(&alias),
                 alias,

@@ -682,10 +682,12 @@ fn parse_select(
             }
             from.push(table);
             joins.push(Join::Semi(keep, Box::new(cond)));
+            // Each term parenthesized: the AST prints operators without parentheses (an OR
+            // term would otherwise bind its neighbours).
             selection = rest.into_iter().reduce(|a, b| Expr::BinaryOp {
-                left: Box::new(a),
+                left: Box::new(Expr::Nested(Box::new(a))),
                 op: sqlparser::ast::BinaryOperator::And,
-                right: Box::new(b),
+                right: Box::new(Expr::Nested(Box::new(b))),
             });
         }
     }
@@ -753,9 +755,9 @@ fn parse_select(
             super::scalar::bind_keys(sc, &mut terms, &aliases)?;
         }
         selection = terms.into_iter().reduce(|a, b| Expr::BinaryOp {
-            left: Box::new(a),
+            left: Box::new(Expr::Nested(Box::new(a))),
             op: sqlparser::ast::BinaryOperator::And,
-            right: Box::new(b),
+            right: Box::new(Expr::Nested(Box::new(b))),
         });
     }
     // Scalar subqueries become factors of the join, after the FROM tables.
@@ -1179,6 +1181,18 @@ mod tests {
 
     fn cols() -> Vec<Vec<String>> {
         vec![vec!["id".into(), "category".into(), "price".into()]]
+    }
+
+    #[test]
+    fn an_or_next_to_a_subquery_test_keeps_its_parentheses() {
+        let q = parse(
+            "SELECT id FROM products p WHERE (p.price > 5 OR p.category = 'a') AND p.id > 1 \
+             AND EXISTS (SELECT 1 FROM products q WHERE q.id = p.id)",
+            &[cols()[0].clone(), cols()[0].clone()],
+        )
+        .unwrap();
+        let f = q.filter.unwrap().to_string();
+        assert_eq!(f, "(p.price > 5 OR p.category = 'a') AND (p.id > 1)");
     }
 
     #[test]

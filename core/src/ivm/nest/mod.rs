@@ -327,6 +327,14 @@ fn self_correlated(
         .all(|(i, _)| column(i).is_some_and(|(_, c)| cat.not_null(&table.to_string(), &c)))
 }
 
+/// The inner sides of `keys` as outputs `__pgt_k1`, ..., `__pgt_k<n>`.
+fn key_items(keys: &[(Expr, Expr)]) -> Vec<SelectItem> {
+    keys.iter()
+        .enumerate()
+        .map(|(i, (inner, _))| aliased(inner.clone(), &format!("__pgt_k{}", i + 1)))
+        .collect()
+}
+
 /// `__pgt_k1`, ..., `__pgt_k<n>`.
 fn key_names(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("__pgt_k{i}")).collect()
@@ -597,7 +605,7 @@ impl Rewriter<'_> {
                 let Some(name) = parse_object_name(&table) else {
                     return false;
                 };
-                *f = table_factor(name, alias_name);
+                *f = super::inline::plain_table(name, alias_name);
             }
         }
         true
@@ -716,7 +724,7 @@ impl Rewriter<'_> {
         for (table, alias) in joined {
             if let Some(name) = parse_object_name(&table) {
                 sel.from.push(TableWithJoins {
-                    relation: table_factor(name, Ident::new(alias)),
+                    relation: super::inline::plain_table(name, Ident::new(alias)),
                     joins: Vec::new(),
                 });
             }
@@ -806,11 +814,7 @@ impl Rewriter<'_> {
         };
         let total = negated && self_correlated(inner_table, &keys, outer_from, self.cat);
         let mut body = (**sel).clone();
-        let mut items: Vec<SelectItem> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, (inner, _))| aliased(inner.clone(), &format!("__pgt_k{}", i + 1)))
-            .collect();
+        let mut items = key_items(&keys);
         let filter = match and_all(local.clone()) {
             Some(l) if total => format!(" FILTER (WHERE {l})"),
             _ => String::new(),
@@ -1009,11 +1013,7 @@ impl Rewriter<'_> {
             }
         }
         let mut body = (**sel).clone();
-        let mut items: Vec<SelectItem> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, (inner, _))| aliased(inner.clone(), &format!("__pgt_k{}", i + 1)))
-            .collect();
+        let mut items = key_items(&keys);
         items.push(aliased(value.clone(), "__pgt_v"));
         body.projection = items;
         body.selection = and_all(local);
@@ -1052,24 +1052,6 @@ impl Rewriter<'_> {
             return None;
         };
         item_expr(&s.projection[0]).cloned()
-    }
-}
-
-fn table_factor(name: ObjectName, alias: Ident) -> TableFactor {
-    TableFactor::Table {
-        name,
-        alias: Some(TableAlias {
-            name: alias,
-            columns: Vec::new(),
-        }),
-        args: None,
-        with_hints: Vec::new(),
-        version: None,
-        with_ordinality: false,
-        partitions: Vec::new(),
-        json_path: None,
-        sample: None,
-        index_hints: Vec::new(),
     }
 }
 
