@@ -299,3 +299,26 @@ fn the_scheduler_refreshes_internal_stream_tables_with_their_stream_table() {
     );
     assert_eq!(own, 0);
 }
+
+#[test]
+fn drop_extension_takes_internal_stream_tables_along() {
+    let mut db = TestDb::new("nested_drop_extension");
+    setup(&mut db);
+    for (name, q) in SHAPES.iter().take(2) {
+        db.exec(&format!(
+            "SELECT pgtrickle.create_stream_table('{name}', $q${q}$q$, refresh_mode => 'DIFFERENTIAL')"
+        ));
+    }
+    db.exec("DROP EXTENSION pg_trickle CASCADE");
+    assert_eq!(
+        db.value::<i64>("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'pgtrickle%'"),
+        0
+    );
+    assert_eq!(
+        db.value::<i64>(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid IN ('orders'::regclass, 'customers'::regclass)"
+        ),
+        0
+    );
+    db.exec("INSERT INTO orders VALUES (5000, 1, 1)");
+}
