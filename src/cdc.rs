@@ -254,6 +254,9 @@ fn create_slot() {
 }
 
 fn drop_slot() {
+    // After any refresh reading the slot (they hold this lock while they consume): dropping
+    // acquires the slot, and a refresh finding it acquired fails.
+    wal::lock();
     spi::exec(
         "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
         &[wal::slot_name().into()],
