@@ -352,6 +352,20 @@ pub fn children(pgt_id: i64) -> Vec<Oid> {
     .collect()
 }
 
+/// [`children`] of the stream table stored in `relid` (one statement, for the scheduler's probe).
+pub fn children_of_storage(relid: Oid) -> Vec<Oid> {
+    spi::rows_p(
+        "SELECT c.pgt_relid FROM pgtrickle.pgt_stream_tables c \
+           JOIN pgtrickle.pgt_stream_tables p ON p.pgt_id = c.parent_pgt_id \
+          WHERE p.pgt_relid = $1 ORDER BY c.pgt_id",
+        &[relid.into()],
+        |r| r.get::<Oid>(1).ok().flatten(),
+    )
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// Replaces the recorded sources of a stream table.
 pub fn set_dependencies(pgt_id: i64, sources: &[Source]) {
     spi::exec(

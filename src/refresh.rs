@@ -489,13 +489,15 @@ fn probe_window(st: &StreamTable, frontier: &str, probe: &str) -> Probed {
 
 /// Whether a scheduled refresh of `relid` has anything to do: false only for a healthy stream
 /// table with a change window whose sources hold no change since its frontier. Takes no lock;
-/// two statements (what the probe needs, then the probe).
+/// three statements (its internal stream tables, what the probe needs, then the probe), and
+/// those of its internal stream tables.
 pub fn needs_refresh(relid: Oid) -> bool {
     // Its internal stream tables' sources are its sources too.
-    if let Some(st) = catalog::by_relid(relid) {
-        if catalog::children(st.pgt_id).into_iter().any(needs_refresh) {
-            return true;
-        }
+    if catalog::children_of_storage(relid)
+        .into_iter()
+        .any(needs_refresh)
+    {
+        return true;
     }
     type Info = (
         Option<String>,
