@@ -11,6 +11,12 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::{CStr, CString};
 
+unsafe extern "C-unwind" {
+    /// ruleutils.c: prints an analyzed query back as SQL (what `pg_get_viewdef` prints for a
+    /// view's rule). Not in pgrx's bindings.
+    fn pg_get_querydef(query: *mut pg_sys::Query, pretty: bool) -> *mut std::ffi::c_char;
+}
+
 /// What PostgreSQL says about a defining query.
 pub struct Analyzed {
     pub columns: Vec<OutputColumn>,
@@ -21,6 +27,11 @@ pub struct Analyzed {
     /// Whether a subquery in FROM, a WITH query or a set operation's branch has a set-returning
     /// function in its select list (it multiplies that level's rows).
     pub srf_below: bool,
+    /// The analyzed query tree (`nodeToString`, as a view's rule stores it): relations and
+    /// columns by OID and number, so it follows renames. See [`record_dependencies`].
+    pub tree: String,
+    /// The query as PostgreSQL prints the tree back (`*` expanded, names as they are now).
+    pub deparsed: String,
 }
 
 /// Whether a query below `q` (in its range table or WITH list) has a set-returning function in
@@ -106,7 +117,7 @@ pub fn analyze_internal(query: &str) -> Analyzed {
 fn analyze_as(query: &str, internal: bool) -> Analyzed {
     let cquery = CString::new(query)
         .unwrap_or_else(|_| raise(PgtError::NotASelect("the query contains a NUL byte".into())));
-    let (raw, relations, volatile, srf_below) = Spi::connect(|_client| {
+    let (raw, relations, volatile, srf_below, tree, deparsed) = Spi::connect(|_client| {
         // SAFETY: we are connected to SPI; SPI_prepare either returns a plan or raises an ERROR
         // (which unwinds through pgrx's guard). The plan and everything it points to live in
         // SPI's procedure memory until the connection closes, and we copy what we need into Rust
@@ -138,6 +149,16 @@ fn analyze_as(query: &str, internal: bool) -> Analyzed {
                     raise(PgtError::NotASelect("found FOR UPDATE/SHARE".into()));
                 }
             }
+            // The tree before rewriting (views as relations, as a view's own rule keeps it).
+            let tree = pg_sys::parse_analyze_fixedparams(
+                (*ps).raw_parse_tree,
+                cquery.as_ptr(),
+                std::ptr::null(),
+                0,
+                std::ptr::null_mut(),
+            );
+            let deparsed = c_string(pg_get_querydef(tree, true));
+            let tree = c_string(pg_sys::nodeToString(tree as *const std::ffi::c_void));
             let desc = (*ps).resultDesc;
             let mut raw = Vec::new();
             if !desc.is_null() {
@@ -182,7 +203,7 @@ fn analyze_as(query: &str, internal: bool) -> Analyzed {
                     relations.push(oid);
                 }
             }
-            (raw, relations, volatile, srf)
+            (raw, relations, volatile, srf, tree, deparsed)
         }
     });
     let columns = describe_columns(raw, internal);
@@ -191,6 +212,61 @@ fn analyze_as(query: &str, internal: bool) -> Analyzed {
         relations,
         volatile,
         srf_below,
+        tree,
+        deparsed,
+    }
+}
+
+/// Deletes what pg_trickle recorded of storage `storage`'s dependencies (see
+/// [`record_dependencies`]): its whole-object normal dependencies other than on its schema
+/// (its columns' types and collations are the columns' own, objsubid <> 0). As superuser
+/// (pg_trickle runs as the extension's owner here).
+pub fn forget_dependencies(storage: pg_sys::Oid) {
+    spi::exec(
+        "DELETE FROM pg_catalog.pg_depend WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND objid = $1 \
+            AND objsubid = 0 AND deptype = 'n' AND refclassid <> 'pg_catalog.pg_namespace'::pg_catalog.regclass",
+        &[storage.into()],
+    );
+    // SAFETY: makes the deletion visible to this transaction's later catalog reads.
+    unsafe { pg_sys::CommandCounterIncrement() };
+}
+
+/// Makes stream table storage `storage` depend, in `pg_depend`, on everything the analyzed
+/// query `tree` ([`Analyzed::tree`]) uses, as a view's rule does: the relations, the columns
+/// (so `DROP COLUMN` of one is refused, and `CASCADE` drops the stream table), functions,
+/// operators, types and collations.
+pub fn record_dependencies(storage: pg_sys::Oid, tree: &str) {
+    let ctree = CString::new(tree).expect("a node string has no NUL");
+    let depender = pg_sys::ObjectAddress {
+        classId: pg_sys::RelationRelationId,
+        objectId: storage,
+        objectSubId: 0,
+    };
+    // SAFETY: `ctree` is a node string nodeToString made of an analyzed Query; stringToNode
+    // rebuilds it in the current memory context; recordDependencyOnExpr walks it (pushing its
+    // range table) and inserts pg_depend rows, raising an ERROR on failure; the command
+    // counter increment makes them visible to this transaction's later catalog reads.
+    unsafe {
+        let node = pg_sys::stringToNode(ctree.as_ptr()) as *mut pg_sys::Node;
+        pg_sys::recordDependencyOnExpr(
+            &depender,
+            node,
+            std::ptr::null_mut(),
+            pg_sys::DependencyType::DEPENDENCY_NORMAL,
+        );
+        pg_sys::CommandCounterIncrement();
+    }
+}
+
+/// The query a stored tree ([`Analyzed::tree`]) prints back as now: after a rename of a
+/// relation or column it names, the new names.
+pub fn deparse(tree: &str) -> String {
+    let ctree = CString::new(tree).expect("a node string has no NUL");
+    // SAFETY: as in [`record_dependencies`]; pg_get_querydef reads the catalog for the names
+    // of what the tree references (raising an ERROR if something no longer exists).
+    unsafe {
+        let node = pg_sys::stringToNode(ctree.as_ptr()) as *mut pg_sys::Query;
+        c_string(pg_get_querydef(node, true))
     }
 }
 

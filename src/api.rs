@@ -7,6 +7,7 @@ use crate::catalog::{self, SourceKind, StreamTable};
 use crate::error::{raise, OrRaise};
 use crate::nested::Planned;
 use crate::refresh::{self, Initiator};
+use crate::security;
 use crate::spi;
 use pg_trickle_core::dag::Dag;
 use pg_trickle_core::ident::{quote_qualified, QualifiedName};
@@ -65,6 +66,29 @@ fn define(query: &str) -> Definition {
     Definition { analyzed, sources }
 }
 
+/// The query a stream table stores and plans: as written, or, when it selects `*`, as
+/// PostgreSQL prints it back with every column named (a column added to a source later is not
+/// part of it, as with a view).
+fn expanded(query: &str, def: &Definition) -> String {
+    if pg_trickle_core::ivm::star::selects_wildcard(query) {
+        def.analyzed.deparsed.clone()
+    } else {
+        query.to_string()
+    }
+}
+
+/// Whether `query` defines the same stream table as `st`'s stored query: the same text, or
+/// the same query as PostgreSQL analyses it now (`*` expanded, renames followed).
+fn same_definition(st: &StreamTable, query: &str) -> bool {
+    if st.defining_query == query {
+        return true;
+    }
+    let Some(tree) = &st.query_tree else {
+        return false;
+    };
+    crate::analyze::deparse(tree) == analyze(query).deparsed
+}
+
 /// [`define`] without its NOTICE and checks, reserved output names allowed (for queries
 /// pg_trickle writes itself).
 pub(crate) fn define_quiet(query: &str) -> Definition {
@@ -103,7 +127,14 @@ pub(crate) fn next_id() -> i64 {
 /// incrementally too) and records the stream table's dependencies: in the catalog, what the plan
 /// reads; in `pg_depend`, what the defining query reads (`def`; the internal stream tables of a
 /// nested plan depend on the storage instead).
-fn wire_sources(pgt_id: i64, storage: Oid, display: &str, def: &Definition, planned: &Planned) {
+fn wire_sources(
+    pgt_id: i64,
+    storage: Oid,
+    display: &str,
+    def: &Definition,
+    planned: &Planned,
+    internal: bool,
+) {
     for s in planned
         .plan_sources
         .iter()
@@ -118,7 +149,16 @@ fn wire_sources(pgt_id: i64, storage: Oid, display: &str, def: &Definition, plan
         }
     }
     catalog::set_dependencies(pgt_id, &planned.plan_sources);
-    capture::record_storage_dependencies(storage, &def.sources);
+    // An internal stream table's query is a rewrite of part of its parent's, whose storage
+    // depends on what the query uses.
+    capture::record_storage_dependencies(
+        storage,
+        &def.sources,
+        (!internal).then_some(def.analyzed.tree.as_str()),
+    );
+    if !internal {
+        capture::record_key_dependencies(storage, &def.sources);
+    }
     capture::drop_unused_captures();
 }
 
@@ -154,6 +194,7 @@ fn create(new: NewStreamTable<'_>, clean: bool) {
     if !catalog::schema_exists(schema) {
         raise(PgtError::SchemaNotFound(schema.to_string()));
     }
+    security::require_create_in(schema);
     if let Some((_, is_st)) = catalog::existing(schema, name) {
         raise(if is_st {
             PgtError::StreamTableExists(display)
@@ -162,6 +203,7 @@ fn create(new: NewStreamTable<'_>, clean: bool) {
         });
     }
     let def = define(query);
+    let query = expanded(query, &def);
     crate::cdc::check_capture_mode(
         capture,
         mode == RefreshMode::Immediate,
@@ -169,20 +211,29 @@ fn create(new: NewStreamTable<'_>, clean: bool) {
     );
     // The id first: a TopK plan names its internal table by it.
     let pgt_id = next_id();
-    let planned = crate::nested::plan(pgt_id, schema, name, query, &def, mode, capture);
+    let planned = crate::nested::plan(pgt_id, schema, name, &query, &def, mode, capture);
+    if !initialize {
+        // Not populated now, so not evaluated: the privilege checks of a query that is (as the
+        // caller, who will own it; nothing is read).
+        security::as_caller(|| {
+            spi::exec(&format!("SELECT FROM ({query}\n) AS __pgt_q LIMIT 0"), &[])
+        });
+    }
     let storage = install(
         &Install {
             pgt_id,
             schema,
             name,
-            query,
+            query: &query,
             schedule: schedule.catalog_text(),
             mode,
             capture,
+            internal: false,
         },
         &def,
         &planned,
     );
+    security::settle(storage, security::caller());
     if initialize {
         refresh::full_refresh(storage, Initiator::Create, None);
     }
@@ -201,6 +252,8 @@ pub(crate) struct Install<'a> {
     pub schedule: Option<String>,
     pub mode: RefreshMode,
     pub capture: CaptureMode,
+    /// An internal stream table (its parent's query is what its storage depends on).
+    pub internal: bool,
 }
 
 /// Creates the storage table and the catalog records of a planned stream table, and wires its
@@ -229,8 +282,9 @@ pub(crate) fn install(new: &Install<'_>, def: &Definition, planned: &Planned) ->
     let (names, types, colls) = catalog::column_arrays(&def.analyzed.columns);
     spi::exec(
         "INSERT INTO pgtrickle.pgt_stream_tables (pgt_id, pgt_relid, defining_query, schedule, refresh_mode, \
-             effective_mode, column_names, column_types, column_collations, plan_kind, full_merge_sql, explain_text, cdc_mode) \
-         OVERRIDING SYSTEM VALUE VALUES ($9, $1, $2, $3, $4, 'FULL', $5, $6, $7, 'FULL', '', '', $8)",
+             effective_mode, column_names, column_types, column_collations, plan_kind, full_merge_sql, explain_text, cdc_mode, \
+             query_tree) \
+         OVERRIDING SYSTEM VALUE VALUES ($9, $1, $2, $3, $4, 'FULL', $5, $6, $7, 'FULL', '', '', $8, $10)",
         &[
             storage.into(),
             query.into(),
@@ -241,6 +295,7 @@ pub(crate) fn install(new: &Install<'_>, def: &Definition, planned: &Planned) ->
             colls.into(),
             new.capture.as_str().into(),
             pgt_id.into(),
+            def.analyzed.tree.clone().into(),
         ],
     );
     catalog::store_plan(pgt_id, &quote_qualified(schema, name), built);
@@ -251,6 +306,7 @@ pub(crate) fn install(new: &Install<'_>, def: &Definition, planned: &Planned) ->
         &catalog::relation_display(storage),
         def,
         planned,
+        new.internal,
     );
     crate::nested::adopt(pgt_id, storage, &planned.children);
     catalog::store_views(pgt_id, &planned.views);
@@ -269,6 +325,28 @@ fn create_stream_table(
     cdc_mode: default!(Option<&str>, "'auto'"),
 ) {
     let clean = refresh::entered_clean();
+    security::api(|| {
+        create_api(
+            name,
+            query,
+            schedule,
+            refresh_mode,
+            initialize,
+            cdc_mode,
+            clean,
+        )
+    })
+}
+
+fn create_api(
+    name: Option<&str>,
+    query: Option<&str>,
+    schedule: Option<&str>,
+    refresh_mode: Option<&str>,
+    initialize: Option<bool>,
+    cdc_mode: Option<&str>,
+    clean: bool,
+) {
     let (schema, st_name) = target_name(required(name, "name"));
     let query = required(query, "query");
     let schedule = Schedule::parse(schedule).or_raise();
@@ -300,6 +378,28 @@ fn create_or_replace_stream_table(
     cdc_mode: default!(Option<&str>, "'auto'"),
 ) {
     let clean = refresh::entered_clean();
+    security::api(|| {
+        create_or_replace_api(
+            name,
+            query,
+            schedule,
+            refresh_mode,
+            initialize,
+            cdc_mode,
+            clean,
+        )
+    })
+}
+
+fn create_or_replace_api(
+    name: Option<&str>,
+    query: Option<&str>,
+    schedule: Option<&str>,
+    refresh_mode: Option<&str>,
+    initialize: Option<bool>,
+    cdc_mode: Option<&str>,
+    clean: bool,
+) {
     let name = required(name, "name");
     let (schema, st_name) = target_name(name);
     let query = required(query, "query");
@@ -326,7 +426,8 @@ fn create_or_replace_stream_table(
         Some((relid, true)) => catalog::by_relid(relid).expect("stream table in catalog"),
     };
     refuse_internal(&st);
-    let same_query = st.defining_query == query;
+    security::require_owner(&st);
+    let same_query = same_definition(&st, query);
     let same_schedule = st.schedule == schedule.catalog_text();
     let same_mode = st.refresh_mode == mode.as_str();
     let same_capture = cdc_mode_of(&st) == capture;
@@ -397,6 +498,7 @@ pub(crate) fn redefine(
     clean: bool,
 ) {
     let def = define(query);
+    let query = &expanded(query, &def);
     crate::cdc::check_capture_mode(
         cdc_mode_of(st),
         mode == RefreshMode::Immediate,
@@ -414,15 +516,18 @@ pub(crate) fn redefine(
     })
     .or_raise();
     let old_children = catalog::children(st.pgt_id);
-    let planned = crate::nested::plan(
-        st.pgt_id,
-        &st.schema,
-        &st.name,
-        query,
-        &def,
-        mode,
-        cdc_mode_of(st),
-    );
+    // Whatever planning evaluates of the query, it evaluates as the stream table's owner.
+    let planned = security::with_caller(st.owner, || {
+        crate::nested::plan(
+            st.pgt_id,
+            &st.schema,
+            &st.name,
+            query,
+            &def,
+            mode,
+            cdc_mode_of(st),
+        )
+    });
     let built = &planned.built;
     spi::exec(
         &format!("LOCK TABLE {} IN EXCLUSIVE MODE", st.quoted()),
@@ -468,17 +573,26 @@ pub(crate) fn redefine(
     spi::exec(
         "UPDATE pgtrickle.pgt_stream_tables SET defining_query = $2, column_names = $3, column_types = $4, \
              column_collations = $5, refresh_mode = $6, is_populated = false, frontier = NULL, frontier_xid = NULL, \
-             data_timestamp = NULL, updated_at = now() WHERE pgt_id = $1",
-        &[st.pgt_id.into(), query.into(), names.into(), types.into(), colls.into(), mode.as_str().into()],
+             data_timestamp = NULL, updated_at = now(), query_tree = $7 WHERE pgt_id = $1",
+        &[
+            st.pgt_id.into(),
+            query.into(),
+            names.into(),
+            types.into(),
+            colls.into(),
+            mode.as_str().into(),
+            def.analyzed.tree.clone().into(),
+        ],
     );
     catalog::store_plan(st.pgt_id, &st.quoted(), built);
     crate::topk::remove(st.pgt_id);
     crate::topk::install(st.pgt_id, st.relid, built);
-    wire_sources(st.pgt_id, st.relid, &st.display(), &def, &planned);
+    wire_sources(st.pgt_id, st.relid, &st.display(), &def, &planned, false);
     crate::nested::adopt(st.pgt_id, st.relid, &planned.children);
     crate::nested::discard(&old_children);
     catalog::store_views(st.pgt_id, &planned.views);
     capture::sync_immediate_triggers(clean);
+    security::settle(st.relid, st.owner);
     if initialize {
         refresh::full_refresh(st.relid, Initiator::Alter, None);
     }
@@ -501,7 +615,18 @@ fn alter_stream_table(
     cdc_mode: default!(Option<&str>, "NULL"),
 ) {
     let clean = refresh::entered_clean();
+    security::api(|| alter_api(name, schedule, refresh_mode, cdc_mode, clean))
+}
+
+fn alter_api(
+    name: Option<&str>,
+    schedule: Option<&str>,
+    refresh_mode: Option<&str>,
+    cdc_mode: Option<&str>,
+    clean: bool,
+) {
     let st = resolve_user(required(name, "name"));
+    security::require_owner(&st);
     let schedule = schedule.map(|s| Schedule::parse(Some(s)).or_raise());
     let mode = refresh_mode.map(|m| parse_mode(Some(m)));
     let capture = cdc_mode.map(|m| parse_capture(Some(m)));
@@ -542,18 +667,26 @@ fn refresh_stream_table(name: Option<&str>) {
     };
     // Before anything here writes: whether the caller's transaction wrote before this call.
     let clean = refresh::entered_clean();
-    let relid = catalog::resolve_relid(required(name, "name"));
-    if let Some(st) = catalog::by_relid(relid) {
-        refuse_internal(&st);
-    }
-    refresh::refresh_manual(relid, initiator, clean);
+    security::api(|| {
+        let relid = catalog::resolve_relid(required(name, "name"));
+        if let Some(st) = catalog::by_relid(relid) {
+            refuse_internal(&st);
+            security::require_owner(&st);
+        }
+        refresh::refresh_manual(relid, initiator, clean);
+    })
 }
 
 /// Drops a stream table: its storage, its catalog records, and the change capture (buffers,
 /// triggers, functions) that no other stream table needs, all in the caller's transaction.
 #[pg_extern(schema = "pgtrickle")]
 fn drop_stream_table(name: Option<&str>) {
+    security::api(|| drop_api(name))
+}
+
+fn drop_api(name: Option<&str>) {
     let st = resolve_user(required(name, "name"));
+    security::require_owner(&st);
     let dependents = catalog::dependents(st.relid);
     if !dependents.is_empty() {
         raise(PgtError::HasDependents {
@@ -584,6 +717,23 @@ fn forget_relations(dropped: &[Oid]) {
 /// sources that were dropped, and removes capture nobody needs any more.
 #[pg_extern(schema = "pgtrickle", name = "_forget_dropped_relations")]
 fn forget_dropped_relations(dropped: Vec<Oid>) {
+    security::api(|| forget_dropped_api(dropped))
+}
+
+fn forget_dropped_api(dropped: Vec<Oid>) {
+    // Only relations that are gone: the function is not for forgetting live stream tables.
+    let dropped: Vec<Oid> = spi::rows(
+        "SELECT d FROM pg_catalog.unnest($1::oid[]) AS d \
+          WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = d)",
+        &[dropped.into()],
+        |r| r.get::<Oid>(1).ok().flatten(),
+    )
+    .into_iter()
+    .flatten()
+    .collect();
+    if dropped.is_empty() {
+        return;
+    }
     // Drops of anything else (a TopK stream table's internal table when it is redefined, user
     // tables nothing reads) leave the catalog and capture as they are.
     let relevant = spi::one::<bool>(
@@ -603,6 +753,10 @@ fn forget_dropped_relations(dropped: Vec<Oid>) {
 /// planned again from its defining query (and recomputed), in the same transaction.
 #[pg_extern(schema = "pgtrickle", name = "_replan_for_views")]
 fn replan_for_views(changed: Vec<Oid>) {
+    security::api(|| replan_for_views_api(changed))
+}
+
+fn replan_for_views_api(changed: Vec<Oid>) {
     let relids: Vec<Oid> = spi::rows(
         "SELECT pgt_relid FROM pgtrickle.pgt_stream_tables WHERE inlined_views && $1 AND parent_pgt_id IS NULL \
           ORDER BY pgt_id",

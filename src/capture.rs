@@ -33,6 +33,56 @@ pub(crate) fn record_dependency(
     unsafe { pg_sys::recordDependencyOn(&depender, &referenced, deptype) };
 }
 
+/// `pg_constraint`'s OID (`ConstraintRelationId`, fixed in PostgreSQL's catalog headers).
+const CONSTRAINT_RELATION_ID: Oid = Oid::from_u32(2606);
+
+/// Makes storage table `storage` depend (normal) on the primary key of each keyed base table
+/// among `sources`, its constraint and its columns: row identities hash the key, so dropping
+/// or retyping a key column, or dropping the key, is refused while the stream table exists.
+pub fn record_key_dependencies(storage: Oid, sources: &[Source]) {
+    for s in sources.iter().filter(|s| s.kind == SourceKind::Table) {
+        let keys: Vec<(Oid, Vec<i16>)> = spi::rows(
+            "SELECT c.oid, c.conkey FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1 AND c.contype = 'p'",
+            &[s.relid.into()],
+            |r| {
+                (
+                    r.get::<Oid>(1).ok().flatten().unwrap_or(pg_sys::InvalidOid),
+                    r.get::<Vec<i16>>(2).ok().flatten().unwrap_or_default(),
+                )
+            },
+        );
+        for (constraint, columns) in keys {
+            depend_on(storage, CONSTRAINT_RELATION_ID, constraint, 0);
+            for attnum in columns {
+                depend_on(storage, pg_sys::RelationRelationId, s.relid, attnum.into());
+            }
+        }
+    }
+}
+
+/// Records a normal dependency of relation `rel` on object (`class_id`, `obj`, `sub_id`).
+fn depend_on(rel: Oid, class_id: Oid, obj: Oid, sub_id: i32) {
+    let depender = pg_sys::ObjectAddress {
+        classId: pg_sys::RelationRelationId,
+        objectId: rel,
+        objectSubId: 0,
+    };
+    let referenced = pg_sys::ObjectAddress {
+        classId: class_id,
+        objectId: obj,
+        objectSubId: sub_id,
+    };
+    // SAFETY: both addresses name existing catalog objects; recordDependencyOn only inserts a
+    // pg_depend row and raises an ERROR on failure.
+    unsafe {
+        pg_sys::recordDependencyOn(
+            &depender,
+            &referenced,
+            pg_sys::DependencyType::DEPENDENCY_NORMAL,
+        )
+    };
+}
+
 /// Deletes the `deptype` dependencies of relation `rel` on other relations, which pg_trickle
 /// alone records (a storage table's on its sources, a TopK internal table's on its storage),
 /// and makes the deletion visible.
@@ -51,9 +101,11 @@ pub(crate) fn forget_relation_dependencies(rel: Oid, deptype: pg_sys::Dependency
 }
 
 /// Makes the storage table of a stream table depend on exactly `sources` (tables, views, stream
-/// tables) in `pg_depend`, replacing what was recorded before.
-pub fn record_storage_dependencies(storage: Oid, sources: &[Source]) {
-    forget_relation_dependencies(storage, pg_sys::DependencyType::DEPENDENCY_NORMAL);
+/// tables) in `pg_depend`, replacing what was recorded before; with `tree` (the analyzed
+/// defining query of a stream table a user made), also on everything the query uses, as a
+/// view does (see [`crate::analyze::record_dependencies`]).
+pub fn record_storage_dependencies(storage: Oid, sources: &[Source], tree: Option<&str>) {
+    crate::analyze::forget_dependencies(storage);
     for s in sources {
         record_dependency(
             pg_sys::RelationRelationId,
@@ -61,6 +113,9 @@ pub fn record_storage_dependencies(storage: Oid, sources: &[Source]) {
             s.relid,
             pg_sys::DependencyType::DEPENDENCY_NORMAL,
         );
+    }
+    if let Some(tree) = tree {
+        crate::analyze::record_dependencies(storage, tree);
     }
 }
 
@@ -115,6 +170,8 @@ pub fn ensure_capture(source: &Source) -> bool {
         "SELECT has_primary_key FROM pgtrickle.pgt_sources WHERE source_relid = $1",
         &[source.relid.into()],
     ) {
+        // Captured already: every column it has now, whatever DDL happened before.
+        sync_capture(source.relid);
         return has_pk;
     }
     let has_pk = spi::one::<bool>(
@@ -155,6 +212,66 @@ pub fn ensure_capture(source: &Source) -> bool {
         &[source.relid.into(), render::buffer_table(oid).into(), has_pk.into(), attnums.into()],
     );
     has_pk
+}
+
+/// Makes the capture of source `relid` fit the columns it has now, in the transaction of the
+/// DDL that changed them (called at `ddl_command_end` of `ALTER TABLE` on a source): buffer
+/// columns for added attributes, re-created empty for retyped ones (no stream table reads a
+/// column whose type can change: see `crate::hooks`), removed for dropped ones; the capture
+/// function rewritten with the current column names (renames); the captured columns recorded
+/// and `capture_version` moved on, so the WAL consumer reads the new shape. Nothing happens
+/// when capture already fits.
+pub fn sync_capture(relid: Oid) {
+    let Some(buffer) = spi::one::<String>(
+        "SELECT buffer_table::text FROM pgtrickle.pgt_sources WHERE source_relid = $1",
+        &[relid.into()],
+    ) else {
+        return;
+    };
+    let cols = source_columns(relid);
+    let buffer = pg_trickle_core::ident::quote_qualified(render::CHANGES_SCHEMA, &buffer);
+    let have: Vec<(String, String)> = spi::rows(
+        "SELECT attname::text, pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute \
+          WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND attname ~ '^(old|new)_[0-9]+$'",
+        &[buffer.clone().into()],
+        |r| {
+            (
+                r.get::<String>(1).ok().flatten().unwrap_or_default(),
+                r.get::<String>(2).ok().flatten().unwrap_or_default(),
+            )
+        },
+    );
+    let actions = render::buffer_sync_actions(&cols, &have);
+    let body = render::capture_body(relid.to_u32(), &cols);
+    let same_function = spi::one::<bool>(
+        "SELECT prosrc = $2 FROM pg_catalog.pg_proc WHERE oid = pg_catalog.to_regprocedure($1)",
+        &[
+            format!(
+                "{}.{}()",
+                render::CHANGES_SCHEMA,
+                render::capture_function(relid.to_u32())
+            )
+            .into(),
+            body.into(),
+        ],
+    )
+    .unwrap_or(false);
+    if actions.is_empty() && same_function {
+        return;
+    }
+    if !actions.is_empty() {
+        spi::exec(&format!("ALTER TABLE {buffer} {}", actions.join(", ")), &[]);
+    }
+    spi::exec(
+        &render::capture_function_ddl(relid.to_u32(), &cols, true),
+        &[],
+    );
+    let attnums: Vec<i16> = cols.iter().map(|c| c.attnum).collect();
+    spi::exec(
+        "UPDATE pgtrickle.pgt_sources SET column_attnums = $2, capture_version = capture_version + 1 \
+          WHERE source_relid = $1",
+        &[relid.into(), attnums.into()],
+    );
 }
 
 /// Removes capture from every source no stream table reads any more (and forgets sources that

@@ -44,6 +44,12 @@ pub struct StreamTable {
     pub search_path: Option<String>,
     /// An internal stream table (see `crate::nested`): its parent's pgt_id and storage.
     pub parent: Option<(i64, Oid)>,
+    /// The role that owns the storage table: refreshes evaluate the query as this role.
+    pub owner: Oid,
+    /// The analyzed defining query (`nodeToString`): what its storage depends on, and what it
+    /// prints back as after a rename (`crate::ddl`). NULL for a stream table whose query no
+    /// longer analyses.
+    pub query_tree: Option<String>,
 }
 
 impl StreamTable {
@@ -82,7 +88,8 @@ const SELECT_ST: &str = "SELECT st.pgt_id, st.pgt_relid, n.nspname::text, c.reln
     st.plan_kind, st.hidden_columns, st.full_merge_sql, st.delta_merge_sql, st.explain_text, st.plan_reason, \
     st.is_populated, st.frontier::text, st.frontier_xid::text, st.planned_for, st.plan_sources, st.probe_sql, \
     st.consecutive_errors, st.search_path, st.topk_sql, st.parent_pgt_id, \
-    (SELECT p.pgt_relid FROM pgtrickle.pgt_stream_tables p WHERE p.pgt_id = st.parent_pgt_id) \
+    (SELECT p.pgt_relid FROM pgtrickle.pgt_stream_tables p WHERE p.pgt_id = st.parent_pgt_id), c.relowner, \
+    st.query_tree \
     FROM pgtrickle.pgt_stream_tables st \
     JOIN pg_catalog.pg_class c ON c.oid = st.pgt_relid \
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
@@ -134,6 +141,12 @@ fn load_where(cond: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<StreamTable
                     .ok()
                     .flatten()
                     .zip(r.get::<Oid>(27).ok().flatten()),
+                owner: r
+                    .get::<Oid>(28)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(pgrx::pg_sys::InvalidOid),
+                query_tree: r.get(29).ok().flatten(),
             }
         },
     )

@@ -352,10 +352,8 @@ fn hand_over(relid: Oid) {
 
 /// Puts the row trigger back on `relid` and restores the replica identity pg_trickle changed.
 fn restore_trigger_capture(relid: Oid, quoted: &str, note: &str) {
-    let cols = crate::capture::source_columns(relid);
-    let ddl = render::capture_ddl(relid.to_u32(), quoted, &cols);
-    // [function, row trigger, truncate trigger]: the function and the TRUNCATE trigger stayed.
-    spi::exec(&ddl[1], &[]);
+    // The function and the TRUNCATE trigger stayed.
+    spi::exec(&render::row_trigger_ddl(relid.to_u32(), quoted), &[]);
     restore_replica_identity(relid, quoted);
     spi::exec(
         "UPDATE pgtrickle.pgt_sources SET capture_mode = 'TRIGGER', wal_from_lsn = NULL, \

@@ -1,6 +1,7 @@
 //! A ProcessUtility hook so that `DROP DATABASE` is not blocked by the database's scheduler and
 //! WAL consumer: they are asked to exit (SIGTERM) before PostgreSQL checks for other sessions, which it
-//! waits up to five seconds to end.
+//! waits up to five seconds to end; and so that `ALTER COLUMN ... TYPE` of a column a stream
+//! table uses is refused with a clear error (see `crate::ddl`).
 
 use crate::cdc::WAL_CONSUMER_TYPE;
 use crate::scheduler::SCHEDULER_TYPE;
@@ -108,6 +109,9 @@ unsafe extern "C-unwind" fn process_utility(
                     .into_owned();
                 stop_workers_of(&name);
             }
+        }
+        if !stmt.is_null() && (*stmt).type_ == pg_sys::NodeTag::T_AlterTableStmt {
+            crate::ddl::refuse_retyping(stmt as *mut pg_sys::AlterTableStmt);
         }
         let mut dropping_extension = false;
         if !stmt.is_null() && (*stmt).type_ == pg_sys::NodeTag::T_DropStmt {

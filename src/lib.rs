@@ -8,6 +8,7 @@ mod api;
 mod capture;
 mod catalog;
 mod cdc;
+mod ddl;
 mod error;
 mod guc;
 mod hooks;
@@ -15,6 +16,7 @@ mod nested;
 mod plan;
 mod refresh;
 mod scheduler;
+mod security;
 mod spi;
 mod topk;
 mod wal;
@@ -27,6 +29,9 @@ mod window;
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::register();
+    // SAFETY: called while loading the library; the prefix is a static NUL-terminated string.
+    // Unknown `pg_trickle.*` settings are errors from now on (placeholders are removed).
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"pg_trickle".as_ptr()) };
     // SAFETY: reads a flag PostgreSQL sets while loading shared_preload_libraries.
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
         scheduler::register_launcher();
@@ -75,6 +80,21 @@ extension_sql_file!(
     "../sql/pg_trickle--0.5.0--0.6.0.sql",
     name = "v0_6_0",
     requires = ["v0_5_0", api::replan_for_views]
+);
+
+// 0.6.0 -> 0.7.0 (who runs what), likewise part of a fresh install, after pgrx created the
+// functions it alters.
+extension_sql_file!(
+    "../sql/pg_trickle--0.6.0--0.7.0.sql",
+    name = "v0_7_0",
+    requires = [
+        "v0_6_0",
+        api::forget_dropped_relations,
+        api::replan_for_views,
+        api::refresh_stream_table,
+        ddl::on_source_ddl,
+        ddl::record_query_trees
+    ]
 );
 
 /// Schema `pgtrickle` holds the SQL API and the catalog. It is created by the bootstrap script

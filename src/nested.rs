@@ -210,7 +210,8 @@ fn nested(
     let mut children = Vec::new();
     for (child, &id) in rewritten.children.iter().zip(&ids) {
         if let Some(check) = &child.empty_check {
-            if !spi::one::<bool>(check, &[]).unwrap_or(false) {
+            // It evaluates part of the caller's query: as the caller, not as pg_trickle.
+            if !crate::security::as_caller(|| spi::one::<bool>(check, &[])).unwrap_or(false) {
                 return Err(
                     "a correlated scalar subquery whose value over no rows is not NULL".into(),
                 );
@@ -237,6 +238,7 @@ fn nested(
                 schedule: None,
                 mode: RefreshMode::Differential,
                 capture,
+                internal: true,
             },
             &cdef,
             &cplan,

@@ -13,6 +13,7 @@
 use crate::capture;
 use crate::catalog::{self, StreamTable};
 use crate::error::SpiOk;
+use crate::security;
 use crate::spi;
 use crate::wal;
 use pgrx::pg_sys::{self, Oid};
@@ -54,12 +55,13 @@ struct Applied {
 /// applying a small delta. With `snapshot`, it runs in that snapshot (WAL-captured sources, see
 /// [`wal::refresh_snapshot`]).
 fn apply(
+    st: &StreamTable,
     sql: &str,
     args: &[pgrx::datum::DatumWithOid],
     snapshot: Option<pg_sys::Snapshot>,
 ) -> Applied {
     spi::with_settings(&[("plan_cache_mode", "force_generic_plan")], || {
-        apply_now(sql, args, snapshot)
+        apply_now(st, sql, args, snapshot)
     })
 }
 
@@ -110,24 +112,26 @@ fn apply_delta(
     initiator: Initiator,
 ) -> Applied {
     if changes <= LARGE_WINDOW {
-        return apply(sql, args, snapshot);
+        return apply(st, sql, args, snapshot);
     }
     // One source: the delta scans the window without joining it to anything (copying it would
     // cost more: TPC-H q01 88 -> 277 ms, q06 37 -> 228 ms).
-    if st.plan_sources.len() >= 2 && materialize_allowed(initiator) {
+    if st.plan_sources.len() >= 2 && security::as_owner(st, || materialize_allowed(initiator)) {
         // SAFETY: a fresh MVCC snapshot registered with the transaction's resource owner,
         // unregistered below (or at the end of the transaction on an error).
         let own = snapshot
             .is_none()
             .then(|| unsafe { pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot()) });
         let snap = snapshot.or(own).expect("a snapshot");
-        let done = crate::window::materialize(&st.plan_sources, sql, args, snap).map(
-            |(rewritten, tables)| {
-                let applied = apply_now(&rewritten, args, Some(snap));
-                tables.drop_tables();
-                applied
-            },
-        );
+        let done = security::as_owner(st, || {
+            crate::window::materialize(&st.plan_sources, sql, args, snap).map(
+                |(rewritten, tables)| {
+                    let applied = apply_now(st, &rewritten, args, Some(snap));
+                    tables.drop_tables();
+                    applied
+                },
+            )
+        });
         if let Some(s) = own {
             // SAFETY: registered above in this transaction.
             unsafe { pg_sys::UnregisterSnapshot(s) };
@@ -142,7 +146,7 @@ fn apply_delta(
             ("plan_cache_mode", "force_generic_plan"),
             ("enable_nestloop", "off"),
         ],
-        || apply_now(&large, args, snapshot),
+        || apply_now(st, &large, args, snapshot),
     )
 }
 
@@ -156,12 +160,14 @@ fn applied_of(t: &pgrx::spi::SpiHeapTupleData) -> Applied {
     }
 }
 
+/// Runs a refresh statement as the stream table's owner (it evaluates the defining query).
 fn apply_now(
+    st: &StreamTable,
     sql: &str,
     args: &[pgrx::datum::DatumWithOid],
     snapshot: Option<pg_sys::Snapshot>,
 ) -> Applied {
-    match snapshot {
+    security::as_owner(st, || match snapshot {
         Some(snapshot) => spi::with_prepared_in(snapshot, sql, args, |row| {
             applied_of(&row.expect("a refresh statement returns one row"))
         }),
@@ -173,7 +179,7 @@ fn apply_now(
                     .expect("a refresh statement returns one row"),
             )
         }),
-    }
+    })
 }
 
 /// The sources of `st` that have change capture (a buffer to record consumption in and trim).
@@ -274,6 +280,7 @@ fn lock_and_load(relid: Oid) -> (TimestampWithTimeZone, StreamTable) {
         with_search_path(&st, || crate::plan::rerender(&st));
         st = catalog::by_relid(relid).expect("stream table in catalog");
     }
+    security::require_source_privileges(&st);
     (started, st)
 }
 
@@ -383,7 +390,15 @@ fn with_internal<R>(
 /// Runs `f` with the search_path the stream table's query was planned with.
 pub(crate) fn with_search_path<R>(st: &StreamTable, f: impl FnOnce() -> R) -> R {
     match &st.search_path {
-        Some(path) => spi::with_settings(&[("search_path", path)], f),
+        // Pinned (pg_catalog first, pg_temp last) for stream tables created before 0.7.0 too:
+        // pg_trickle's own statements run in it, some as the extension's owner.
+        Some(path) => spi::with_settings(
+            &[(
+                "search_path",
+                &pg_trickle_core::ident::pinned_search_path(path),
+            )],
+            f,
+        ),
         None => f(),
     }
 }
@@ -394,7 +409,7 @@ fn full_refresh_locked(
     initiator: Initiator,
     reason: Option<&str>,
 ) {
-    let applied = apply(&st.full_merge_sql, &[], tree_snapshot());
+    let applied = apply(st, &st.full_merge_sql, &[], tree_snapshot());
     let applied = derive_top(st, applied, true);
     record(st, started, "FULL", initiator, &applied, None, reason);
 }
@@ -414,7 +429,7 @@ fn derive_top(st: &StreamTable, applied: Applied, always: bool) -> Applied {
             ..applied
         };
     }
-    let derived = apply(top, &[], None);
+    let derived = apply(st, top, &[], None);
     Applied {
         frontier: applied.frontier,
         xid: applied.xid.or(derived.xid),

@@ -60,27 +60,29 @@ struct WalSource {
 type Shape = (Vec<SourceColumn>, Vec<u16>);
 
 thread_local! {
-    /// Per source (OID, cut-over LSN): its shape, read once per backend (a buffer's columns
-    /// never change; a new cut-over makes a new entry).
-    static SOURCES: std::cell::RefCell<HashMap<(u32, u64), Shape>> =
+    /// Per source (OID, cut-over LSN, capture version): its shape, read once per backend (DDL
+    /// that changes a source's buffer moves its capture version on; a new cut-over makes a new
+    /// entry).
+    static SOURCES: std::cell::RefCell<HashMap<(u32, u64, i32), Shape>> =
         std::cell::RefCell::new(HashMap::new());
 }
 
 fn wal_sources() -> Vec<WalSource> {
     let rows = spi::rows_p(
-        "SELECT s.source_relid, pg_catalog.pg_wal_lsn_diff(s.wal_from_lsn, '0/0')::int8 \
+        "SELECT s.source_relid, pg_catalog.pg_wal_lsn_diff(s.wal_from_lsn, '0/0')::int8, s.capture_version \
            FROM pgtrickle.pgt_sources s WHERE s.capture_mode = 'WAL' ORDER BY 1",
         &[],
         |r| {
             (
                 r.get::<Oid>(1).ok().flatten().unwrap_or(pg_sys::InvalidOid),
                 r.get::<i64>(2).ok().flatten().unwrap_or(0) as u64,
+                r.get::<i32>(3).ok().flatten().unwrap_or(0),
             )
         },
     );
     rows.into_iter()
-        .map(|(relid, from)| {
-            let key = (relid.to_u32(), from);
+        .map(|(relid, from, version)| {
+            let key = (relid.to_u32(), from, version);
             let (cols, pk) = SOURCES
                 .with(|c| c.borrow().get(&key).cloned())
                 .unwrap_or_else(|| {
@@ -302,7 +304,8 @@ fn consume_to_inner(upto: u64) -> Consumed {
              last_commit_time = coalesce('2000-01-01 00:00:00+00'::timestamptz + $3::int8 * interval '1 microsecond', last_commit_time), \
              changes_total = changes_total + $4, queue_peak = CASE WHEN $4 > 0 THEN $5 ELSE queue_peak END, batches = batches + 1, \
              changes_per_sec = CASE WHEN consumed_at IS NULL THEN 0 \
-                 ELSE 0.7 * changes_per_sec + 0.3 * $4 / greatest(extract(epoch FROM clock_timestamp() - consumed_at)::float8, 0.001) END \
+                 ELSE (SELECT CASE WHEN r < 0.01 THEN 0 ELSE r END FROM (SELECT 0.7 * changes_per_sec + 0.3 * $4 \
+                     / greatest(extract(epoch FROM clock_timestamp() - consumed_at)::float8, 0.001) AS r) AS rate) END \
          WHERE slot_name = $1",
         &[
             slot_name().into(),

@@ -28,6 +28,8 @@ pub enum SqlState {
     InvalidSchemaName,
     /// 42P17 (invalid_object_definition)
     InvalidObjectDefinition,
+    /// 42501
+    InsufficientPrivilege,
     /// XX000
     InternalError,
 }
@@ -47,6 +49,7 @@ impl SqlState {
             SqlState::DependentObjectsStillExist => "2BP01",
             SqlState::InvalidSchemaName => "3F000",
             SqlState::InvalidObjectDefinition => "42P17",
+            SqlState::InsufficientPrivilege => "42501",
             SqlState::InternalError => "XX000",
         }
     }
@@ -117,6 +120,23 @@ pub enum PgtError {
         stream_table: String,
         tables: String,
     },
+    #[error("must be owner of stream table {0}")]
+    NotOwner(String),
+    #[error("permission denied for schema {0}")]
+    NoCreateInSchema(String),
+    #[error(
+        "cannot alter type of column \"{column}\" of table {table}: stream table {stream_table} depends on it"
+    )]
+    RetypeUsedColumn {
+        stream_table: String,
+        column: String,
+        table: String,
+    },
+    #[error("permission denied for {relation}")]
+    OwnerCannotRead {
+        relation: String,
+        stream_table: String,
+    },
 }
 
 impl PgtError {
@@ -140,12 +160,15 @@ impl PgtError {
             DuplicateColumn(_) | ReservedColumn(_) | UnstorableColumnType { .. } => {
                 SqlState::InvalidObjectDefinition
             }
-            HasDependents { .. } => SqlState::DependentObjectsStillExist,
+            HasDependents { .. } | RetypeUsedColumn { .. } => SqlState::DependentObjectsStillExist,
             InternalStreamTable { .. } => SqlState::WrongObjectType,
             Cycle(_) => SqlState::InvalidObjectDefinition,
             WalCaptureUnavailable { .. }
             | CdcModeConflict { .. }
             | WalSourceWrittenInTransaction { .. } => SqlState::FeatureNotSupported,
+            NotOwner(_) | NoCreateInSchema(_) | OwnerCannotRead { .. } => {
+                SqlState::InsufficientPrivilege
+            }
         }
     }
 
@@ -163,7 +186,9 @@ impl PgtError {
                  stream tables."
                     .into(),
             ),
-            InvalidRefreshMode(_) => Some("Use 'AUTO', 'DIFFERENTIAL' or 'FULL'.".into()),
+            InvalidRefreshMode(_) => {
+                Some("Use 'AUTO', 'DIFFERENTIAL', 'FULL' or 'IMMEDIATE'.".into())
+            }
             NotImmediate(_) => Some(
                 "Use refresh_mode => 'AUTO' or 'FULL' with a short schedule instead.".into(),
             ),
@@ -204,6 +229,21 @@ impl PgtError {
                 "Commit the writes first (uncommitted changes are not in the WAL stream yet), or refresh it in its own transaction."
                     .into(),
             ),
+            NotOwner(_) => Some(
+                "Only the stream table's owner (a member of the role that owns its storage table) or a superuser \
+                 may refresh, alter or drop it."
+                    .into(),
+            ),
+            NoCreateInSchema(_) => Some(
+                "A stream table is created like a table: its creator needs the CREATE privilege on the schema.".into(),
+            ),
+            RetypeUsedColumn { stream_table, .. } => Some(format!(
+                "A stream table depends on the columns its query uses, as a view does. Drop {stream_table} first \
+                 (pgtrickle.drop_stream_table, or ALTER TABLE ... DROP COLUMN ... CASCADE), change the column, then create it again."
+            )),
+            OwnerCannotRead { stream_table, .. } => Some(format!(
+                "Stream table {stream_table} is refreshed with its owner's privileges; grant its owner SELECT again."
+            )),
             _ => None,
         }
     }

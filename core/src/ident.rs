@@ -130,6 +130,44 @@ pub fn quote_literal(value: &str) -> String {
     out
 }
 
+/// A `search_path` value with `pg_catalog` first and `pg_temp` last, keeping the other entries of
+/// `path` in their order: names in those schemas still resolve (tables, types, and functions or
+/// operators pg_catalog does not have), but never in place of pg_catalog's, and nothing in a
+/// temporary schema is found before them. pg_trickle runs its own statements with it.
+pub fn pinned_search_path(path: &str) -> String {
+    let mut parts = vec!["pg_catalog".to_string()];
+    for p in split_search_path(path) {
+        let bare = p.trim_matches('"');
+        if bare != "pg_catalog" && bare != "pg_temp" && !parts.contains(&p) {
+            parts.push(p);
+        }
+    }
+    parts.push("pg_temp".to_string());
+    parts.join(", ")
+}
+
+/// The entries of a `search_path` value, quoted ones kept quoted.
+fn split_search_path(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for ch in path.chars() {
+        match ch {
+            '"' => {
+                quoted = !quoted;
+                cur.push(ch);
+            }
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(ch),
+        }
+    }
+    out.push(cur);
+    out.into_iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +233,22 @@ mod tests {
             let parsed = QualifiedName::parse(&quote_qualified(&schema, &name)).unwrap();
             prop_assert_eq!(parsed, qn(Some(&schema), &name));
         }
+    }
+
+    #[test]
+    fn pinned_search_path_puts_pg_catalog_first_and_pg_temp_last() {
+        assert_eq!(
+            pinned_search_path("\"$user\", public"),
+            "pg_catalog, \"$user\", public, pg_temp"
+        );
+        assert_eq!(
+            pinned_search_path("evil, pg_catalog, pg_temp, app"),
+            "pg_catalog, evil, app, pg_temp"
+        );
+        assert_eq!(pinned_search_path(""), "pg_catalog, pg_temp");
+        assert_eq!(
+            pinned_search_path("\"a,b\", x, x"),
+            "pg_catalog, \"a,b\", x, pg_temp"
+        );
     }
 }

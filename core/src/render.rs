@@ -132,10 +132,10 @@ pub fn buffer_ddl(source_oid: u32, cols: &[SourceColumn]) -> Vec<String> {
     ]
 }
 
-/// The capture function and its triggers on the source table `source` (already quoted).
-pub fn capture_ddl(source_oid: u32, source: &str, cols: &[SourceColumn]) -> Vec<String> {
+/// The body of the capture function of a source with columns `cols`: it copies the written
+/// row images into the change buffer.
+pub fn capture_body(source_oid: u32, cols: &[SourceColumn]) -> String {
     let buffer = quote_qualified(CHANGES_SCHEMA, &buffer_table(source_oid));
-    let func = quote_qualified(CHANGES_SCHEMA, &capture_function(source_oid));
     let list = |f: fn(&SourceColumn) -> String| cols.iter().map(f).collect::<Vec<_>>().join(", ");
     let vals = |rec: &str| {
         cols.iter()
@@ -145,7 +145,7 @@ pub fn capture_ddl(source_oid: u32, source: &str, cols: &[SourceColumn]) -> Vec<
     };
     let (olds, news) = (list(old_col), list(new_col));
     let sep = if cols.is_empty() { "" } else { ", " };
-    let body = format!(
+    format!(
         "BEGIN\n\
          IF TG_OP = 'INSERT' THEN\n  INSERT INTO {buffer} (action{sep}{news}) VALUES ('I'{sep}{nv});\n\
          ELSIF TG_OP = 'UPDATE' THEN\n  INSERT INTO {buffer} (action{sep}{olds}{sep}{news}) VALUES ('U'{sep}{ov}{sep}{nv});\n\
@@ -156,21 +156,72 @@ pub fn capture_ddl(source_oid: u32, source: &str, cols: &[SourceColumn]) -> Vec<
          END",
         nv = vals("NEW"),
         ov = vals("OLD"),
-    );
+    )
+}
+
+/// `CREATE [OR REPLACE] FUNCTION` of the capture function of a source with columns `cols`.
+pub fn capture_function_ddl(source_oid: u32, cols: &[SourceColumn], or_replace: bool) -> String {
+    format!(
+        "CREATE {}FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER \
+         SET search_path = pg_catalog, pg_temp AS {}",
+        if or_replace { "OR REPLACE " } else { "" },
+        quote_qualified(CHANGES_SCHEMA, &capture_function(source_oid)),
+        dollar_quote(&capture_body(source_oid, cols))
+    )
+}
+
+/// `ALTER TABLE` actions that make a change buffer with columns `have` (name, type) hold the
+/// images of a source with columns `cols`: columns of new attributes added, of retyped ones
+/// re-created empty (`USING NULL`: no stream table reads a column whose type can change), of
+/// dropped ones removed. Empty when the buffer fits.
+pub fn buffer_sync_actions(cols: &[SourceColumn], have: &[(String, String)]) -> Vec<String> {
+    let mut actions = Vec::new();
+    let mut wanted = Vec::new();
+    for c in cols {
+        for name in [format!("old_{}", c.attnum), format!("new_{}", c.attnum)] {
+            match have.iter().find(|(n, _)| *n == name) {
+                None => actions.push(format!("ADD COLUMN {} {}", quote_ident(&name), c.type_sql)),
+                Some((_, t)) if *t != c.type_sql => actions.push(format!(
+                    "ALTER COLUMN {} TYPE {} USING NULL",
+                    quote_ident(&name),
+                    c.type_sql
+                )),
+                Some(_) => {}
+            }
+            wanted.push(name);
+        }
+    }
+    for (n, _) in have {
+        if !wanted.contains(n) {
+            actions.push(format!("DROP COLUMN {}", quote_ident(n)));
+        }
+    }
+    actions
+}
+
+/// The capture function and its triggers on the source table `source` (already quoted).
+pub fn capture_ddl(source_oid: u32, source: &str, cols: &[SourceColumn]) -> Vec<String> {
+    let func = quote_qualified(CHANGES_SCHEMA, &capture_function(source_oid));
     vec![
-        format!(
-            "CREATE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS {}",
-            dollar_quote(&body)
-        ),
-        format!(
-            "CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {source} FOR EACH ROW EXECUTE FUNCTION {func}()",
-            quote_ident(ROW_TRIGGER)
-        ),
+        capture_function_ddl(source_oid, cols, false),
+        // Writers need no rights on pg_trickle's schemas: it runs as the extension's owner, and
+        // only its triggers call it.
+        format!("REVOKE EXECUTE ON FUNCTION {func}() FROM PUBLIC"),
+        row_trigger_ddl(source_oid, source),
         format!(
             "CREATE TRIGGER {} AFTER TRUNCATE ON {source} FOR EACH STATEMENT EXECUTE FUNCTION {func}()",
             quote_ident(TRUNCATE_TRIGGER)
         ),
     ]
+}
+
+/// The row capture trigger on the source table `source` (already quoted).
+pub fn row_trigger_ddl(source_oid: u32, source: &str) -> String {
+    format!(
+        "CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {source} FOR EACH ROW EXECUTE FUNCTION {}()",
+        quote_ident(ROW_TRIGGER),
+        quote_qualified(CHANGES_SCHEMA, &capture_function(source_oid))
+    )
 }
 
 /// The statement the WAL consumer writes a batch of one source's changes with (the same buffer
@@ -436,10 +487,12 @@ mod tests {
         assert!(cap[0].contains("VALUES ('U', OLD.\"id\", OLD.\"flag\", NEW.\"id\", NEW.\"flag\")"));
         assert!(cap[0]
             .contains("INSERT INTO \"pgtrickle_changes\".\"changes_42\" (action) VALUES ('T')"));
+        assert!(cap[0].contains("SECURITY DEFINER SET search_path = pg_catalog, pg_temp"));
+        assert!(cap[1].starts_with("REVOKE EXECUTE ON FUNCTION"));
         assert!(
-            cap[1].contains("FOR EACH ROW EXECUTE FUNCTION \"pgtrickle_changes\".\"capture_42\"()")
+            cap[2].contains("FOR EACH ROW EXECUTE FUNCTION \"pgtrickle_changes\".\"capture_42\"()")
         );
-        assert!(cap[2].contains("AFTER TRUNCATE"));
+        assert!(cap[3].contains("AFTER TRUNCATE"));
     }
 
     #[test]
@@ -481,5 +534,48 @@ mod tests {
         );
         assert!(groups.contains("\"__pgt_count\" = __pgt_s.\"__pgt_count\""));
         assert!(groups.contains("WHEN NOT MATCHED AND __pgt_s.__pgt_keep THEN INSERT"));
+    }
+
+    #[test]
+    fn buffer_sync_adds_retypes_and_drops() {
+        let cols = [
+            SourceColumn {
+                attnum: 1,
+                name: "id".into(),
+                type_sql: "integer".into(),
+            },
+            SourceColumn {
+                attnum: 3,
+                name: "c".into(),
+                type_sql: "bigint".into(),
+            },
+        ];
+        let have: Vec<(String, String)> = [
+            ("old_1", "integer"),
+            ("new_1", "integer"),
+            ("old_2", "text"),
+            ("new_2", "text"),
+            ("old_3", "integer"),
+            ("new_3", "integer"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(
+            buffer_sync_actions(&cols, &have),
+            vec![
+                "ALTER COLUMN \"old_3\" TYPE bigint USING NULL",
+                "ALTER COLUMN \"new_3\" TYPE bigint USING NULL",
+                "DROP COLUMN \"old_2\"",
+                "DROP COLUMN \"new_2\"",
+            ]
+        );
+        assert!(buffer_sync_actions(&cols[..1], &have[..2]).is_empty());
+        assert_eq!(
+            buffer_sync_actions(&cols, &have[..2]),
+            vec!["ADD COLUMN \"old_3\" bigint", "ADD COLUMN \"new_3\" bigint"]
+        );
+        assert!(capture_body(7, &cols).contains("VALUES ('I', NEW.\"id\", NEW.\"c\")"));
+        assert!(capture_function_ddl(7, &cols, true).starts_with("CREATE OR REPLACE FUNCTION"));
     }
 }

@@ -19,6 +19,7 @@ pub mod recursive;
 pub mod scalar;
 pub mod scan;
 pub mod setop;
+pub mod star;
 pub mod topk;
 
 use aggregate::GroupPlan;
