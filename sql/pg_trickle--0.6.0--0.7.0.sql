@@ -213,5 +213,62 @@ BEGIN
 END
 $$;
 
+-- repair_stream_table also rebuilds capture that no longer fits its source's columns.
+CREATE OR REPLACE FUNCTION pgtrickle.repair_stream_table(name text) RETURNS text
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    rel oid := to_regclass(name);
+    s record;
+    repaired text[] := '{}';
+BEGIN
+    IF rel IS NULL OR NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables WHERE pgt_relid = rel) THEN
+        RAISE EXCEPTION 'stream table "%" does not exist', name USING ERRCODE = '42P01';
+    END IF;
+    FOR s IN SELECT src.source_relid, src.capture_mode
+               FROM pgtrickle.pgt_dependencies dep
+               JOIN pgtrickle.pgt_stream_tables st USING (pgt_id)
+               JOIN pgtrickle.pgt_sources src ON src.source_relid = dep.source_relid
+              WHERE st.pgt_relid = rel LOOP
+        -- DDL made while event triggers did not fire (session_replication_role = replica):
+        -- capture made to fit the source's columns again.
+        PERFORM pgtrickle._on_source_ddl(ARRAY[s.source_relid]);
+        IF to_regproc(format('pgtrickle_changes.capture_%s', s.source_relid)) IS NULL
+           OR to_regclass(format('pgtrickle_changes.changes_%s', s.source_relid)) IS NULL THEN
+            RAISE EXCEPTION 'the change buffer or capture function of % is missing', s.source_relid::regclass
+                USING HINT = 'Drop and recreate the stream table.';
+        END IF;
+        -- A source captured from the WAL has no row trigger (only the TRUNCATE one).
+        IF s.capture_mode = 'TRIGGER' AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = s.source_relid AND tgname = 'pgtrickle_capture') THEN
+            EXECUTE format('CREATE TRIGGER pgtrickle_capture AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION pgtrickle_changes.capture_%s()',
+                           s.source_relid::regclass, s.source_relid);
+            repaired := repaired || (s.source_relid::regclass::text || '.pgtrickle_capture');
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = s.source_relid AND tgname = 'pgtrickle_capture_truncate') THEN
+            EXECUTE format('CREATE TRIGGER pgtrickle_capture_truncate AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle_changes.capture_%s()',
+                           s.source_relid::regclass, s.source_relid);
+            repaired := repaired || (s.source_relid::regclass::text || '.pgtrickle_capture_truncate');
+        END IF;
+        IF s.capture_mode = 'TRIGGER' THEN
+            EXECUTE format('ALTER TABLE %s ENABLE TRIGGER pgtrickle_capture', s.source_relid::regclass);
+        END IF;
+        EXECUTE format('ALTER TABLE %s ENABLE TRIGGER pgtrickle_capture_truncate', s.source_relid::regclass);
+    END LOOP;
+    -- Without a frontier the next refresh recomputes everything. Every stream table reading a
+    -- source whose trigger was missing missed the same changes.
+    UPDATE pgtrickle.pgt_stream_tables SET frontier = NULL, frontier_xid = NULL,
+           status = 'ACTIVE', consecutive_errors = 0
+     WHERE pgt_relid = rel
+        OR (cardinality(repaired) > 0 AND pgt_id IN (
+              SELECT dep.pgt_id FROM pgtrickle.pgt_dependencies dep
+               WHERE dep.source_relid IN (SELECT d2.source_relid FROM pgtrickle.pgt_dependencies d2
+                                            JOIN pgtrickle.pgt_stream_tables s2 USING (pgt_id)
+                                           WHERE s2.pgt_relid = rel)));
+    PERFORM pgtrickle.refresh_stream_table(name);
+    RETURN CASE WHEN cardinality(repaired) = 0 THEN 'no trigger was missing; recomputed'
+                ELSE 'reinstalled ' || array_to_string(repaired, ', ') || '; recomputed' END;
+END
+$$;
+
 -- Stream tables made by earlier versions: their analyzed queries and column dependencies.
 SELECT pgtrickle._record_query_trees();

@@ -326,44 +326,24 @@ fn create_stream_table(
 ) {
     let clean = refresh::entered_clean();
     security::api(|| {
-        create_api(
-            name,
-            query,
-            schedule,
-            refresh_mode,
-            initialize,
-            cdc_mode,
+        let (schema, st_name) = target_name(required(name, "name"));
+        let query = required(query, "query");
+        let schedule = Schedule::parse(schedule).or_raise();
+        let mode = parse_mode(refresh_mode);
+        let capture = parse_capture(cdc_mode);
+        create(
+            NewStreamTable {
+                schema: &schema,
+                name: &st_name,
+                query,
+                schedule: &schedule,
+                mode,
+                initialize: initialize.unwrap_or(true),
+                capture,
+            },
             clean,
-        )
+        );
     })
-}
-
-fn create_api(
-    name: Option<&str>,
-    query: Option<&str>,
-    schedule: Option<&str>,
-    refresh_mode: Option<&str>,
-    initialize: Option<bool>,
-    cdc_mode: Option<&str>,
-    clean: bool,
-) {
-    let (schema, st_name) = target_name(required(name, "name"));
-    let query = required(query, "query");
-    let schedule = Schedule::parse(schedule).or_raise();
-    let mode = parse_mode(refresh_mode);
-    let capture = parse_capture(cdc_mode);
-    create(
-        NewStreamTable {
-            schema: &schema,
-            name: &st_name,
-            query,
-            schedule: &schedule,
-            mode,
-            initialize: initialize.unwrap_or(true),
-            capture,
-        },
-        clean,
-    );
 }
 
 /// Creates the stream table if it does not exist; does nothing if it exists with the same
@@ -379,75 +359,55 @@ fn create_or_replace_stream_table(
 ) {
     let clean = refresh::entered_clean();
     security::api(|| {
-        create_or_replace_api(
-            name,
-            query,
-            schedule,
-            refresh_mode,
-            initialize,
-            cdc_mode,
-            clean,
-        )
-    })
-}
-
-fn create_or_replace_api(
-    name: Option<&str>,
-    query: Option<&str>,
-    schedule: Option<&str>,
-    refresh_mode: Option<&str>,
-    initialize: Option<bool>,
-    cdc_mode: Option<&str>,
-    clean: bool,
-) {
-    let name = required(name, "name");
-    let (schema, st_name) = target_name(name);
-    let query = required(query, "query");
-    let schedule = Schedule::parse(schedule).or_raise();
-    let mode = parse_mode(refresh_mode);
-    let capture = parse_capture(cdc_mode);
-    let initialize = initialize.unwrap_or(true);
-    let st = match catalog::existing(&schema, &st_name) {
-        None => {
-            return create(
-                NewStreamTable {
-                    schema: &schema,
-                    name: &st_name,
-                    query,
-                    schedule: &schedule,
-                    mode,
-                    initialize,
-                    capture,
-                },
-                clean,
-            )
+        let name = required(name, "name");
+        let (schema, st_name) = target_name(name);
+        let query = required(query, "query");
+        let schedule = Schedule::parse(schedule).or_raise();
+        let mode = parse_mode(refresh_mode);
+        let capture = parse_capture(cdc_mode);
+        let initialize = initialize.unwrap_or(true);
+        let st = match catalog::existing(&schema, &st_name) {
+            None => {
+                return create(
+                    NewStreamTable {
+                        schema: &schema,
+                        name: &st_name,
+                        query,
+                        schedule: &schedule,
+                        mode,
+                        initialize,
+                        capture,
+                    },
+                    clean,
+                )
+            }
+            Some((_, false)) => raise(PgtError::RelationExists(format!("{schema}.{st_name}"))),
+            Some((relid, true)) => catalog::by_relid(relid).expect("stream table in catalog"),
+        };
+        refuse_internal(&st);
+        security::require_owner(&st);
+        let same_query = same_definition(&st, query);
+        let same_schedule = st.schedule == schedule.catalog_text();
+        let same_mode = st.refresh_mode == mode.as_str();
+        let same_capture = cdc_mode_of(&st) == capture;
+        if same_query && same_schedule && same_mode && same_capture {
+            notice!("stream table {} is unchanged", st.display());
+            return;
         }
-        Some((_, false)) => raise(PgtError::RelationExists(format!("{schema}.{st_name}"))),
-        Some((relid, true)) => catalog::by_relid(relid).expect("stream table in catalog"),
-    };
-    refuse_internal(&st);
-    security::require_owner(&st);
-    let same_query = same_definition(&st, query);
-    let same_schedule = st.schedule == schedule.catalog_text();
-    let same_mode = st.refresh_mode == mode.as_str();
-    let same_capture = cdc_mode_of(&st) == capture;
-    if same_query && same_schedule && same_mode && same_capture {
-        notice!("stream table {} is unchanged", st.display());
-        return;
-    }
-    if !same_schedule {
-        set_schedule(&st, &schedule);
-    }
-    if !same_query || !same_mode {
-        // The new cdc_mode first: the new sources are checked against it.
+        if !same_schedule {
+            set_schedule(&st, &schedule);
+        }
+        if !same_query || !same_mode {
+            // The new cdc_mode first: the new sources are checked against it.
+            if !same_capture {
+                record_cdc_mode(&st, capture);
+            }
+            redefine(&st, query, mode, initialize, clean);
+        }
         if !same_capture {
-            record_cdc_mode(&st, capture);
+            set_cdc_mode(&st, capture, mode == RefreshMode::Immediate, clean);
         }
-        redefine(&st, query, mode, initialize, clean);
-    }
-    if !same_capture {
-        set_cdc_mode(&st, capture, mode == RefreshMode::Immediate, clean);
-    }
+    })
 }
 
 fn cdc_mode_of(st: &StreamTable) -> CaptureMode {
@@ -615,45 +575,37 @@ fn alter_stream_table(
     cdc_mode: default!(Option<&str>, "NULL"),
 ) {
     let clean = refresh::entered_clean();
-    security::api(|| alter_api(name, schedule, refresh_mode, cdc_mode, clean))
-}
-
-fn alter_api(
-    name: Option<&str>,
-    schedule: Option<&str>,
-    refresh_mode: Option<&str>,
-    cdc_mode: Option<&str>,
-    clean: bool,
-) {
-    let st = resolve_user(required(name, "name"));
-    security::require_owner(&st);
-    let schedule = schedule.map(|s| Schedule::parse(Some(s)).or_raise());
-    let mode = refresh_mode.map(|m| parse_mode(Some(m)));
-    let capture = cdc_mode.map(|m| parse_capture(Some(m)));
-    if let Some(s) = &schedule {
-        set_schedule(&st, s);
-    }
-    // Altering a stream table resumes it if the scheduler had given up on it.
-    spi::exec(
-        "UPDATE pgtrickle.pgt_stream_tables SET status = 'ACTIVE', consecutive_errors = 0 \
-          WHERE pgt_id = $1 AND status = 'SUSPENDED'",
-        &[st.pgt_id.into()],
-    );
-    let new_mode = mode.filter(|m| m.as_str() != st.refresh_mode);
-    let new_capture = capture.filter(|c| *c != cdc_mode_of(&st));
-    if let Some(c) = new_capture {
-        // Before a re-plan, so it is checked against the new cdc_mode.
-        record_cdc_mode(&st, c);
-    }
-    if let Some(m) = new_mode {
-        redefine(&st, &st.defining_query.clone(), m, true, clean);
-    }
-    if let Some(c) = new_capture {
-        let immediate = new_mode.map_or(st.refresh_mode == "IMMEDIATE", |m| {
-            m == RefreshMode::Immediate
-        });
-        set_cdc_mode(&st, c, immediate, clean);
-    }
+    security::api(|| {
+        let st = resolve_user(required(name, "name"));
+        security::require_owner(&st);
+        let schedule = schedule.map(|s| Schedule::parse(Some(s)).or_raise());
+        let mode = refresh_mode.map(|m| parse_mode(Some(m)));
+        let capture = cdc_mode.map(|m| parse_capture(Some(m)));
+        if let Some(s) = &schedule {
+            set_schedule(&st, s);
+        }
+        // Altering a stream table resumes it if the scheduler had given up on it.
+        spi::exec(
+            "UPDATE pgtrickle.pgt_stream_tables SET status = 'ACTIVE', consecutive_errors = 0 \
+              WHERE pgt_id = $1 AND status = 'SUSPENDED'",
+            &[st.pgt_id.into()],
+        );
+        let new_mode = mode.filter(|m| m.as_str() != st.refresh_mode);
+        let new_capture = capture.filter(|c| *c != cdc_mode_of(&st));
+        if let Some(c) = new_capture {
+            // Before a re-plan, so it is checked against the new cdc_mode.
+            record_cdc_mode(&st, c);
+        }
+        if let Some(m) = new_mode {
+            redefine(&st, &st.defining_query.clone(), m, true, clean);
+        }
+        if let Some(c) = new_capture {
+            let immediate = new_mode.map_or(st.refresh_mode == "IMMEDIATE", |m| {
+                m == RefreshMode::Immediate
+            });
+            set_cdc_mode(&st, c, immediate, clean);
+        }
+    })
 }
 
 /// Refreshes a stream table now, in the caller's transaction. Does not refresh upstream stream

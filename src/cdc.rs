@@ -640,6 +640,12 @@ pub extern "C-unwind" fn pg_trickle_wal_consumer_main(arg: pg_sys::Datum) {
                     sleep_ms = 0;
                 }
             }
+            Ok(wal::Step::TooLarge { reason }) => {
+                let _ = logged("fallback", in_transaction(|| fall_back(&reason)));
+                let _ = logged("dropping the slot", in_transaction(drop_slot));
+                housekept = None;
+                continue;
+            }
             Ok(wal::Step::Behind { lag }) => {
                 let reason = format!(
                     "the WAL consumer fell {} MB behind (pg_trickle.wal_max_lag is {} MB)",

@@ -44,6 +44,10 @@ pub static WAL_CONSUMER_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(10
 /// back to triggers (0: never).
 pub static WAL_MAX_LAG_MB: GucSetting<i32> = GucSetting::<i32>::new(1024);
 
+/// `pg_trickle.wal_transaction_memory` (kB): the most of one transaction's changes the WAL
+/// consumer holds in memory before its sources fall back to triggers (0: no limit).
+pub static WAL_TRANSACTION_MEMORY_KB: GucSetting<i32> = GucSetting::<i32>::new(262_144);
+
 /// `pg_trickle.immediate_refresh`: set (transaction-locally) by the IMMEDIATE statement trigger
 /// around its call of refresh_stream_table, so the refresh is recorded as IMMEDIATE. Internal.
 pub static IMMEDIATE_REFRESH: GucSetting<bool> = GucSetting::<bool>::new(false);
@@ -76,6 +80,16 @@ pub fn register() {
         i32::MAX,
         GucContext::Suset,
         GucFlags::UNIT_MB,
+    );
+    GucRegistry::define_int_guc(
+        c"pg_trickle.wal_transaction_memory",
+        c"The most of one transaction's captured changes the WAL consumer holds in memory (0: no limit).",
+        c"A transaction is written to the change buffers at its commit, compacted; one whose changes to WAL-captured sources need more memory than this (a rough measure of their text) is not held: the sources fall back to triggers and the stream tables reading them recompute once.",
+        &WAL_TRANSACTION_MEMORY_KB,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_KB,
     );
     GucRegistry::define_bool_guc(
         c"pg_trickle.immediate_refresh",

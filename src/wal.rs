@@ -28,11 +28,12 @@
 //! exact type). All stages run in the consuming backend: SPI is not usable from other threads.
 
 use crate::capture;
+use crate::guc;
 use crate::spi;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use pg_trickle_core::compact::Change;
 use pg_trickle_core::render::{self, SourceColumn};
-use pg_trickle_core::wal_batch::{full_xid, Assembler, Image};
+use pg_trickle_core::wal_batch::{full_xid, AssembleError, Assembler, Image};
 use pg_trickle_core::wal_format::{self, Value};
 use pgrx::pg_sys::{self, Oid};
 use std::collections::HashMap;
@@ -188,8 +189,16 @@ fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Consumes every transaction that committed at or before `upto` and is not in the buffers
-/// yet. The caller holds [`lock`]. Errors (no slot, a decoding failure) are raised.
+/// yet. The caller holds [`lock`]. Errors (no slot, a decoding failure, a transaction larger
+/// than the consumer may hold: `54000`, the worker then falls back) are raised.
 pub fn consume_to(upto: u64) -> Consumed {
+    try_consume_to(upto).unwrap_or_else(|TooLarge(reason)| {
+        crate::error::raise(pg_trickle_core::PgtError::WalTransactionTooLarge(reason))
+    })
+}
+
+/// [`consume_to`], with a transaction too large to hold returned rather than raised.
+fn try_consume_to(upto: u64) -> Result<Consumed, TooLarge> {
     // As superuser, with a search_path nobody else controls (the caller's may be a stream
     // table owner's).
     spi::with_settings(&[("search_path", "pg_catalog, pg_temp")], || {
@@ -197,7 +206,7 @@ pub fn consume_to(upto: u64) -> Consumed {
     })
 }
 
-fn consume_to_inner(upto: u64) -> Consumed {
+fn consume_to_inner(upto: u64) -> Result<Consumed, TooLarge> {
     let slot = slot_name();
     let Some(consumed) = spi::one_p::<i64>(
         "SELECT pg_catalog.pg_wal_lsn_diff(consumed_lsn, '0/0')::int8 FROM pgtrickle.pgt_wal_state WHERE slot_name = $1",
@@ -207,7 +216,7 @@ fn consume_to_inner(upto: u64) -> Consumed {
     };
     let consumed = consumed as u64;
     if upto <= consumed {
-        return Consumed::default();
+        return Ok(Consumed::default());
     }
     let sources = wal_sources();
     if sources.is_empty() {
@@ -217,7 +226,7 @@ fn consume_to_inner(upto: u64) -> Consumed {
                  consumed_at = clock_timestamp() WHERE slot_name = $1",
             &[slot_name().into(), (upto as i64).into()],
         );
-        return Consumed::default();
+        return Ok(Consumed::default());
     }
     // Logical decoding reads only flushed WAL, and with synchronous_commit off a visible commit
     // may not be flushed yet. An insert position just past a page header (the previous record
@@ -234,17 +243,10 @@ fn consume_to_inner(upto: u64) -> Consumed {
     // SAFETY: flushes the WAL up to a position already inserted.
     unsafe { pg_sys::XLogFlush(flush_to) };
     let relations: Vec<String> = sources.iter().map(|s| s.relid.to_string()).collect();
-    let messages: Vec<Vec<u8>> = spi::rows_p(
-        "SELECT data FROM pg_catalog.pg_logical_slot_peek_binary_changes($1, '0/0'::pg_lsn + $2::int8::numeric, NULL, 'relations', $3)",
-        &[
-            slot.into(),
-            (upto as i64).into(),
-            relations.join(",").into(),
-        ],
-        |r| r.get::<Vec<u8>>(1).ok().flatten().unwrap_or_default(),
-    );
     let by_relid: HashMap<u32, &WalSource> = sources.iter().map(|s| (s.relid, s)).collect();
-    let mut assembler = Assembler::new(sources.iter().map(|s| (s.relid, s.key.clone())).collect());
+    let limit = u64::try_from(guc::WAL_TRANSACTION_MEMORY_KB.get()).unwrap_or(0) << 10;
+    let mut assembler = Assembler::new(sources.iter().map(|s| (s.relid, s.key.clone())).collect())
+        .with_limit(limit);
     // SAFETY: reads the next full transaction id from shared memory.
     let next_full = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
     let mut queues: HashMap<u32, (Sender<QueuedChange>, Receiver<QueuedChange>)> = sources
@@ -254,12 +256,20 @@ fn consume_to_inner(upto: u64) -> Consumed {
     let mut out = Consumed::default();
     let mut peak = 0usize;
     let mut last_commit: Option<i64> = None;
-    for bytes in messages {
+    // Read through a cursor, FETCH_MESSAGES at a time: the decoded messages wait in the
+    // function's tuplestore (on disk past work_mem), not in this process's memory; one
+    // transaction's changes are held until its commit, up to the limit.
+    let mut messages = Messages::open(slot, upto as i64, relations.join(","));
+    while let Some(bytes) = messages.next() {
         let message = wal_format::decode(&bytes)
             .unwrap_or_else(|e| pgrx::error!("pg_trickle: undecodable WAL message: {e}"));
         let committed = match assembler.push(message) {
             Ok(Some(c)) => c,
             Ok(None) => continue,
+            Err(e @ AssembleError::TransactionTooLarge { .. }) => {
+                messages.close();
+                return Err(TooLarge(e.to_string()));
+            }
             Err(e) => pgrx::error!("pg_trickle: {e}"),
         };
         // `upto` and `consumed` are WAL insert positions: ends of records, so a commit record
@@ -315,8 +325,75 @@ fn consume_to_inner(upto: u64) -> Consumed {
             (peak as i32).into(),
         ],
     );
-    out
+    Ok(out)
 }
+
+/// Messages fetched from the slot per round trip (see [`Messages`]).
+const FETCH_MESSAGES: i64 = 1000;
+
+/// The messages of one read of the slot, fetched [`FETCH_MESSAGES`] at a time through a cursor
+/// that lives for the transaction (between fetches the consumer writes buffers through SPI).
+struct Messages {
+    name: Option<String>,
+    batch: std::vec::IntoIter<Vec<u8>>,
+}
+
+impl Messages {
+    fn open(slot: String, upto: i64, relations: String) -> Messages {
+        let name = pgrx::spi::Spi::connect(|client| {
+            client
+                .open_cursor(
+                    "SELECT data FROM pg_catalog.pg_logical_slot_peek_binary_changes($1, '0/0'::pg_lsn + $2::int8::numeric, \
+                     NULL, 'relations', $3)",
+                    &[slot.into(), upto.into(), relations.into()],
+                )
+                .detach_into_name()
+        });
+        Messages {
+            name: Some(name),
+            batch: Vec::new().into_iter(),
+        }
+    }
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        if let Some(m) = self.batch.next() {
+            return Some(m);
+        }
+        let name = self.name.take()?;
+        let (rows, name) = pgrx::spi::Spi::connect(|client| {
+            let mut cursor = client
+                .find_cursor(&name)
+                .unwrap_or_else(|e| pgrx::error!("pg_trickle: {e}"));
+            let rows: Vec<Vec<u8>> = cursor
+                .fetch(FETCH_MESSAGES as libc::c_long)
+                .unwrap_or_else(|e| pgrx::error!("pg_trickle: {e}"))
+                .map(|r| r.get::<Vec<u8>>(1).ok().flatten().unwrap_or_default())
+                .collect();
+            if rows.is_empty() {
+                (rows, None) // dropping the cursor closes it
+            } else {
+                (rows, Some(cursor.detach_into_name()))
+            }
+        });
+        self.name = name;
+        self.batch = rows.into_iter();
+        self.batch.next()
+    }
+
+    /// Closes the cursor before its end.
+    fn close(&mut self) {
+        if let Some(name) = self.name.take() {
+            pgrx::spi::Spi::connect(|client| {
+                drop(client.find_cursor(&name));
+            });
+        }
+        self.batch = Vec::new().into_iter();
+    }
+}
+
+/// One transaction holds more of a WAL source's changes than the consumer may hold in memory
+/// (`pg_trickle.wal_transaction_memory`): the sources fall back to triggers (see `crate::cdc`).
+pub struct TooLarge(pub String);
 
 /// A change waiting in its source's queue.
 struct QueuedChange {
@@ -411,6 +488,9 @@ pub enum Step {
     Consumed { more: bool },
     /// More than `max_lag` bytes of WAL are waiting (nothing was consumed).
     Behind { lag: u64 },
+    /// A transaction holds more of the sources' changes than the consumer may hold in memory
+    /// (nothing was consumed).
+    TooLarge { reason: String },
 }
 
 /// The worker's step: consumes what committed so far, at most [`MAX_STEP_BYTES`] of WAL past
@@ -452,12 +532,14 @@ pub fn catch_up_step(max_lag: u64) -> Step {
     }
     let lag = upto.saturating_sub(consumed);
     let more = lag > MAX_STEP_BYTES;
-    consume_to(if more {
+    match try_consume_to(if more {
         consumed + MAX_STEP_BYTES
     } else {
         upto
-    });
-    Step::Consumed { more }
+    }) {
+        Ok(_) => Step::Consumed { more },
+        Err(TooLarge(reason)) => Step::TooLarge { reason },
+    }
 }
 
 /// Moves the slot to what is durably consumed, so PostgreSQL can recycle the WAL before it.

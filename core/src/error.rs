@@ -30,6 +30,8 @@ pub enum SqlState {
     InvalidObjectDefinition,
     /// 42501
     InsufficientPrivilege,
+    /// 54000
+    ProgramLimitExceeded,
     /// XX000
     InternalError,
 }
@@ -50,6 +52,7 @@ impl SqlState {
             SqlState::InvalidSchemaName => "3F000",
             SqlState::InvalidObjectDefinition => "42P17",
             SqlState::InsufficientPrivilege => "42501",
+            SqlState::ProgramLimitExceeded => "54000",
             SqlState::InternalError => "XX000",
         }
     }
@@ -132,6 +135,8 @@ pub enum PgtError {
         column: String,
         table: String,
     },
+    #[error("pg_trickle: {0}")]
+    WalTransactionTooLarge(String),
     #[error("permission denied for {relation}")]
     OwnerCannotRead {
         relation: String,
@@ -166,6 +171,7 @@ impl PgtError {
             WalCaptureUnavailable { .. }
             | CdcModeConflict { .. }
             | WalSourceWrittenInTransaction { .. } => SqlState::FeatureNotSupported,
+            WalTransactionTooLarge(_) => SqlState::ProgramLimitExceeded,
             NotOwner(_) | NoCreateInSchema(_) | OwnerCannotRead { .. } => {
                 SqlState::InsufficientPrivilege
             }
@@ -236,6 +242,12 @@ impl PgtError {
             ),
             NoCreateInSchema(_) => Some(
                 "A stream table is created like a table: its creator needs the CREATE privilege on the schema.".into(),
+            ),
+            WalTransactionTooLarge(_) => Some(
+                "The WAL consumer falls back to trigger capture for its sources (recorded in cdc_status()); \
+                 the stream tables reading them recompute at their next refresh. Raise pg_trickle.wal_transaction_memory \
+                 to capture such transactions from the WAL."
+                    .into(),
             ),
             RetypeUsedColumn { stream_table, .. } => Some(format!(
                 "A stream table depends on the columns its query uses, as a view does. Drop {stream_table} first \

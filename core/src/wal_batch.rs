@@ -33,14 +33,38 @@ pub enum AssembleError {
          image does not carry it (the relation needs REPLICA IDENTITY FULL)"
     )]
     MissingOldValue { relid: u32, attnum: u16 },
+    #[error(
+        "transaction {xid} changed more than {limit} bytes of captured rows ({changes} changes so far), \
+         more than the WAL consumer holds in memory (pg_trickle.wal_transaction_memory)"
+    )]
+    TransactionTooLarge { xid: u32, changes: u64, limit: u64 },
 }
 
 /// Groups changes by transaction until its commit.
 #[derive(Debug, Default)]
 pub struct Assembler {
     open: HashMap<u32, BTreeMap<u32, Vec<Change<Image>>>>,
+    /// Per open transaction: its changes and their estimated size in memory (bytes).
+    held: HashMap<u32, (u64, u64)>,
+    /// The most one transaction may hold (bytes); 0: no limit.
+    limit: u64,
     /// Per relation, the attribute numbers of its key (absent or empty: the whole row).
     keys: HashMap<u32, Vec<u16>>,
+}
+
+/// What a row image costs in memory, roughly: its values' text and a fixed cost per value.
+fn image_bytes(img: &Option<Image>) -> u64 {
+    img.as_ref().map_or(0, |img| {
+        img.iter()
+            .map(|(_, v)| {
+                32 + match v {
+                    Value::Text(t) => t.len() as u64,
+                    Value::Null | Value::Unchanged => 0,
+                }
+            })
+            .sum::<u64>()
+            + 24
+    })
 }
 
 impl Assembler {
@@ -48,8 +72,18 @@ impl Assembler {
     pub fn new(keys: HashMap<u32, Vec<u16>>) -> Assembler {
         Assembler {
             open: HashMap::new(),
+            held: HashMap::new(),
+            limit: 0,
             keys,
         }
+    }
+
+    /// At most `bytes` of changes held for one transaction (0: no limit): past it,
+    /// [`Assembler::push`] fails with [`AssembleError::TransactionTooLarge`] instead of holding
+    /// more.
+    pub fn with_limit(mut self, bytes: u64) -> Assembler {
+        self.limit = bytes;
+        self
     }
 
     /// Takes one message; returns the transaction it commits, if it is a commit.
@@ -78,6 +112,16 @@ impl Assembler {
                         })?;
                     }
                 }
+                let held = self.held.entry(xid).or_default();
+                held.0 += 1;
+                held.1 += 48 + image_bytes(&old) + image_bytes(&new);
+                if self.limit > 0 && held.1 > self.limit {
+                    return Err(AssembleError::TransactionTooLarge {
+                        xid,
+                        changes: held.0,
+                        limit: self.limit,
+                    });
+                }
                 self.open
                     .entry(xid)
                     .or_default()
@@ -88,6 +132,7 @@ impl Assembler {
             }
             Message::Commit { xid, lsn, time } => {
                 let per_relation = self.open.remove(&xid).unwrap_or_default();
+                self.held.remove(&xid);
                 let changes = per_relation
                     .into_iter()
                     .map(|(relid, raw)| {
@@ -164,6 +209,40 @@ mod tests {
             old,
             new,
         }
+    }
+
+    #[test]
+    fn a_transaction_past_the_limit_is_refused_not_held() {
+        let mut a = Assembler::new(HashMap::from([(10, vec![1])])).with_limit(2_000);
+        let row = |id: u32| Some(vec![(1, t(&id.to_string())), (2, t(&"x".repeat(100)))]);
+        let mut refused = None;
+        for i in 0..100 {
+            if let Err(e) = a.push(change(7, 10, None, row(i))) {
+                refused = Some((i, e));
+                break;
+            }
+        }
+        let (at, e) = refused.expect("the limit stops the transaction");
+        assert!(at > 3 && at < 20, "refused at change {at}");
+        assert!(matches!(
+            e,
+            AssembleError::TransactionTooLarge {
+                xid: 7,
+                limit: 2_000,
+                ..
+            }
+        ));
+        // Other transactions, and one under the limit, go on.
+        let mut b = Assembler::new(HashMap::new()).with_limit(2_000);
+        b.push(change(8, 10, None, row(1))).unwrap();
+        assert!(b
+            .push(Message::Commit {
+                xid: 8,
+                lsn: 1,
+                time: 0
+            })
+            .unwrap()
+            .is_some());
     }
 
     #[test]

@@ -326,3 +326,29 @@ fn select_star_is_expanded_at_create() {
         (0, 0)
     );
 }
+
+#[test]
+fn health_check_reports_capture_that_does_not_fit() {
+    let mut db = TestDb::new("ddl_health");
+    db.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, a int, b int);
+         INSERT INTO t SELECT g, g, g FROM generate_series(1, 10) g;
+         SELECT pgtrickle.create_stream_table('s', 'SELECT id, a FROM t', cdc_mode => 'trigger');",
+    );
+    let severity = |db: &mut TestDb| -> String {
+        db.value(
+            "SELECT severity FROM pgtrickle.health_check() WHERE check_name = 'capture_columns'",
+        )
+    };
+    assert_eq!(severity(&mut db), "OK");
+    // Event triggers do not fire in replica mode: the DDL happens behind pg_trickle's back.
+    db.exec("SET session_replication_role = replica; ALTER TABLE t DROP COLUMN b; RESET session_replication_role");
+    assert_eq!(severity(&mut db), "CRITICAL");
+    assert_eq!(db.error_code("INSERT INTO t VALUES (11, 11)"), "42703");
+    let said: String = db.value("SELECT pgtrickle.repair_stream_table('s')");
+    assert!(said.contains("recomputed"), "{said}");
+    assert_eq!(severity(&mut db), "OK");
+    db.exec("INSERT INTO t VALUES (11, 11); UPDATE t SET a = 0 WHERE id = 1");
+    db.exec("SELECT pgtrickle.refresh_stream_table('s')");
+    assert_eq!(db.oracle("s", "SELECT id, a FROM t"), (0, 0));
+}
