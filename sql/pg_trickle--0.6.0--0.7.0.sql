@@ -14,6 +14,8 @@
 -- The analyzed defining query (nodeToString, as a view's rule keeps it): what the storage
 -- depends on in pg_depend, and what the query prints back as after a rename.
 ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN query_tree text;
+-- ... and how PostgreSQL printed it then: when it prints differently after DDL, a name changed.
+ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN query_printed text;
 -- Moves on whenever DDL changes what a source's buffer holds (the WAL consumer's cache key).
 ALTER TABLE pgtrickle.pgt_sources ADD COLUMN capture_version integer NOT NULL DEFAULT 0;
 

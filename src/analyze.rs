@@ -157,7 +157,7 @@ fn analyze_as(query: &str, internal: bool) -> Analyzed {
                 0,
                 std::ptr::null_mut(),
             );
-            let deparsed = c_string(pg_get_querydef(tree, true));
+            let deparsed = print_query(tree);
             let tree = c_string(pg_sys::nodeToString(tree as *const std::ffi::c_void));
             let desc = (*ps).resultDesc;
             let mut raw = Vec::new();
@@ -264,10 +264,21 @@ pub fn deparse(tree: &str) -> String {
     let ctree = CString::new(tree).expect("a node string has no NUL");
     // SAFETY: as in [`record_dependencies`]; pg_get_querydef reads the catalog for the names
     // of what the tree references (raising an ERROR if something no longer exists).
-    unsafe {
-        let node = pg_sys::stringToNode(ctree.as_ptr()) as *mut pg_sys::Query;
-        c_string(pg_get_querydef(node, true))
-    }
+    unsafe { print_query(pg_sys::stringToNode(ctree.as_ptr()) as *mut pg_sys::Query) }
+}
+
+/// `pg_get_querydef` with `search_path = pg_catalog`, so every relation is printed with its
+/// schema: the same text whoever prints it (a query printed under another path would name
+/// fewer schemas), and text that means the same under any path.
+///
+/// # Safety
+/// `query` must point to a valid analyzed `Query`.
+unsafe fn print_query(query: *mut pg_sys::Query) -> String {
+    spi::with_settings(&[("search_path", "pg_catalog")], || {
+        // SAFETY: the caller's contract; pg_get_querydef reads the catalog for names and
+        // raises an ERROR if something the query references no longer exists.
+        c_string(unsafe { pg_get_querydef(query, true) })
+    })
 }
 
 fn describe_columns(raw: Vec<RawColumn>, internal: bool) -> Vec<OutputColumn> {

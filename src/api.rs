@@ -283,8 +283,8 @@ pub(crate) fn install(new: &Install<'_>, def: &Definition, planned: &Planned) ->
     spi::exec(
         "INSERT INTO pgtrickle.pgt_stream_tables (pgt_id, pgt_relid, defining_query, schedule, refresh_mode, \
              effective_mode, column_names, column_types, column_collations, plan_kind, full_merge_sql, explain_text, cdc_mode, \
-             query_tree) \
-         OVERRIDING SYSTEM VALUE VALUES ($9, $1, $2, $3, $4, 'FULL', $5, $6, $7, 'FULL', '', '', $8, $10)",
+             query_tree, query_printed) \
+         OVERRIDING SYSTEM VALUE VALUES ($9, $1, $2, $3, $4, 'FULL', $5, $6, $7, 'FULL', '', '', $8, $10, $11)",
         &[
             storage.into(),
             query.into(),
@@ -296,6 +296,7 @@ pub(crate) fn install(new: &Install<'_>, def: &Definition, planned: &Planned) ->
             new.capture.as_str().into(),
             pgt_id.into(),
             def.analyzed.tree.clone().into(),
+            def.analyzed.deparsed.clone().into(),
         ],
     );
     catalog::store_plan(pgt_id, &quote_qualified(schema, name), built);
@@ -533,7 +534,7 @@ pub(crate) fn redefine(
     spi::exec(
         "UPDATE pgtrickle.pgt_stream_tables SET defining_query = $2, column_names = $3, column_types = $4, \
              column_collations = $5, refresh_mode = $6, is_populated = false, frontier = NULL, frontier_xid = NULL, \
-             data_timestamp = NULL, updated_at = now(), query_tree = $7 WHERE pgt_id = $1",
+             data_timestamp = NULL, updated_at = now(), query_tree = $7, query_printed = $8 WHERE pgt_id = $1",
         &[
             st.pgt_id.into(),
             query.into(),
@@ -542,6 +543,7 @@ pub(crate) fn redefine(
             colls.into(),
             mode.as_str().into(),
             def.analyzed.tree.clone().into(),
+            def.analyzed.deparsed.clone().into(),
         ],
     );
     catalog::store_plan(st.pgt_id, &st.quoted(), built);

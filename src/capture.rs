@@ -272,6 +272,13 @@ pub fn sync_capture(relid: Oid) {
           WHERE source_relid = $1",
         &[relid.into(), attnums.into()],
     );
+    // The refresh SQL of every stream table reading it names the buffer's columns: rendered
+    // again at their next refresh (as after a rename of their storage).
+    spi::exec(
+        "UPDATE pgtrickle.pgt_stream_tables SET planned_for = '' \
+          WHERE pgt_id IN (SELECT pgt_id FROM pgtrickle.pgt_dependencies WHERE source_relid = $1)",
+        &[relid.into()],
+    );
 }
 
 /// Removes capture from every source no stream table reads any more (and forgets sources that

@@ -50,6 +50,8 @@ pub struct StreamTable {
     /// prints back as after a rename (`crate::ddl`). NULL for a stream table whose query no
     /// longer analyses.
     pub query_tree: Option<String>,
+    /// How PostgreSQL printed `query_tree` when it was recorded.
+    pub query_printed: Option<String>,
 }
 
 impl StreamTable {
@@ -89,7 +91,7 @@ const SELECT_ST: &str = "SELECT st.pgt_id, st.pgt_relid, n.nspname::text, c.reln
     st.is_populated, st.frontier::text, st.frontier_xid::text, st.planned_for, st.plan_sources, st.probe_sql, \
     st.consecutive_errors, st.search_path, st.topk_sql, st.parent_pgt_id, \
     (SELECT p.pgt_relid FROM pgtrickle.pgt_stream_tables p WHERE p.pgt_id = st.parent_pgt_id), c.relowner, \
-    st.query_tree \
+    st.query_tree, st.query_printed \
     FROM pgtrickle.pgt_stream_tables st \
     JOIN pg_catalog.pg_class c ON c.oid = st.pgt_relid \
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
@@ -147,6 +149,7 @@ fn load_where(cond: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<StreamTable
                     .flatten()
                     .unwrap_or(pgrx::pg_sys::InvalidOid),
                 query_tree: r.get(29).ok().flatten(),
+                query_printed: r.get(30).ok().flatten(),
             }
         },
     )

@@ -59,13 +59,10 @@ fn source_ddl(changed: &[Oid]) {
         let Some(tree) = &st.query_tree else {
             continue;
         };
+        // Printed as when it was planned: no name it uses changed (most DDL, including
+        // pg_trickle's own, such as the WAL hand-over's REPLICA IDENTITY).
         let now = analyze::deparse(tree);
-        // The stored text, analysed now with the stream table's search_path: the same query
-        // as the tree unless a name in it changed (then it fails, or means something else).
-        let as_stored = refresh::with_search_path(&st, || {
-            spi::in_subtransaction(|| Ok(analyze::analyze_internal(&st.defining_query).deparsed))
-        });
-        if as_stored.as_deref() == Ok(now.as_str()) {
+        if st.query_printed.as_deref() == Some(now.as_str()) {
             continue;
         }
         notice!(
@@ -178,8 +175,8 @@ fn record_query_trees() {
             match analyzed {
                 Ok(a) => {
                     spi::exec(
-                        "UPDATE pgtrickle.pgt_stream_tables SET query_tree = $2 WHERE pgt_id = $1",
-                        &[st.pgt_id.into(), a.tree.clone().into()],
+                        "UPDATE pgtrickle.pgt_stream_tables SET query_tree = $2, query_printed = $3 WHERE pgt_id = $1",
+                        &[st.pgt_id.into(), a.tree.clone().into(), a.deparsed.clone().into()],
                     );
                     let sources = catalog::classify_sources(&a.relations);
                     capture::record_storage_dependencies(st.relid, &sources, Some(&a.tree));
