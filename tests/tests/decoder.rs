@@ -22,7 +22,7 @@ fn every_type_decodes_as_the_trigger_path_captures_it() {
          ALTER TABLE typed REPLICA IDENTITY FULL;
          ALTER TABLE typed ALTER COLUMN big SET STORAGE EXTERNAL; -- out of line, uncompressed
          CREATE TABLE other (id int PRIMARY KEY);
-         SELECT pgtrickle.create_stream_table('typed_st', 'SELECT * FROM typed', refresh_mode => 'DIFFERENTIAL');",
+         SELECT pgtrickle.create_stream_table('typed_st', 'SELECT * FROM typed', refresh_mode => 'DIFFERENTIAL', cdc_mode => 'trigger');",
     );
     let relid: u32 = db.value::<i64>("SELECT 'typed'::regclass::oid::bigint") as u32;
     db.exec(
