@@ -139,7 +139,7 @@ fn guide_chain_refreshes_itself() {
     let health: String = db.value(
         "SELECT string_agg(check_name || '=' || severity, ' ' ORDER BY check_name) FROM pgtrickle.health_check()",
     );
-    assert_eq!(health, "buffer_growth=OK capture_triggers=OK error_tables=OK scheduler_running=OK stale_tables=OK suspended_tables=OK wal_capture=OK");
+    assert_eq!(health, "buffer_growth=OK capture_columns=OK capture_triggers=OK error_tables=OK scheduler_running=OK stale_tables=OK suspended_tables=OK wal_capture=OK");
     let tree: String = db.value(
         "SELECT string_agg(stream_table || '<-' || source || '@' || depth, ' ' ORDER BY depth, stream_table, source) FROM pgtrickle.dependency_tree()",
     );
