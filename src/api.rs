@@ -676,15 +676,11 @@ fn forget_dropped_relations(dropped: Vec<Oid>) {
 
 fn forget_dropped_api(dropped: Vec<Oid>) {
     // Only relations that are gone: the function is not for forgetting live stream tables.
-    let dropped: Vec<Oid> = spi::rows(
+    let dropped: Vec<Oid> = spi::oids(
         "SELECT d FROM pg_catalog.unnest($1::oid[]) AS d \
           WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = d)",
         &[dropped.into()],
-        |r| r.get::<Oid>(1).ok().flatten(),
-    )
-    .into_iter()
-    .flatten()
-    .collect();
+    );
     if dropped.is_empty() {
         return;
     }
@@ -711,15 +707,11 @@ fn replan_for_views(changed: Vec<Oid>) {
 }
 
 fn replan_for_views_api(changed: Vec<Oid>) {
-    let relids: Vec<Oid> = spi::rows(
+    let relids: Vec<Oid> = spi::oids(
         "SELECT pgt_relid FROM pgtrickle.pgt_stream_tables WHERE inlined_views && $1 AND parent_pgt_id IS NULL \
           ORDER BY pgt_id",
         &[changed.into()],
-        |r| r.get::<Oid>(1).ok().flatten(),
-    )
-    .into_iter()
-    .flatten()
-    .collect();
+    );
     for relid in relids {
         let Some(st) = catalog::by_relid(relid) else {
             continue;

@@ -39,7 +39,7 @@ fn source_ddl(changed: &[Oid]) {
     }
     // User stream tables (internal ones are re-planned with their parent) that depend on a
     // changed relation, each once, upstream first.
-    let relids: Vec<Oid> = spi::rows(
+    let relids: Vec<Oid> = spi::oids(
         "SELECT st.pgt_relid FROM pgtrickle.pgt_stream_tables st \
           WHERE st.parent_pgt_id IS NULL AND st.query_tree IS NOT NULL \
             AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend d \
@@ -47,11 +47,7 @@ fn source_ddl(changed: &[Oid]) {
                            AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = ANY($1)) \
           ORDER BY st.pgt_id",
         &[changed.to_vec().into()],
-        |r| r.get::<Oid>(1).ok().flatten(),
-    )
-    .into_iter()
-    .flatten()
-    .collect();
+    );
     for relid in relids {
         let Some(st) = catalog::by_relid(relid) else {
             continue;
@@ -157,14 +153,10 @@ pub unsafe fn refuse_retyping(stmt: *mut pg_sys::AlterTableStmt) {
 #[pg_extern(schema = "pgtrickle", name = "_record_query_trees")]
 fn record_query_trees() {
     security::api(|| {
-        let relids: Vec<Oid> = spi::rows(
+        let relids: Vec<Oid> = spi::oids(
             "SELECT pgt_relid FROM pgtrickle.pgt_stream_tables WHERE parent_pgt_id IS NULL ORDER BY pgt_id",
             &[],
-            |r| r.get::<Oid>(1).ok().flatten(),
-        )
-        .into_iter()
-        .flatten()
-        .collect();
+        );
         for relid in relids {
             let Some(st) = catalog::by_relid(relid) else {
                 continue;

@@ -31,6 +31,14 @@ pub fn rows<R>(
     })
 }
 
+/// The non-NULL OIDs in the first column of every row.
+pub fn oids(sql: &str, args: &[DatumWithOid]) -> Vec<pgrx::pg_sys::Oid> {
+    rows(sql, args, |r| r.get::<pgrx::pg_sys::Oid>(1).ok().flatten())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 /// Runs each statement of `stmts` (generated DDL).
 pub fn exec_all(stmts: &[String]) {
     for s in stmts {

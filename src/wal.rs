@@ -169,23 +169,9 @@ pub struct Consumed {
 }
 
 /// Runs `f` as the bootstrap superuser (reading a slot needs the REPLICATION privilege, and a
-/// refresh may be run by the stream table's owner); an ERROR restores the caller's identity
-/// through the transaction abort.
+/// refresh may be run by the stream table's owner).
 fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
-    let (mut user, mut context) = (pg_sys::InvalidOid, 0);
-    // SAFETY: saves and switches the current user id for the current transaction, as
-    // SECURITY DEFINER functions do; restored below and on abort.
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
-        pg_sys::SetUserIdAndSecContext(
-            pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
-            context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-        );
-    }
-    let out = f();
-    // SAFETY: restores the identity saved above.
-    unsafe { pg_sys::SetUserIdAndSecContext(user, context) };
-    out
+    crate::security::as_role(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID), f)
 }
 
 /// Consumes every transaction that committed at or before `upto` and is not in the buffers
