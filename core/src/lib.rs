@@ -12,6 +12,8 @@
 //! - [`render`]: the SQL pg_trickle generates for storage, capture and applying results.
 //! - [`error`]: typed errors, each with its SQLSTATE.
 
+#![forbid(unsafe_code)]
+
 pub mod compact;
 pub mod cron;
 pub mod dag;

@@ -11,6 +11,7 @@
 //! read) for [`super::scalar`]'s grouped factor. Bodies with DISTINCT, joins, set operations,
 //! LIMIT or ORDER BY are refused with the construct named.
 
+use super::fold;
 use super::parse::Unsupported;
 use sqlparser::ast::{
     Expr, Ident, JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, Query, SelectItem,
@@ -27,14 +28,6 @@ struct Simple {
     /// Output names and expressions; `None` for `SELECT *` (the table's own columns).
     outputs: Option<Vec<(String, Expr)>>,
     filter: Option<Expr>,
-}
-
-fn fold(i: &Ident) -> String {
-    if i.quote_style.is_some() {
-        i.value.clone()
-    } else {
-        i.value.to_lowercase()
-    }
 }
 
 /// The name a FROM table's columns are qualified with: its alias, else its (last) name.
@@ -804,7 +797,7 @@ fn inline_scoped(q: &mut Query, outer: &[(String, Scoped)]) -> Result<(), Unsupp
                     .to_string()
                     .trim_end_matches(".*")
                     .trim_matches('"')
-                    .to_lowercase();
+                    .to_ascii_lowercase();
                 match inlined.iter().find(|i| i.alias == a) {
                     Some(Inlined {
                         outputs: Some(o), ..

@@ -297,7 +297,7 @@ impl Input {
                         let name = if i.quote_style.is_some() {
                             i.value.clone()
                         } else {
-                            i.value.to_lowercase()
+                            i.value.to_ascii_lowercase()
                         };
                         let owner = if n_columns.contains(&name) {
                             alias.as_str()
@@ -509,7 +509,7 @@ impl Input {
                 let name = if i.quote_style.is_some() {
                     i.value.clone()
                 } else {
-                    i.value.to_lowercase()
+                    i.value.to_ascii_lowercase()
                 };
                 let alias = if c1.contains(&name) {
                     &a1

@@ -295,8 +295,28 @@ fn aggregate_calls(spec: &QuerySpec) -> Vec<Expr> {
     calls
 }
 
+/// An identifier as PostgreSQL resolves it: a quoted one as written, an unquoted one with its
+/// ASCII letters folded to lower case (PostgreSQL's `downcase_identifier` in a multibyte
+/// database such as UTF-8 leaves every other character as it is). The one folding rule of the
+/// engine.
+pub fn fold(i: &sqlparser::ast::Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_ascii_lowercase()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn identifiers_fold_ascii_only_as_postgresql_does() {
+        let unquoted = sqlparser::ast::Ident::new("ÉCOLE_Ünï");
+        assert_eq!(super::fold(&unquoted), "École_Ünï");
+        let quoted = sqlparser::ast::Ident::with_quote('"', "ÉCOLE");
+        assert_eq!(super::fold(&quoted), "ÉCOLE");
+    }
+
     use super::aggregate::AggKind;
     use super::*;
 

@@ -20,6 +20,7 @@
 //! both sides may change in one window, and a NULL key never has a partner, as in the query.
 //! Cost: changed rows times index lookups on the join keys of the other side.
 
+use super::fold;
 use super::join::Variant;
 use super::scan::events_sql;
 use super::SourceTable;
@@ -78,14 +79,6 @@ fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
         }
         Expr::Nested(inner) => conjuncts(inner, out),
         _ => out.push(e.clone()),
-    }
-}
-
-fn fold(i: &sqlparser::ast::Ident) -> String {
-    if i.quote_style.is_some() {
-        i.value.clone()
-    } else {
-        i.value.to_lowercase()
     }
 }
 

@@ -130,7 +130,7 @@ pub(super) fn from_table(f: &TableFactor) -> Result<FromTable, Unsupported> {
                     if i.quote_style.is_some() {
                         i.value.clone()
                     } else {
-                        i.value.to_lowercase()
+                        i.value.to_ascii_lowercase()
                     }
                 })
                 .unwrap_or_default();
@@ -142,7 +142,7 @@ pub(super) fn from_table(f: &TableFactor) -> Result<FromTable, Unsupported> {
                     if a.name.quote_style.is_some() {
                         a.name.value.clone()
                     } else {
-                        a.name.value.to_lowercase()
+                        a.name.value.to_ascii_lowercase()
                     }
                 }
                 None => own,
@@ -189,7 +189,7 @@ fn collect_lookups(spec: &QuerySpec, offset: usize, out: &mut Vec<(usize, String
         if i.quote_style.is_some() {
             i.value.clone()
         } else {
-            i.value.to_lowercase()
+            i.value.to_ascii_lowercase()
         }
     };
     // A scalar subquery's table is looked up by its correlation columns.
@@ -513,7 +513,7 @@ fn fold_ident(i: &Ident) -> String {
     if i.quote_style.is_some() {
         i.value.clone()
     } else {
-        i.value.to_lowercase()
+        i.value.to_ascii_lowercase()
     }
 }
 
@@ -1072,7 +1072,7 @@ fn semi_join(
                     let name = if i.quote_style.is_some() {
                         i.value.clone()
                     } else {
-                        i.value.to_lowercase()
+                        i.value.to_ascii_lowercase()
                     };
                     let Some(alias) = owner.of(&name) else {
                         bare.set(true);
@@ -1158,15 +1158,14 @@ fn resolve_group_key(
             let folded = if id.quote_style.is_some() {
                 id.value.clone()
             } else {
-                id.value.to_lowercase()
+                id.value.to_ascii_lowercase()
             };
             if source_columns.contains(&folded) {
                 return Ok(e.clone());
             }
-            match output_names
-                .iter()
-                .position(|n| n.as_deref().map(str::to_lowercase) == Some(id.value.to_lowercase()))
-            {
+            match output_names.iter().position(|n| {
+                n.as_deref().map(str::to_ascii_lowercase) == Some(id.value.to_ascii_lowercase())
+            }) {
                 Some(i) => Ok(items[i].clone()),
                 None => Ok(e.clone()),
             }

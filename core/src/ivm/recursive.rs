@@ -14,6 +14,7 @@
 //! duplicate paths are kept exactly. Like the query itself, the delta terminates when the new
 //! data has no cycle reachable from the changes.
 
+use super::fold;
 use super::join::{Input, Variant};
 use super::parse::Unsupported;
 use super::SourceTable;
@@ -51,14 +52,6 @@ pub struct Recursive {
     step_cond: String,
     /// The tables, base then step (names as written).
     pub tables: Vec<String>,
-}
-
-fn fold(i: &sqlparser::ast::Ident) -> String {
-    if i.quote_style.is_some() {
-        i.value.clone()
-    } else {
-        i.value.to_lowercase()
-    }
 }
 
 fn name_of(t: &TableFactor) -> Option<(String, String)> {
@@ -166,7 +159,7 @@ impl Recursive {
         }
         let (base_table, base_alias) = name_of(&bt.relation)
             .ok_or_else(|| bad("whose base reads something else than a table"))?;
-        if base_table.to_lowercase() == r_name {
+        if base_table.to_ascii_lowercase() == r_name {
             return Err(bad("whose base reads itself"));
         }
         let (base_items, base_names) =
@@ -187,9 +180,9 @@ impl Recursive {
             .ok_or_else(|| bad("whose step reads something else than a table"))?;
         let (n2, a2) = name_of(&j.relation)
             .ok_or_else(|| bad("whose step reads something else than a table"))?;
-        let ((step_table, step_alias), step_r_alias) = if n1.to_lowercase() == r_name {
+        let ((step_table, step_alias), step_r_alias) = if n1.to_ascii_lowercase() == r_name {
             ((n2, a2), a1)
-        } else if n2.to_lowercase() == r_name {
+        } else if n2.to_ascii_lowercase() == r_name {
             ((n1, a1), a2)
         } else {
             return Err(bad("whose step does not join the recursive query"));
@@ -213,7 +206,7 @@ impl Recursive {
             && matches!(&outer.group_by, sqlparser::ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
             && outer.having.is_none()
             && matches!(outer.from.as_slice(), [t] if t.joins.is_empty()
-                && name_of(&t.relation).is_some_and(|(n, _)| n.to_lowercase() == r_name));
+                && name_of(&t.relation).is_some_and(|(n, _)| n.to_ascii_lowercase() == r_name));
         let outer_names: Option<Vec<String>> = match outer.projection.as_slice() {
             [SelectItem::Wildcard(_)] => Some(columns.clone()),
             items => items

@@ -25,6 +25,7 @@
 //! complete result groups t once by k and joins it (decorrelated), where PostgreSQL would run a
 //! correlated scalar subquery once per outer row.
 
+use super::fold;
 use super::parse::{FromTable, Unsupported};
 use super::SourceTable;
 use crate::ident::quote_ident;
@@ -131,14 +132,6 @@ pub fn scope_of(
         alias,
         conds,
     })
-}
-
-fn fold(i: &Ident) -> String {
-    if i.quote_style.is_some() {
-        i.value.clone()
-    } else {
-        i.value.to_lowercase()
-    }
 }
 
 fn qualified(alias: &str, column: &str) -> Expr {

@@ -81,7 +81,7 @@ fn names_output(i: &Ident, outputs: &[String]) -> Option<usize> {
         if i.quote_style.is_some() {
             *o == i.value
         } else {
-            *o == i.value.to_lowercase()
+            *o == i.value.to_ascii_lowercase()
         }
     })
 }

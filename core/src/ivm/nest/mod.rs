@@ -28,6 +28,7 @@
 
 use super::expr::{contains_aggregate, is_aggregate};
 use crate::ident::quote_ident;
+use crate::ivm::fold;
 use sqlparser::ast::{
     BinaryOperator, Distinct, Expr, GroupByExpr, Ident, ObjectName, ObjectNamePart, OrderByKind,
     Query, Select, SelectItem, SetExpr, Statement, TableAlias, TableFactor, TableWithJoins, Visit,
@@ -76,14 +77,6 @@ pub struct Nested {
 
 /// How deep views over views are inlined.
 const MAX_VIEW_DEPTH: usize = 16;
-
-fn fold(i: &Ident) -> String {
-    if i.quote_style.is_some() {
-        i.value.clone()
-    } else {
-        i.value.to_lowercase()
-    }
-}
 
 fn parse_query(sql: &str) -> Option<Query> {
     match Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?.pop()? {
