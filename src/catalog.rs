@@ -85,25 +85,44 @@ pub fn relation_quoted(relid: Oid) -> Option<String> {
     )
 }
 
-const SELECT_ST: &str = "SELECT st.pgt_id, st.pgt_relid, n.nspname::text, c.relname::text, \
+const SELECT_ST: &str = "SELECT st.pgt_id, st.pgt_relid, n.nspname::text AS schema, c.relname::text AS name, \
     st.defining_query, st.schedule, st.refresh_mode, st.column_names, st.column_types, st.column_collations, \
     st.plan_kind, st.hidden_columns, st.full_merge_sql, st.delta_merge_sql, st.explain_text, st.plan_reason, \
-    st.is_populated, st.frontier::text, st.frontier_xid::text, st.planned_for, st.plan_sources, st.probe_sql, \
-    st.consecutive_errors, st.search_path, st.topk_sql, st.parent_pgt_id, \
-    (SELECT p.pgt_relid FROM pgtrickle.pgt_stream_tables p WHERE p.pgt_id = st.parent_pgt_id), c.relowner, \
-    st.query_tree, st.query_printed \
+    st.is_populated, st.frontier::text AS frontier, st.frontier_xid::text AS frontier_xid, st.planned_for, \
+    st.plan_sources, st.probe_sql, st.consecutive_errors, st.search_path, st.topk_sql, st.parent_pgt_id, \
+    (SELECT p.pgt_relid FROM pgtrickle.pgt_stream_tables p WHERE p.pgt_id = st.parent_pgt_id) AS parent_relid, \
+    c.relowner AS owner, st.query_tree, st.query_printed \
     FROM pgtrickle.pgt_stream_tables st \
     JOIN pg_catalog.pg_class c ON c.oid = st.pgt_relid \
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
+
+/// Column `name` of a catalog row: NULL as `None`; a column that is missing or of another type
+/// is an internal error, never a default.
+fn col<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(
+    r: &pgrx::spi::SpiHeapTupleData,
+    name: &str,
+) -> Option<T> {
+    r.get_by_name::<T, _>(name)
+        .unwrap_or_else(|e| pgrx::error!("pg_trickle: catalog column {name}: {e}"))
+}
+
+/// Column `name` of a catalog row, which the catalog declares NOT NULL (or the query always
+/// fills): NULL is an internal error.
+fn req<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(
+    r: &pgrx::spi::SpiHeapTupleData,
+    name: &str,
+) -> T {
+    col(r, name).unwrap_or_else(|| pgrx::error!("pg_trickle: catalog column {name} is NULL"))
+}
 
 fn load_where(cond: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<StreamTable> {
     spi::rows_p(
         &format!("{SELECT_ST} WHERE {cond} ORDER BY st.pgt_id"),
         args,
         |r| {
-            let names: Vec<String> = r.get(8).ok().flatten().unwrap_or_default();
-            let types: Vec<String> = r.get(9).ok().flatten().unwrap_or_default();
-            let colls: Vec<String> = r.get(10).ok().flatten().unwrap_or_default();
+            let names: Vec<String> = req(r, "column_names");
+            let types: Vec<String> = req(r, "column_types");
+            let colls: Vec<String> = req(r, "column_collations");
             let columns = names
                 .into_iter()
                 .zip(types)
@@ -115,41 +134,33 @@ fn load_where(cond: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<StreamTable
                 })
                 .collect();
             StreamTable {
-                pgt_id: r.get(1).ok().flatten().unwrap_or_default(),
-                relid: r.get(2).ok().flatten().unwrap_or(pgrx::pg_sys::InvalidOid),
-                schema: r.get(3).ok().flatten().unwrap_or_default(),
-                name: r.get(4).ok().flatten().unwrap_or_default(),
-                defining_query: r.get(5).ok().flatten().unwrap_or_default(),
-                schedule: r.get(6).ok().flatten(),
-                refresh_mode: r.get(7).ok().flatten().unwrap_or_default(),
+                pgt_id: req(r, "pgt_id"),
+                relid: req(r, "pgt_relid"),
+                schema: req(r, "schema"),
+                name: req(r, "name"),
+                defining_query: req(r, "defining_query"),
+                schedule: col(r, "schedule"),
+                refresh_mode: req(r, "refresh_mode"),
                 columns,
-                plan_kind: r.get(11).ok().flatten().unwrap_or_default(),
-                hidden_columns: r.get(12).ok().flatten().unwrap_or_default(),
-                full_merge_sql: r.get(13).ok().flatten().unwrap_or_default(),
-                delta_merge_sql: r.get(14).ok().flatten(),
-                explain_text: r.get(15).ok().flatten().unwrap_or_default(),
-                plan_reason: r.get(16).ok().flatten(),
-                is_populated: r.get(17).ok().flatten().unwrap_or(false),
-                frontier: r.get(18).ok().flatten(),
-                frontier_xid: r.get(19).ok().flatten(),
-                planned_for: r.get(20).ok().flatten().unwrap_or_default(),
-                plan_sources: r.get(21).ok().flatten().unwrap_or_default(),
-                probe_sql: r.get(22).ok().flatten(),
-                consecutive_errors: r.get(23).ok().flatten().unwrap_or(0),
-                search_path: r.get(24).ok().flatten(),
-                topk_sql: r.get(25).ok().flatten(),
-                parent: r
-                    .get::<i64>(26)
-                    .ok()
-                    .flatten()
-                    .zip(r.get::<Oid>(27).ok().flatten()),
-                owner: r
-                    .get::<Oid>(28)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(pgrx::pg_sys::InvalidOid),
-                query_tree: r.get(29).ok().flatten(),
-                query_printed: r.get(30).ok().flatten(),
+                plan_kind: req(r, "plan_kind"),
+                hidden_columns: req(r, "hidden_columns"),
+                full_merge_sql: req(r, "full_merge_sql"),
+                delta_merge_sql: col(r, "delta_merge_sql"),
+                explain_text: req(r, "explain_text"),
+                plan_reason: col(r, "plan_reason"),
+                is_populated: req(r, "is_populated"),
+                frontier: col(r, "frontier"),
+                frontier_xid: col(r, "frontier_xid"),
+                planned_for: req(r, "planned_for"),
+                plan_sources: col(r, "plan_sources").unwrap_or_default(),
+                probe_sql: col(r, "probe_sql"),
+                consecutive_errors: req(r, "consecutive_errors"),
+                search_path: col(r, "search_path"),
+                topk_sql: col(r, "topk_sql"),
+                parent: col::<i64>(r, "parent_pgt_id").zip(col::<Oid>(r, "parent_relid")),
+                owner: req(r, "owner"),
+                query_tree: col(r, "query_tree"),
+                query_printed: col(r, "query_printed"),
             }
         },
     )
