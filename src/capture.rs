@@ -12,25 +12,34 @@ use crate::spi;
 use pg_trickle_core::render::{self, SourceColumn};
 use pgrx::pg_sys::{self, Oid};
 
+/// Records that object (`class_id`, `obj`) depends on relation `referenced_rel`.
 pub(crate) fn record_dependency(
     class_id: Oid,
     obj: Oid,
     referenced_rel: Oid,
     deptype: pg_sys::DependencyType::Type,
 ) {
-    let depender = pg_sys::ObjectAddress {
-        classId: class_id,
-        objectId: obj,
-        objectSubId: 0,
-    };
-    let referenced = pg_sys::ObjectAddress {
-        classId: pg_sys::RelationRelationId,
-        objectId: referenced_rel,
-        objectSubId: 0,
+    depend(
+        (class_id, obj, 0),
+        (pg_sys::RelationRelationId, referenced_rel, 0),
+        deptype,
+    );
+}
+
+/// Records a `pg_depend` row: `depender` and `referenced` as (class, object, sub-object).
+fn depend(
+    depender: (Oid, Oid, i32),
+    referenced: (Oid, Oid, i32),
+    deptype: pg_sys::DependencyType::Type,
+) {
+    let address = |(class, object, sub): (Oid, Oid, i32)| pg_sys::ObjectAddress {
+        classId: class,
+        objectId: object,
+        objectSubId: sub,
     };
     // SAFETY: both addresses name existing catalog objects; recordDependencyOn only inserts a
     // pg_depend row and raises an ERROR on failure.
-    unsafe { pg_sys::recordDependencyOn(&depender, &referenced, deptype) };
+    unsafe { pg_sys::recordDependencyOn(&address(depender), &address(referenced), deptype) };
 }
 
 /// `pg_constraint`'s OID (`ConstraintRelationId`, fixed in PostgreSQL's catalog headers).
@@ -52,35 +61,15 @@ pub fn record_key_dependencies(storage: Oid, sources: &[Source]) {
             },
         );
         for (constraint, columns) in keys {
-            depend_on(storage, CONSTRAINT_RELATION_ID, constraint, 0);
+            let normal = pg_sys::DependencyType::DEPENDENCY_NORMAL;
+            let storage = (pg_sys::RelationRelationId, storage, 0);
+            depend(storage, (CONSTRAINT_RELATION_ID, constraint, 0), normal);
             for attnum in columns {
-                depend_on(storage, pg_sys::RelationRelationId, s.relid, attnum.into());
+                let column = (pg_sys::RelationRelationId, s.relid, attnum.into());
+                depend(storage, column, normal);
             }
         }
     }
-}
-
-/// Records a normal dependency of relation `rel` on object (`class_id`, `obj`, `sub_id`).
-fn depend_on(rel: Oid, class_id: Oid, obj: Oid, sub_id: i32) {
-    let depender = pg_sys::ObjectAddress {
-        classId: pg_sys::RelationRelationId,
-        objectId: rel,
-        objectSubId: 0,
-    };
-    let referenced = pg_sys::ObjectAddress {
-        classId: class_id,
-        objectId: obj,
-        objectSubId: sub_id,
-    };
-    // SAFETY: both addresses name existing catalog objects; recordDependencyOn only inserts a
-    // pg_depend row and raises an ERROR on failure.
-    unsafe {
-        pg_sys::recordDependencyOn(
-            &depender,
-            &referenced,
-            pg_sys::DependencyType::DEPENDENCY_NORMAL,
-        )
-    };
 }
 
 /// Deletes the `deptype` dependencies of relation `rel` on other relations, which pg_trickle
