@@ -2,6 +2,7 @@
 //! `scripts/setup.sh` starts, or any cluster named by `PGT_PORT`/`PGHOST`), driven over a client
 //! connection. Each test gets a database of its own, created fresh and dropped afterwards.
 
+pub mod oracle_shapes;
 pub mod tpch;
 
 use postgres::{Client, NoTls};
