@@ -19,6 +19,7 @@ pub mod cron;
 pub mod dag;
 pub mod error;
 pub mod ident;
+pub mod ir;
 pub mod ivm;
 pub mod mode;
 pub mod render;

@@ -14,75 +14,193 @@
 //! its own transaction as visible depends on where its xid falls, so visibility cannot say.)
 
 use super::SourceTable;
-use crate::ident::quote_ident;
+use crate::ir::{sql, Expr, From, Item, Lit, Name, Op, Query, RelName, Select, Statement};
 
-/// SQL for the window predicate over buffer alias `__pgt_c`, the source's own-change parameter
-/// being `$own`. Its first conjunct is one range on `xid` (the buffer's index) below which
-/// nothing can be in the window, so consumed rows and the dead tuples of trimmed ones are not read.
-/// A row is in the window when its transaction is visible in the statement's snapshot (or is the
-/// running transaction itself) and was not visible to the previous refresh. The first half is
-/// stated, not left to the row's own visibility: the WAL consumer writes a transaction's rows in
-/// a transaction of its own, possibly before that transaction is visible to this snapshot.
-pub fn window_predicate(own: usize) -> String {
-    WINDOW.replace("$3", &format!("${own}"))
+/// The buffer alias every window scan reads through.
+const BUF: &str = "__pgt_c";
+
+fn buf_col(column: &str) -> Expr {
+    Expr::hidden(Some(BUF), column)
 }
 
-const WINDOW: &str = "__pgt_c.xid >= LEAST(pg_catalog.pg_snapshot_xmin($1::pg_snapshot), \
-                         COALESCE($2::xid8, pg_catalog.pg_snapshot_xmin($1::pg_snapshot))) \
-     AND (pg_catalog.pg_visible_in_snapshot(__pgt_c.xid, (SELECT pg_catalog.pg_current_snapshot())) \
-          OR __pgt_c.xid = (SELECT pg_catalog.pg_current_xact_id_if_assigned())) \
-     AND ((NOT pg_catalog.pg_visible_in_snapshot(__pgt_c.xid, $1::pg_snapshot) \
-           AND __pgt_c.xid IS DISTINCT FROM $2::xid8) \
-          OR (__pgt_c.xid = $2::xid8 AND __pgt_c.change_id > COALESCE($3::bigint, 0)))";
+/// The window predicate over buffer alias `__pgt_c`, the source's own-change parameter being
+/// `$own`. Its first conjunct is one range on `xid` (the buffer's index) below which nothing can
+/// be in the window, so consumed rows and the dead tuples of trimmed ones are not read. A row is
+/// in the window when its transaction is visible in the statement's snapshot (or is the running
+/// transaction itself) and was not visible to the previous refresh. The first half is stated,
+/// not left to the row's own visibility: the WAL consumer writes a transaction's rows in a
+/// transaction of its own, possibly before that transaction is visible to this snapshot.
+pub fn window(own: usize) -> Expr {
+    let frontier = || Expr::Param(1, Some("pg_snapshot"));
+    let last_xid = || Expr::Param(2, Some("xid8"));
+    let xid = || buf_col("xid");
+    let xmin = || Expr::call("pg_catalog.pg_snapshot_xmin", vec![frontier()]);
+    let scalar = |func| {
+        Expr::subquery(Query::select(Select {
+            items: vec![Item::bare(Expr::call(func, vec![]))],
+            ..Select::default()
+        }))
+    };
+    Expr::and(vec![
+        Expr::bin(
+            Op::Ge,
+            xid(),
+            Expr::call(
+                "LEAST",
+                vec![xmin(), Expr::call("COALESCE", vec![last_xid(), xmin()])],
+            ),
+        ),
+        Expr::or(vec![
+            Expr::call(
+                "pg_catalog.pg_visible_in_snapshot",
+                vec![xid(), scalar("pg_catalog.pg_current_snapshot")],
+            ),
+            Expr::bin(Op::Eq, xid(), scalar("pg_catalog.pg_current_xact_id_if_assigned")),
+        ]),
+        Expr::or(vec![
+            Expr::and(vec![
+                Expr::not(Expr::call(
+                    "pg_catalog.pg_visible_in_snapshot",
+                    vec![xid(), frontier()],
+                )),
+                Expr::bin(Op::IsDistinctFrom, xid(), last_xid()),
+            ]),
+            Expr::and(vec![
+                Expr::bin(Op::Eq, xid(), last_xid()),
+                Expr::bin(
+                    Op::Gt,
+                    buf_col("change_id"),
+                    Expr::call(
+                        "COALESCE",
+                        vec![Expr::Param(own, Some("bigint")), Expr::int(0)],
+                    ),
+                ),
+            ]),
+        ]),
+    ])
+}
+
+/// [`window`] as SQL, for the operators that still assemble SQL text.
+pub fn window_predicate(own: usize) -> String {
+    sql::expr(&window(own))
+}
+
+fn buffer(src: &SourceTable) -> From {
+    From::table(RelName::Catalog(src.buffer.clone()), BUF)
+}
+
+/// `__pgt_c.action IN (...)`, and the window.
+fn changes(src: &SourceTable, actions: [&str; 2]) -> Expr {
+    Expr::and(vec![
+        Expr::InList(
+            Box::new(buf_col("action")),
+            actions.iter().map(|a| Expr::str(a)).collect(),
+            false,
+        ),
+        window(src.own_param),
+    ])
+}
 
 /// The weighted row images of the window, shaped like the source table (same column names) plus
 /// `__pgt_w`.
-pub fn events_sql(src: &SourceTable) -> String {
-    let image = |prefix: &str| {
-        src.columns
+pub fn events(src: &SourceTable) -> Query {
+    let image = |prefix: &str, weight: i64| {
+        let mut items: Vec<Item> = src
+            .columns
             .iter()
             .map(|(attnum, name)| {
-                format!(
-                    "__pgt_c.{} AS {}",
-                    quote_ident(&format!("{prefix}_{attnum}")),
-                    quote_ident(name)
+                Item::new(
+                    Expr::Col(
+                        Some(Name::internal(BUF)),
+                        Name::quoted(format!("{prefix}_{attnum}")),
+                    ),
+                    Name::quoted(name.clone()),
                 )
             })
-            .collect::<Vec<_>>()
-            .join(", ")
+            .collect();
+        items.push(Item::new(Expr::int(weight), Name::internal("__pgt_w")));
+        items
     };
-    let sep = if src.columns.is_empty() { "" } else { ", " };
-    format!(
-        "SELECT {old}{sep}-1 AS __pgt_w FROM {buf} AS __pgt_c WHERE __pgt_c.action IN ('U', 'D') AND {win} \
-         UNION ALL \
-         SELECT {new}{sep}1 AS __pgt_w FROM {buf} AS __pgt_c WHERE __pgt_c.action IN ('I', 'U') AND {win}",
-        old = image("old"),
-        new = image("new"),
-        buf = src.buffer,
-        win = window_predicate(src.own_param),
-    )
+    Query::union_all(vec![
+        Select {
+            items: image("old", -1),
+            from: vec![buffer(src)],
+            filter: Some(changes(src, ["U", "D"])),
+            ..Select::default()
+        },
+        Select {
+            items: image("new", 1),
+            from: vec![buffer(src)],
+            filter: Some(changes(src, ["I", "U"])),
+            ..Select::default()
+        },
+    ])
+}
+
+/// [`events`] as SQL, for the operators that still assemble SQL text.
+pub fn events_sql(src: &SourceTable) -> String {
+    sql::query(&events(src))
 }
 
 /// The cheap probe before planning anything: how many changes the window holds, and why the
 /// refresh must be FULL, if it must (NULL otherwise): a TRUNCATE (everything before it is void).
 /// One index-backed scan of the buffer.
-pub fn probe_sql(sources: &[&SourceTable]) -> String {
-    let parts: Vec<String> = sources
+pub fn probe(sources: &[&SourceTable]) -> Query {
+    let parts: Vec<Select> = sources
         .iter()
-        .map(|s| {
-            format!(
-                "SELECT count(*) AS n, COALESCE(bool_or(__pgt_c.action = 'T'), false) AS tr \
-                   FROM {} AS __pgt_c WHERE {}",
-                s.buffer,
-                window_predicate(s.own_param)
-            )
+        .map(|s| Select {
+            items: vec![
+                Item::new(
+                    Expr::call("count", vec![Expr::Star(None)]),
+                    Name::internal("n"),
+                ),
+                Item::new(
+                    Expr::call(
+                        "COALESCE",
+                        vec![
+                            Expr::call(
+                                "bool_or",
+                                vec![Expr::bin(Op::Eq, buf_col("action"), Expr::str("T"))],
+                            ),
+                            Expr::Lit(Lit::Bool(false)),
+                        ],
+                    ),
+                    Name::internal("tr"),
+                ),
+            ],
+            from: vec![buffer(s)],
+            filter: Some(window(s.own_param)),
+            ..Select::default()
         })
         .collect();
-    format!(
-        "SELECT COALESCE(sum(n), 0)::bigint, \
-                CASE WHEN bool_or(tr) THEN 'TRUNCATE of a source' END FROM ({}) AS __pgt_p",
-        parts.join(" UNION ALL ")
-    )
+    Query::select(Select {
+        items: vec![
+            Item::bare(Expr::cast(
+                Expr::call(
+                    "COALESCE",
+                    vec![Expr::call("sum", vec![Expr::hidden(None, "n")]), Expr::int(0)],
+                ),
+                "bigint",
+            )),
+            Item::bare(Expr::Case(
+                vec![(
+                    Expr::call("bool_or", vec![Expr::hidden(None, "tr")]),
+                    Expr::str("TRUNCATE of a source"),
+                )],
+                None,
+            )),
+        ],
+        from: vec![From::subquery(
+            Statement::Query(Query::union_all(parts)),
+            Name::internal("__pgt_p"),
+        )],
+        ..Select::default()
+    })
+}
+
+/// [`probe`] as SQL.
+pub fn probe_sql(sources: &[&SourceTable]) -> String {
+    sql::query(&probe(sources))
 }
 
 #[cfg(test)]
