@@ -312,7 +312,10 @@ pub fn full_rows(query: &str, cols: &[OutputColumn]) -> Query {
         .enumerate()
         .map(|(i, c)| {
             Item::new(
-                Expr::Col(Some(Name::internal("__pgt_q")), Name::quoted(c.name.clone())),
+                Expr::Col(
+                    Some(Name::internal("__pgt_q")),
+                    Name::quoted(c.name.clone()),
+                ),
                 out(i + 1),
             )
         })
@@ -418,7 +421,10 @@ pub fn merge(
                 Matched::Matched,
                 Some(Expr::bin(
                     Op::IsDistinctFrom,
-                    Expr::cast(Expr::Row(targets.iter().map(|c| col(t, c)).collect()), "text"),
+                    Expr::cast(
+                        Expr::Row(targets.iter().map(|c| col(t, c)).collect()),
+                        "text",
+                    ),
                     Expr::cast(Expr::Row(source_values), "text"),
                 )),
                 update,
@@ -440,7 +446,11 @@ pub fn merge(
             ),
         ],
         MergeKind::DeltaGroups => vec![
-            clause(Matched::Matched, Some(Expr::not(flag("__pgt_keep"))), Action::Delete),
+            clause(
+                Matched::Matched,
+                Some(Expr::negated(flag("__pgt_keep"))),
+                Action::Delete,
+            ),
             clause(Matched::Matched, None, update),
             clause(Matched::NotMatched, Some(flag("__pgt_keep")), insert),
         ],

@@ -626,6 +626,10 @@ fn layout(sql: &str) -> String {
                     && i > 0
                     && BREAKS.iter().any(|k| sql[i..].starts_with(k))
                     && !(sql[i..].starts_with("FROM ") && out.ends_with("DISTINCT "))
+                    && !(sql[i..].starts_with("JOIN ")
+                        && ["LEFT ", "RIGHT ", "FULL ", "CROSS "]
+                            .iter()
+                            .any(|k| out.ends_with(k)))
                 {
                     while out.ends_with(' ') {
                         out.pop();

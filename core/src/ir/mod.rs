@@ -172,7 +172,7 @@ impl Expr {
         Expr::Cast(Box::new(e), ty)
     }
 
-    pub fn not(e: Expr) -> Expr {
+    pub fn negated(e: Expr) -> Expr {
         Expr::Not(Box::new(e))
     }
 

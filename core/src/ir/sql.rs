@@ -190,7 +190,8 @@ fn rel_name(r: &RelName) -> String {
     }
 }
 
-fn from(f: &From) -> String {
+/// A FROM item.
+pub fn from(f: &From) -> String {
     let lateral = |l: &bool| if *l { "LATERAL " } else { "" };
     match f {
         From::Table(r, alias) => match alias {
@@ -255,7 +256,11 @@ fn select(s: &Select) -> String {
 fn set_expr(s: &SetExpr) -> String {
     match s {
         SetExpr::Select(sel) => select(sel),
-        SetExpr::UnionAll(parts) => parts.iter().map(set_expr).collect::<Vec<_>>().join(" UNION ALL "),
+        SetExpr::UnionAll(parts) => parts
+            .iter()
+            .map(set_expr)
+            .collect::<Vec<_>>()
+            .join(" UNION ALL "),
     }
 }
 
@@ -282,7 +287,13 @@ pub fn query(q: &Query) -> String {
         let keys: Vec<String> = q
             .order_by
             .iter()
-            .map(|s| format!("{}{}", expr(&s.expr), if s.descending { " DESC" } else { "" }))
+            .map(|s| {
+                format!(
+                    "{}{}",
+                    expr(&s.expr),
+                    if s.descending { " DESC" } else { "" }
+                )
+            })
             .collect();
         out.push_str(&format!(" ORDER BY {}", keys.join(", ")));
     }
@@ -305,7 +316,11 @@ fn action(a: &Action) -> String {
         ),
         Action::Insert(targets, values) => format!(
             "INSERT ({}) VALUES ({})",
-            targets.iter().map(Name::render).collect::<Vec<_>>().join(", "),
+            targets
+                .iter()
+                .map(Name::render)
+                .collect::<Vec<_>>()
+                .join(", "),
             list(values)
         ),
     }

@@ -16,6 +16,7 @@ use super::parse::{Join, QuerySpec, Unsupported};
 use super::scalar;
 use super::SourceTable;
 use crate::ident::quote_ident;
+use crate::ir::{self, sql, Expr, From, Item, JoinKind, Name, Query, RelName, Select, Statement};
 
 /// How the rows of a query's FROM clause reach the operator above it.
 #[derive(Debug, Clone)]
@@ -35,39 +36,105 @@ pub struct Input {
     pub identity_tables: usize,
 }
 
-/// One part of a delta: the rows of `from` that pass `cond`, each weighted by `weight`.
+/// One part of a delta: the rows of `from` that pass every `cond`, each weighted by the product
+/// of `weight` (no factor: 1).
 #[derive(Debug, Clone)]
 pub struct Variant {
-    pub from: String,
-    pub weight: String,
-    pub cond: Option<String>,
+    pub from: From,
+    pub weight: Vec<Expr>,
+    pub cond: Vec<Expr>,
+}
+
+/// The weight column of the relation `alias`.
+pub fn weight_of(alias: &str) -> Expr {
+    Expr::Col(Some(Name::quoted(alias)), Name::internal("__pgt_w"))
+}
+
+/// A table's rows as the plan reads them now: `"schema"."table" AS "alias"`.
+pub fn table(src: &SourceTable, alias: &str) -> From {
+    From::Table(
+        RelName::Catalog(src.quoted.clone()),
+        Some(Name::quoted(alias)),
+    )
+}
+
+impl Variant {
+    /// The window's weighted images of one table under `alias`.
+    pub fn scan(alias: &str, src: &SourceTable) -> Variant {
+        Variant {
+            from: From::subquery(
+                Statement::Query(super::scan::events(src)),
+                Name::quoted(alias),
+            ),
+            weight: vec![weight_of(alias)],
+            cond: Vec::new(),
+        }
+    }
+
+    /// `SELECT items, <weight> AS __pgt_w FROM <from> WHERE <cond> AND <extra>`.
+    pub fn select(&self, mut items: Vec<Item>, extra: &[Expr]) -> Select {
+        items.push(Item::new(
+            Expr::product(&self.weight),
+            Name::internal("__pgt_w"),
+        ));
+        let conds: Vec<Expr> = self.cond.iter().chain(extra).cloned().collect();
+        Select {
+            items,
+            from: vec![self.from.clone()],
+            filter: (!conds.is_empty()).then(|| Expr::and(conds)),
+            ..Select::default()
+        }
+    }
 }
 
 /// A source's current rows with weight +1 plus its window's images with negated weights: the
 /// table as it was at the previous frontier.
-fn old_state(src: &SourceTable) -> String {
-    let cols: Vec<String> = src.columns.iter().map(|(_, n)| quote_ident(n)).collect();
-    let sep = if cols.is_empty() { "" } else { ", " };
-    format!(
-        "(SELECT {c}{sep}1 AS __pgt_w FROM {t} UNION ALL SELECT {c}{sep}-__pgt_e.__pgt_w FROM ({ev}) AS __pgt_e)",
-        c = cols.join(", "),
-        t = src.quoted,
-        ev = super::scan::events_sql(src),
+fn old_state(src: &SourceTable, alias: &str) -> From {
+    let cols = || -> Vec<Item> {
+        src.columns
+            .iter()
+            .map(|(_, n)| Item::bare(Expr::Col(None, Name::quoted(n.clone()))))
+            .collect()
+    };
+    let mut now = cols();
+    now.push(Item::new(Expr::int(1), Name::internal("__pgt_w")));
+    let mut undone = cols();
+    undone.push(Item::bare(Expr::Neg(Box::new(Expr::hidden(
+        Some("__pgt_e"),
+        "__pgt_w",
+    )))));
+    From::subquery(
+        Statement::Query(Query::union_all(vec![
+            Select {
+                items: now,
+                from: vec![From::Table(RelName::Catalog(src.quoted.clone()), None)],
+                ..Select::default()
+            },
+            Select {
+                items: undone,
+                from: vec![From::subquery(
+                    Statement::Query(super::scan::events(src)),
+                    Name::internal("__pgt_e"),
+                )],
+                ..Select::default()
+            },
+        ])),
+        Name::quoted(alias),
     )
 }
 
-/// Renders a FROM clause over `factors` (each a relation expression) aliased `aliases` and
-/// combined by `joins`.
-fn render_from(factors: &[String], aliases: &[String], joins: &[Join]) -> String {
-    let mut out = format!("{} AS {}", factors[0], aliases[0]);
-    for (k, j) in joins.iter().enumerate() {
-        let (f, a) = (&factors[k + 1], &aliases[k + 1]);
-        out.push_str(&match j {
-            Join::On(c) => format!(" JOIN {f} AS {a} ON ({c})"),
-            Join::Cross => format!(" CROSS JOIN {f} AS {a}"),
-            Join::Outer(kind, c) => format!(" {} {f} AS {a} ON ({c})", kind.sql()),
-            Join::Semi(..) => unreachable!("a semi-join is rendered by semi_from"),
-        });
+/// The join of `factors` (each aliased) by `joins`, left to right.
+fn join_tree(factors: Vec<From>, joins: &[Join]) -> From {
+    let mut it = factors.into_iter();
+    let mut out = it.next().expect("a FROM clause has a first item");
+    for (j, f) in joins.iter().zip(it) {
+        let on = |c: &sqlparser::ast::Expr| Some(Expr::User(Box::new(c.clone())));
+        out = match j {
+            Join::On(c) => out.join(JoinKind::Inner, f, on(c)),
+            Join::Cross => out.join(JoinKind::Cross, f, None),
+            Join::Outer(kind, c) => out.join(kind.join_kind(), f, on(c)),
+            Join::Semi(..) => unreachable!("a semi-join is planned by Input::semi"),
+        };
     }
     out
 }
@@ -90,10 +157,10 @@ fn step_condition(
 }
 
 /// Side 0: the join so far (its rows now and its delta); side 1: the table joined.
-fn step_sides(full: &str, variants: &[Variant], alias: &str, src: &SourceTable) -> [Side; 2] {
+fn step_sides(full: &From, variants: &[Variant], alias: &str, src: &SourceTable) -> [Side; 2] {
     [
         Side {
-            new_from: full.to_string(),
+            new_from: full.clone(),
             delta: variants.to_vec(),
         },
         Side::table(alias, src),
@@ -103,42 +170,32 @@ fn step_sides(full: &str, variants: &[Variant], alias: &str, src: &SourceTable) 
 /// The variants of `from` (the FROM tables in one state, weighted by `weight`) joined with every
 /// scalar subquery's factor in its state: one variant per combination of their parts.
 fn with_scalars(
-    from: String,
-    weight: Option<String>,
+    from: From,
+    weight: Vec<Expr>,
     scalars: &[scalar::Scalar],
     states: &[scalar::State],
     srcs: &[SourceTable],
     outer: &[SourceTable],
 ) -> Vec<Variant> {
-    let mut combos: Vec<(String, Vec<String>, Vec<String>)> =
-        vec![(from, weight.into_iter().collect(), Vec::new())];
+    let mut combos = vec![Variant {
+        from,
+        weight,
+        cond: Vec::new(),
+    }];
     for (k, (sc, st)) in scalars.iter().zip(states).enumerate() {
         let parts = sc.parts(&srcs[k], *st, outer);
         combos = combos
             .into_iter()
-            .flat_map(|(f, w, c)| {
-                parts.iter().map(move |p| {
-                    let mut w = w.clone();
-                    w.extend(p.weight.clone());
-                    let mut c = c.clone();
-                    c.extend(p.cond.clone());
-                    (format!("{f}{}", p.join), w, c)
+            .flat_map(|v| {
+                parts.iter().map(move |p| Variant {
+                    from: v.from.clone().join(p.kind, p.right.clone(), p.on.clone()),
+                    weight: v.weight.iter().cloned().chain(p.weight.clone()).collect(),
+                    cond: v.cond.iter().cloned().chain(p.cond.clone()).collect(),
                 })
             })
             .collect();
     }
     combos
-        .into_iter()
-        .map(|(from, w, c)| Variant {
-            from,
-            weight: if w.is_empty() {
-                "1".to_string()
-            } else {
-                w.join(" * ")
-            },
-            cond: (!c.is_empty()).then(|| c.join(" AND ")),
-        })
-        .collect()
 }
 
 impl Input {
@@ -150,9 +207,7 @@ impl Input {
             .zip(sources)
             .map(|(t, s)| (t.alias.clone(), s.clone()))
             .collect();
-        let a: Vec<String> = tables.iter().map(|(al, _)| quote_ident(al)).collect();
-        let real: Vec<String> = tables.iter().map(|(_, s)| s.quoted.clone()).collect();
-        let events = |s: &SourceTable| format!("({})", super::scan::events_sql(s));
+        let aliases: Vec<&str> = tables.iter().map(|(al, _)| al.as_str()).collect();
         // Scalar subqueries' tables come last; `n` is the FROM tables.
         let m = spec.scalars.len();
         let n = tables.len() - m;
@@ -184,26 +239,24 @@ impl Input {
                 other => other.clone(),
             })
             .collect();
+        let now = || -> Vec<From> { tables[..n].iter().map(|(al, s)| table(s, al)).collect() };
         // Δ(T1 ⋈ ... ⋈ Tn) = Σi T1..T(i-1) new ⋈ ΔTi ⋈ T(i+1)..Tn old, weights multiplied.
         let mut variants = Vec::new();
         for i in 0..n {
-            let factors: Vec<String> = tables[..n]
+            let factors: Vec<From> = tables[..n]
                 .iter()
                 .enumerate()
-                .map(|(j, (_, s))| match j.cmp(&i) {
-                    std::cmp::Ordering::Less => s.quoted.clone(),
-                    std::cmp::Ordering::Equal => events(s),
-                    std::cmp::Ordering::Greater => old_state(s),
+                .map(|(j, (al, s))| match j.cmp(&i) {
+                    std::cmp::Ordering::Less => table(s, al),
+                    std::cmp::Ordering::Equal => Variant::scan(al, s).from,
+                    std::cmp::Ordering::Greater => old_state(s, al),
                 })
                 .collect();
-            let weight = (i..n)
-                .map(|j| format!("{}.__pgt_w", a[j]))
-                .collect::<Vec<_>>()
-                .join(" * ");
+            let weight: Vec<Expr> = (i..n).map(|j| weight_of(aliases[j])).collect();
             let states = vec![scalar::State::Old; m];
             variants.extend(with_scalars(
-                render_from(&factors, &a[..n], &inner_joins),
-                Some(weight),
+                join_tree(factors, &inner_joins),
+                weight,
                 &spec.scalars,
                 &states,
                 &scalar_srcs,
@@ -220,8 +273,8 @@ impl Input {
                 })
                 .collect();
             variants.extend(with_scalars(
-                render_from(&real[..n], &a[..n], &spec.joins),
-                None,
+                join_tree(now(), &spec.joins),
+                Vec::new(),
                 &spec.scalars,
                 &states,
                 &scalar_srcs,
@@ -242,16 +295,16 @@ impl Input {
                 [&tables[0].1, &tables[1].1],
             ));
         }
-        let mut full_from = render_from(&real[..n], &a[..n], &spec.joins);
-        let mut bulk_from = full_from.clone();
+        let mut full = join_tree(now(), &spec.joins);
+        let mut bulk_from = sql::from(&full);
         for (k, sc) in spec.scalars.iter().enumerate() {
             for p in sc.parts(&scalar_srcs[k], scalar::State::New, &from_srcs) {
-                full_from.push_str(&p.join);
+                full = full.join(p.kind, p.right, p.on);
             }
             bulk_from.push_str(&sc.bulk(&scalar_srcs[k]));
         }
         Ok(Input {
-            full_from,
+            full_from: sql::from(&full),
             bulk_from,
             variants,
             identity_tables: n,
@@ -269,18 +322,11 @@ impl Input {
         spec: &QuerySpec,
         tables: Vec<(String, SourceTable)>,
     ) -> Result<Input, Unsupported> {
-        let a: Vec<String> = tables.iter().map(|(al, _)| quote_ident(al)).collect();
-        let events = |s: &SourceTable| format!("({})", super::scan::events_sql(s));
-        let mut variants = vec![Variant {
-            from: format!("{} AS {}", events(&tables[0].1), a[0]),
-            weight: format!("{}.__pgt_w", a[0]),
-            cond: None,
-        }];
-        let mut full = format!("{} AS {}", tables[0].1.quoted, a[0]);
+        let mut variants = vec![Variant::scan(&tables[0].0, &tables[0].1)];
+        let mut full = table(&tables[0].1, &tables[0].0);
         let mut identity_tables = tables.len();
         for (k, j) in spec.joins.iter().enumerate() {
             let (alias, src) = &tables[k + 1];
-            let qa = &a[k + 1];
             if let Join::Semi(keep, c) = j {
                 // `P WHERE [NOT] EXISTS (... N ...)`, the last step: P's rows with (without) a
                 // partner; N's columns are not part of the rows.
@@ -294,11 +340,7 @@ impl Input {
                 // table's that has it.
                 let qualified = super::expr::substitute(c, &|x| match x {
                     sqlparser::ast::Expr::Identifier(i) => {
-                        let name = if i.quote_style.is_some() {
-                            i.value.clone()
-                        } else {
-                            i.value.to_ascii_lowercase()
-                        };
+                        let name = super::fold(i);
                         let owner = if n_columns.contains(&name) {
                             alias.as_str()
                         } else {
@@ -320,58 +362,68 @@ impl Input {
                 let condition = step_condition(&qualified, &tables, k)?;
                 let sides = step_sides(&full, &variants, alias, src);
                 variants =
-                    outer::existence_of(0, &condition, &sides[0], &sides[1], alias, *keep, "");
-                let not = match keep {
-                    outer::Keep::WithPartner => "",
-                    outer::Keep::WithoutPartner => "NOT ",
+                    outer::existence_of(0, &condition, &sides[0], &sides[1], alias, *keep, &[]);
+                let exists = Expr::exists(Query::select(Select {
+                    items: vec![Item::bare(Expr::int(1))],
+                    from: vec![table(src, alias)],
+                    filter: Some(Expr::User(Box::new(qualified))),
+                    ..Select::default()
+                }));
+                let test = match keep {
+                    outer::Keep::WithPartner => exists,
+                    outer::Keep::WithoutPartner => Expr::negated(exists),
                 };
-                full = format!(
-                    "{full} JOIN LATERAL (SELECT 1 AS __pgt_one WHERE {not}EXISTS \
-                     (SELECT 1 FROM {} AS {qa} WHERE {qualified})) AS {} ON true",
-                    src.quoted,
-                    quote_ident(&format!("__pgt_semi_{alias}"))
+                full = full.join(
+                    JoinKind::Inner,
+                    From::Subquery {
+                        query: Box::new(Statement::Query(Query::select(Select {
+                            items: vec![Item::new(Expr::int(1), Name::internal("__pgt_one"))],
+                            filter: Some(test),
+                            ..Select::default()
+                        }))),
+                        alias: Name::quoted(format!("__pgt_semi_{alias}")),
+                        lateral: true,
+                    },
+                    Some(Expr::Lit(ir::Lit::Bool(true))),
                 );
                 identity_tables = k + 1;
                 continue;
             }
-            let (cond, outer_join) = match j {
-                Join::On(c) => (Some(c.to_string()), None),
-                Join::Cross => (None, None),
-                Join::Outer(kind, c) => (Some(c.to_string()), Some((*kind, c))),
+            let (kind, cond, outer_join) = match j {
+                Join::On(c) => (JoinKind::Inner, Some(c), None),
+                Join::Cross => (JoinKind::Cross, None, None),
+                Join::Outer(kind, c) => (JoinKind::Inner, Some(c), Some((*kind, c))),
                 Join::Semi(..) => unreachable!("handled above"),
             };
-            let join = |rel: &str| match &cond {
-                Some(c) => format!(" JOIN {rel} AS {qa} ON ({c})"),
-                None => format!(" CROSS JOIN {rel} AS {qa}"),
-            };
+            let on = cond.map(|c| {
+                let c: &sqlparser::ast::Expr = c;
+                Expr::User(Box::new(c.clone()))
+            });
             // Δ(P ⋈ T) = ΔP ⋈ T_old + P_new ⋈ ΔT.
             let mut next: Vec<Variant> = variants
                 .iter()
                 .map(|v| Variant {
-                    from: format!("{}{}", v.from, join(&old_state(src))),
-                    weight: format!("{} * {qa}.__pgt_w", v.weight),
+                    from: v.from.clone().join(kind, old_state(src, alias), on.clone()),
+                    weight: v.weight.iter().cloned().chain([weight_of(alias)]).collect(),
                     cond: v.cond.clone(),
                 })
                 .collect();
             next.push(Variant {
-                from: format!("{full}{}", join(&events(src))),
-                weight: format!("{qa}.__pgt_w"),
-                cond: None,
+                from: full
+                    .clone()
+                    .join(kind, Variant::scan(alias, src).from, on.clone()),
+                weight: vec![weight_of(alias)],
+                cond: Vec::new(),
             });
-            if let Some((kind, c)) = outer_join {
+            if let Some((okind, c)) = outer_join {
                 let condition = step_condition(c, &tables, k)?;
                 let sides = step_sides(&full, &variants, alias, src);
                 // The NULLs standing in for the other side's columns.
-                let nulls = [
-                    format!("LEFT JOIN {} AS {qa} ON false", src.quoted),
-                    tables[..=k]
-                        .iter()
-                        .zip(&a)
-                        .map(|((_, s), q)| format!("LEFT JOIN {} AS {q} ON false", s.quoted))
-                        .collect::<Vec<_>>()
-                        .join(" "),
+                let nulls: [Vec<From>; 2] = [
+                    vec![table(src, alias)],
+                    tables[..=k].iter().map(|(al, s)| table(s, al)).collect(),
                 ];
-                for &p in kind.preserved() {
+                for &p in okind.preserved() {
                     next.extend(outer::existence_of(
                         p,
                         &condition,
@@ -382,12 +434,13 @@ impl Input {
                         &nulls[p],
                     ));
                 }
-                full = format!("{full} {} {} AS {qa} ON ({c})", kind.sql(), src.quoted);
+                full = full.join(okind.join_kind(), table(src, alias), on);
             } else {
-                full = format!("{full}{}", join(&src.quoted));
+                full = full.join(kind, table(src, alias), on);
             }
             variants = next;
         }
+        let full = sql::from(&full);
         Ok(Input {
             bulk_from: full.clone(),
             full_from: full,
@@ -400,28 +453,26 @@ impl Input {
     /// The delta rows: `cols` (SQL select-list items over the FROM tables' aliases) and their
     /// weight as `__pgt_w`, filtered by `filter`, from every variant.
     pub fn delta_rows(&self, cols: &str, filter: Option<&sqlparser::ast::Expr>) -> String {
-        let sep = if cols.is_empty() { "" } else { ", " };
-        self.variants
-            .iter()
-            .map(|v| {
-                let conds: Vec<String> = v
-                    .cond
-                    .iter()
-                    .cloned()
-                    .chain(filter.map(|f| format!("({f})")))
-                    .collect();
-                let wh = if conds.is_empty() {
-                    String::new()
-                } else {
-                    format!(" WHERE {}", conds.join(" AND "))
-                };
-                format!(
-                    "SELECT {cols}{sep}{} AS __pgt_w FROM {}{wh}",
-                    v.weight, v.from,
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" UNION ALL ")
+        sql::query(&self.delta_query(cols, filter))
+    }
+
+    /// [`Self::delta_rows`] as a plan.
+    pub fn delta_query(&self, cols: &str, filter: Option<&sqlparser::ast::Expr>) -> Query {
+        let items: Vec<Item> = if cols.is_empty() {
+            Vec::new()
+        } else {
+            vec![Item::bare(Expr::Sql(cols.to_string()))]
+        };
+        let extra: Vec<Expr> = filter
+            .map(|f| Expr::User(Box::new(f.clone())))
+            .into_iter()
+            .collect();
+        Query::union_all(
+            self.variants
+                .iter()
+                .map(|v| v.select(items.clone(), &extra))
+                .collect(),
+        )
     }
 
     /// `b1 UNION ALL b2 ...`: each branch's rows (and delta) projected to the union's columns
@@ -458,24 +509,20 @@ impl Input {
                 super::filter::where_clause(b.filter.as_ref())
             ));
             for v in &bi.variants {
-                let conds: Vec<String> = v
-                    .cond
-                    .iter()
-                    .cloned()
-                    .chain(b.filter.as_ref().map(|f| format!("({f})")))
+                let extra: Vec<Expr> = b
+                    .filter
+                    .as_ref()
+                    .map(|f| Expr::User(Box::new(f.clone())))
+                    .into_iter()
                     .collect();
-                let wh = if conds.is_empty() {
-                    String::new()
-                } else {
-                    format!(" WHERE {}", conds.join(" AND "))
-                };
+                let rows = v.select(vec![Item::bare(Expr::Sql(cols.clone()))], &extra);
                 variants.push(Variant {
-                    from: format!(
-                        "(SELECT {cols}, {} AS __pgt_w FROM {}{wh}) AS {u}",
-                        v.weight, v.from
+                    from: From::subquery(
+                        Statement::Query(Query::select(rows)),
+                        Name::quoted(super::parse::UNION_ALIAS),
                     ),
-                    weight: format!("{u}.__pgt_w"),
-                    cond: None,
+                    weight: vec![weight_of(super::parse::UNION_ALIAS)],
+                    cond: Vec::new(),
                 });
             }
         }
@@ -527,7 +574,7 @@ impl Input {
         });
         let cond = outer::analyze(&qualified, aliases, [&columns[0], &columns[1]])?;
         let variants =
-            outer::existence_variants(0, &cond, aliases, [&tables[0].1, &tables[1].1], keep, "");
+            outer::existence_variants(0, &cond, aliases, [&tables[0].1, &tables[1].1], keep, &[]);
         let not = match keep {
             outer::Keep::WithPartner => "",
             outer::Keep::WithoutPartner => "NOT ",

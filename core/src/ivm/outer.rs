@@ -22,9 +22,8 @@
 
 use super::fold;
 use super::join::Variant;
-use super::scan::events_sql;
 use super::SourceTable;
-use crate::ident::quote_ident;
+use crate::ir::{self, From, Item, JoinKind, Lit, Name, Op, Query, RelName, Select, Statement};
 use sqlparser::ast::{BinaryOperator, Expr};
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -43,6 +42,14 @@ impl OuterKind {
             OuterKind::Left => "LEFT JOIN",
             OuterKind::Right => "RIGHT JOIN",
             OuterKind::Full => "FULL JOIN",
+        }
+    }
+
+    pub fn join_kind(self) -> JoinKind {
+        match self {
+            OuterKind::Left => JoinKind::Left,
+            OuterKind::Right => JoinKind::Right,
+            OuterKind::Full => JoinKind::Full,
         }
     }
 
@@ -184,16 +191,6 @@ pub fn analyze_sides(
     Ok(c)
 }
 
-fn and_all(parts: &[&Expr]) -> Option<String> {
-    (!parts.is_empty()).then(|| {
-        parts
-            .iter()
-            .map(|p| format!("({p})"))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    })
-}
-
 /// The delta variants of the NULL-extended rows of every preserved side.
 pub fn null_extension_variants(
     kind: OuterKind,
@@ -203,11 +200,10 @@ pub fn null_extension_variants(
 ) -> Vec<Variant> {
     let mut out = Vec::new();
     for &p in kind.preserved() {
-        let null_side = format!(
-            "LEFT JOIN {} AS {} ON false",
-            sources[1 - p].quoted,
-            quote_ident(aliases[1 - p])
-        );
+        let null_side = [From::Table(
+            RelName::Catalog(sources[1 - p].quoted.clone()),
+            Some(Name::quoted(aliases[1 - p])),
+        )];
         out.extend(existence_variants(
             p,
             cond,
@@ -230,24 +226,24 @@ pub enum Keep {
 }
 
 /// A side of an existence test (one table, or the join of several): its rows now (a FROM
-/// clause, to which joins are appended) and its delta (weighted variants).
+/// item, to which joins are added) and its delta (weighted variants).
 pub struct Side {
-    pub new_from: String,
+    pub new_from: From,
     pub delta: Vec<Variant>,
 }
 
 /// The delta variants of the rows of side `p` filtered by having (or not having) a partner on
 /// the other side under `cond`: ΔP·[test_new] + P_old·([test_new] − [test_old]), the second term
 /// over the P rows whose join key is among the window's N images and flipped (see the module
-/// doc). `extra_from` is appended to each variant's FROM (the NULL-extended side of an outer
-/// join, or nothing).
+/// doc). Each of `null_side` is left-joined on `false` to every variant (the NULLs that stand
+/// for the other side's columns in an outer join's NULL-extended rows).
 pub fn existence_variants(
     p: usize,
     cond: &Condition,
     aliases: [&str; 2],
     sources: [&SourceTable; 2],
     keep: Keep,
-    extra_from: &str,
+    null_side: &[From],
 ) -> Vec<Variant> {
     existence_of(
         p,
@@ -256,22 +252,33 @@ pub fn existence_variants(
         &Side::table(aliases[1 - p], sources[1 - p]),
         aliases[1 - p],
         keep,
-        extra_from,
+        null_side,
     )
 }
 
 impl Side {
     /// One table under `alias`.
     pub fn table(alias: &str, src: &SourceTable) -> Side {
-        let a = quote_ident(alias);
         Side {
-            new_from: format!("{} AS {a}", src.quoted),
-            delta: vec![Variant {
-                from: format!("({}) AS {a}", events_sql(src)),
-                weight: format!("{a}.__pgt_w"),
-                cond: None,
-            }],
+            new_from: From::Table(
+                RelName::Catalog(src.quoted.clone()),
+                Some(Name::quoted(alias)),
+            ),
+            delta: vec![Variant::scan(alias, src)],
         }
+    }
+}
+
+fn user(e: &Expr) -> ir::Expr {
+    ir::Expr::User(Box::new(e.clone()))
+}
+
+fn select_one(from: &From, filter: Vec<ir::Expr>) -> Select {
+    Select {
+        items: vec![Item::bare(ir::Expr::int(1))],
+        from: vec![from.clone()],
+        filter: (!filter.is_empty()).then(|| ir::Expr::and(filter)),
+        ..Select::default()
     }
 }
 
@@ -285,161 +292,172 @@ pub fn existence_of(
     other: &Side,
     name: &str,
     keep: Keep,
-    extra_from: &str,
+    null_side: &[From],
 ) -> Vec<Variant> {
+    use ir::Expr as E;
     let mut out = Vec::new();
-    {
-        let n = 1 - p;
-        // One per outer join of a chain, so their names differ.
-        let fl = quote_ident(&format!("__pgt_fl_{name}_{p}"));
-        let key_of = |side: usize| -> Vec<&Expr> {
-            cond.keys
-                .iter()
-                .map(|(l, r)| if side == 0 { l } else { r })
-                .collect()
-        };
-        let (pkey, nkey) = (key_of(p), key_of(n));
-        let pp: Vec<&Expr> = cond.only[p].iter().chain(&cond.neither).collect();
-        let np: Vec<&Expr> = cond.only[n].iter().collect();
-        let np_and_list: Vec<String> = and_all(&np).into_iter().collect();
-        let n_from = &other.new_from;
-        let null_side = extra_from;
-        let with_cond = |c: &Option<String>, extra: Option<String>| -> Option<String> {
-            let parts: Vec<String> = c.iter().cloned().chain(extra).collect();
-            (!parts.is_empty()).then(|| parts.join(" AND "))
-        };
+    let n = 1 - p;
+    // One per outer join of a chain, so their names differ.
+    let fl = format!("__pgt_fl_{name}_{p}");
+    let fl_col = |c: &str| E::Col(Some(Name::quoted(&fl)), Name::internal(c));
+    let g_col = |c: &str| E::hidden(Some("__pgt_g"), c);
+    let k = |i: usize| format!("__pgt_k{}", i + 1);
+    let key_of = |side: usize| -> Vec<ir::Expr> {
+        cond.keys
+            .iter()
+            .map(|(l, r)| user(if side == 0 { l } else { r }))
+            .collect()
+    };
+    let (pkey, nkey) = (key_of(p), key_of(n));
+    let pp: Vec<ir::Expr> = cond.only[p].iter().chain(&cond.neither).map(user).collect();
+    let np: Vec<ir::Expr> = cond.only[n].iter().map(user).collect();
+    let n_from = &other.new_from;
+    let with_nulls = |f: From| {
+        null_side.iter().fold(f, |f, t| {
+            f.join(JoinKind::Left, t.clone(), Some(E::Lit(Lit::Bool(false))))
+        })
+    };
+    let coalesced = |e: ir::Expr| E::call("COALESCE", vec![e, E::Lit(Lit::Bool(false))]);
 
-        // ΔP·[¬ex_new]
-        let key_eq: Vec<String> = pkey
-            .iter()
-            .zip(&nkey)
-            .map(|(pk, nk)| format!("({nk}) = ({pk})"))
-            .collect();
-        let mut exists_where = key_eq.clone();
-        exists_where.extend(np.iter().map(|e| format!("({e})")));
-        let exists = format!(
-            "EXISTS (SELECT 1 FROM {n_from}{})",
-            if exists_where.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", exists_where.join(" AND "))
-            }
-        );
-        let partner = match and_all(&pp) {
-            Some(pp) => format!("{pp} AND {exists}"),
-            None => exists,
-        };
-        let test = match keep {
-            Keep::WithoutPartner => format!("NOT COALESCE({partner}, false)"),
-            Keep::WithPartner => format!("COALESCE({partner}, false)"),
-        };
-        for v in &side.delta {
-            out.push(Variant {
-                from: format!("{} {null_side}", v.from),
-                weight: v.weight.clone(),
-                cond: with_cond(&v.cond, Some(test.clone())),
-            });
-        }
-
-        // P_old·([test_new] − [test_old]) over the keys of the window's N images: for the rows
-        // without a partner before − after, for the rows with one after − before.
-        let m = nkey.len();
-        let k = |i: usize| format!("__pgt_k{}", i + 1);
-        let grouped_cols: Vec<String> = nkey
-            .iter()
-            .enumerate()
-            .map(|(i, e)| format!("({e}) AS {}", k(i)))
-            .collect();
-        let group_by = if m == 0 {
-            String::new()
-        } else {
-            format!(
-                " GROUP BY {}",
-                (1..=m)
-                    .map(|i| i.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        let lookup: Vec<String> = nkey
-            .iter()
-            .enumerate()
-            .map(|(i, e)| format!("({e}) = __pgt_g.{}", k(i)))
-            .collect();
-        let lookup_where = {
-            let mut w = lookup.clone();
-            w.extend(np.iter().map(|e| format!("({e})")));
-            if w.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", w.join(" AND "))
-            }
-        };
-        let sep = if m == 0 { "" } else { ", " };
-        // before(K) = count_new(K) − Σw > 0. A key whose images net to zero cannot flip (dropped
-        // by HAVING); with Σw < 0 rows left, so before is true; with Σw > 0 it is enough to count
-        // up to Σw + 1 rows, so a key with many rows costs one short index range, not a count.
-        let flips = format!(
-            "(SELECT {keys}{sep}((CASE WHEN __pgt_g.__pgt_sw < 0 THEN true \
-                                     ELSE (SELECT count(*) FROM (SELECT 1 FROM {n_from}{lookup_where} \
-                                                                LIMIT __pgt_g.__pgt_sw + 1) AS __pgt_lim) > __pgt_g.__pgt_sw END)::int \
-               - (EXISTS (SELECT 1 FROM {n_from}{lookup_where}))::int) AS __pgt_f \
-             FROM (SELECT {kcols}{sep}COALESCE(sum(__pgt_w), 0) AS __pgt_sw \
-                   FROM ({n_events}) AS __pgt_ne{group_by} \
-                   HAVING COALESCE(sum(__pgt_w), 0) <> 0) AS __pgt_g)",
-            keys = (0..m)
-                .map(|i| format!("__pgt_g.{}", k(i)))
-                .collect::<Vec<_>>()
-                .join(", "),
-            kcols = (0..m).map(k).collect::<Vec<_>>().join(", "),
-            n_events = other
-                .delta
-                .iter()
-                .map(|v| {
-                    let conds: Vec<String> =
-                        v.cond.iter().cloned().chain(np_and_list.clone()).collect();
-                    format!(
-                        "SELECT {gcols}{sep}{w} AS __pgt_w FROM {f}{wh}",
-                        gcols = grouped_cols.join(", "),
-                        w = v.weight,
-                        f = v.from,
-                        wh = if conds.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" WHERE {}", conds.join(" AND "))
-                        }
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" UNION ALL "),
-        );
-        let on: Vec<String> = pkey
-            .iter()
-            .enumerate()
-            .map(|(i, e)| format!("({e}) = {fl}.{}", k(i)))
-            .chain(std::iter::once(format!("{fl}.__pgt_f <> 0")))
-            .collect();
-        let on = on.join(" AND ");
-        let pp_cond = and_all(&pp).map(|s| format!("COALESCE({s}, false)"));
-        let sign = match keep {
-            Keep::WithoutPartner => "",
-            Keep::WithPartner => "-",
-        };
+    // ΔP·[¬ex_new]
+    let mut exists_where: Vec<ir::Expr> = pkey
+        .iter()
+        .zip(&nkey)
+        .map(|(pk, nk)| E::bin(Op::Eq, nk.clone(), pk.clone()))
+        .collect();
+    exists_where.extend(np.iter().cloned());
+    let exists = E::exists(Query::select(select_one(n_from, exists_where)));
+    let partner = coalesced(E::and(pp.iter().cloned().chain([exists]).collect()));
+    let test = match keep {
+        Keep::WithoutPartner => E::negated(partner),
+        Keep::WithPartner => partner,
+    };
+    for v in &side.delta {
         out.push(Variant {
-            from: format!("{} JOIN {flips} AS {fl} ON {on} {null_side}", side.new_from),
-            weight: format!("{sign}{fl}.__pgt_f"),
-            cond: pp_cond.clone(),
+            from: with_nulls(v.from.clone()),
+            weight: v.weight.clone(),
+            cond: v.cond.iter().cloned().chain([test.clone()]).collect(),
         });
-        for v in &side.delta {
-            out.push(Variant {
-                from: format!("{} JOIN {flips} AS {fl} ON {on} {null_side}", v.from),
-                weight: match keep {
-                    Keep::WithoutPartner => format!("-({}) * {fl}.__pgt_f", v.weight),
-                    Keep::WithPartner => format!("({}) * {fl}.__pgt_f", v.weight),
-                },
-                cond: with_cond(&v.cond, pp_cond.clone()),
-            });
-        }
+    }
+
+    // P_old·([test_new] − [test_old]) over the keys of the window's N images: for the rows
+    // without a partner before − after, for the rows with one after − before.
+    let grouped: Vec<Item> = nkey
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Item::new(e.clone(), Name::internal(k(i))))
+        .collect();
+    let mut lookup: Vec<ir::Expr> = nkey
+        .iter()
+        .enumerate()
+        .map(|(i, e)| E::bin(Op::Eq, e.clone(), g_col(&k(i))))
+        .collect();
+    lookup.extend(np.iter().cloned());
+    let sw = || g_col("__pgt_sw");
+    let sum_w = || {
+        E::call(
+            "COALESCE",
+            vec![E::call("sum", vec![E::hidden(None, "__pgt_w")]), E::int(0)],
+        )
+    };
+    // before(K) = count_new(K) − Σw > 0. A key whose images net to zero cannot flip (dropped
+    // by HAVING); with Σw < 0 rows left, so before is true; with Σw > 0 it is enough to count
+    // up to Σw + 1 rows, so a key with many rows costs one short index range, not a count.
+    let mut limited = Query::select(select_one(n_from, lookup.clone()));
+    limited.limit = Some(E::bin(Op::Add, sw(), E::int(1)));
+    let counted = E::subquery(Query::select(Select {
+        items: vec![Item::bare(E::call("count", vec![E::Star(None)]))],
+        from: vec![From::subquery(
+            Statement::Query(limited),
+            Name::internal("__pgt_lim"),
+        )],
+        ..Select::default()
+    }));
+    let before = E::Case(
+        vec![(E::bin(Op::Lt, sw(), E::int(0)), E::Lit(Lit::Bool(true)))],
+        Some(Box::new(E::bin(Op::Gt, counted, sw()))),
+    );
+    let after = E::exists(Query::select(select_one(n_from, lookup)));
+    let n_events = Query::union_all(
+        other
+            .delta
+            .iter()
+            .map(|v| v.select(grouped.clone(), &np))
+            .collect(),
+    );
+    let m = nkey.len();
+    let keys_by_change = Select {
+        items: (0..m)
+            .map(|i| Item::bare(E::hidden(None, &k(i))))
+            .chain([Item::new(sum_w(), Name::internal("__pgt_sw"))])
+            .collect(),
+        from: vec![From::subquery(
+            Statement::Query(n_events),
+            Name::internal("__pgt_ne"),
+        )],
+        group_by: (1..=m).map(|i| E::int(i as i64)).collect(),
+        having: Some(E::bin(Op::Ne, sum_w(), E::int(0))),
+        ..Select::default()
+    };
+    let flips = From::subquery(
+        Statement::Query(Query::select(Select {
+            items: (0..m)
+                .map(|i| Item::bare(g_col(&k(i))))
+                .chain([Item::new(
+                    E::bin(Op::Sub, E::cast(before, "int"), E::cast(after, "int")),
+                    Name::internal("__pgt_f"),
+                )])
+                .collect(),
+            from: vec![From::subquery(
+                Statement::Query(Query::select(keys_by_change)),
+                Name::internal("__pgt_g"),
+            )],
+            ..Select::default()
+        })),
+        Name::quoted(&fl),
+    );
+    let on = E::and(
+        pkey.iter()
+            .enumerate()
+            .map(|(i, e)| E::bin(Op::Eq, e.clone(), fl_col(&k(i))))
+            .chain([E::bin(Op::Ne, fl_col("__pgt_f"), E::int(0))])
+            .collect(),
+    );
+    let pp_cond: Vec<ir::Expr> = if pp.is_empty() {
+        Vec::new()
+    } else {
+        vec![coalesced(E::and(pp.clone()))]
+    };
+    let flipped = |f: &From| {
+        with_nulls(
+            f.clone()
+                .join(JoinKind::Inner, flips.clone(), Some(on.clone())),
+        )
+    };
+    out.push(Variant {
+        from: flipped(&side.new_from),
+        weight: vec![match keep {
+            Keep::WithoutPartner => fl_col("__pgt_f"),
+            Keep::WithPartner => E::Neg(Box::new(fl_col("__pgt_f"))),
+        }],
+        cond: pp_cond.clone(),
+    });
+    for v in &side.delta {
+        out.push(Variant {
+            from: flipped(&v.from),
+            weight: match keep {
+                Keep::WithoutPartner => {
+                    vec![E::Neg(Box::new(E::product(&v.weight))), fl_col("__pgt_f")]
+                }
+                Keep::WithPartner => v
+                    .weight
+                    .iter()
+                    .cloned()
+                    .chain([fl_col("__pgt_f")])
+                    .collect(),
+            },
+            cond: v.cond.iter().cloned().chain(pp_cond.clone()).collect(),
+        });
     }
     out
 }

@@ -19,6 +19,7 @@ use super::join::{Input, Variant};
 use super::parse::Unsupported;
 use super::SourceTable;
 use crate::ident::quote_ident;
+use crate::ir::{self, From, Name};
 use sqlparser::ast::{
     Expr, JoinConstraint, JoinOperator, Query, SelectItem, SetExpr, SetOperator, SetQuantifier,
     Statement, TableFactor,
@@ -283,9 +284,9 @@ impl Recursive {
             full_from: format!("({}) AS {r}", self.query),
             bulk_from: format!("({}) AS {r}", self.query),
             variants: vec![Variant {
-                from: format!("({delta}) AS {r}"),
-                weight: format!("{r}.__pgt_w"),
-                cond: None,
+                from: From::subquery(ir::Statement::Sql(delta), Name::quoted(ALIAS)),
+                weight: vec![super::join::weight_of(ALIAS)],
+                cond: Vec::new(),
             }],
             tables: Vec::new(),
             identity_tables: 0,

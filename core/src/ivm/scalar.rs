@@ -29,6 +29,7 @@ use super::fold;
 use super::parse::{FromTable, Unsupported};
 use super::SourceTable;
 use crate::ident::quote_ident;
+use crate::ir::{self, From, JoinKind, Name, Statement};
 use sqlparser::ast::{
     BinaryOperator, Expr, GroupByExpr, Ident, Query, SelectItem, SetExpr, TableFactor,
 };
@@ -717,9 +718,11 @@ pub fn bind_keys(
 /// variant's rows (if any).
 #[derive(Debug, Clone)]
 pub struct Part {
-    pub join: String,
-    pub weight: Option<String>,
-    pub cond: Option<String>,
+    pub kind: JoinKind,
+    pub right: From,
+    pub on: Option<ir::Expr>,
+    pub weight: Option<ir::Expr>,
+    pub cond: Option<ir::Expr>,
 }
 
 /// The state of a factor in one delta variant.
@@ -1127,42 +1130,43 @@ impl Scalar {
     /// new outputs; affected keys the old ones).
     /// `outer`: the FROM tables' sources, in FROM order.
     pub fn parts(&self, src: &SourceTable, state: State, outer: &[SourceTable]) -> Vec<Part> {
-        let (a, _) = self.q();
+        let lookup = || Part {
+            kind: JoinKind::Cross,
+            right: From::Sql(self.lookup(src)),
+            on: None,
+            weight: None,
+            cond: None,
+        };
+        let joined = |rows: String| Part {
+            kind: JoinKind::Inner,
+            right: From::subquery(Statement::Sql(rows), Name::quoted(&self.alias)),
+            on: Some(ir::Expr::Sql(self.on())),
+            weight: None,
+            cond: None,
+        };
         match state {
-            State::New => vec![Part {
-                join: format!(" CROSS JOIN {}", self.lookup(src)),
-                weight: None,
-                cond: None,
-            }],
+            State::New => vec![lookup()],
             State::Delta => vec![Part {
-                join: format!(
-                    " JOIN ({}) AS {a} ON ({})",
-                    self.delta(src, outer),
-                    self.on()
-                ),
-                weight: Some(format!("{a}.__pgt_w")),
-                cond: None,
+                weight: Some(ir::Expr::Col(
+                    Some(Name::quoted(&self.alias)),
+                    Name::internal("__pgt_w"),
+                )),
+                ..joined(self.delta(src, outer))
             }],
             State::Old => vec![
                 Part {
-                    join: format!(" CROSS JOIN {}", self.lookup(src)),
-                    weight: None,
-                    cond: Some(format!(
-                        "NOT EXISTS ({})",
+                    cond: Some(ir::Expr::negated(ir::Expr::Sql(format!(
+                        "EXISTS ({})",
                         self.events(src, &self.key_match())
-                    )),
+                    )))),
+                    ..lookup()
                 },
                 Part {
-                    join: format!(
-                        " JOIN ({}) AS {a} ON ({})",
-                        self.old_values(src, outer),
-                        self.on()
-                    ),
-                    weight: None,
                     cond: self
                         .keys
                         .is_empty()
-                        .then(|| format!("EXISTS ({})", self.events(src, &[]))),
+                        .then(|| ir::Expr::Sql(format!("EXISTS ({})", self.events(src, &[])))),
+                    ..joined(self.old_values(src, outer))
                 },
             ],
         }

@@ -55,11 +55,15 @@ pub fn window(own: usize) -> Expr {
                 "pg_catalog.pg_visible_in_snapshot",
                 vec![xid(), scalar("pg_catalog.pg_current_snapshot")],
             ),
-            Expr::bin(Op::Eq, xid(), scalar("pg_catalog.pg_current_xact_id_if_assigned")),
+            Expr::bin(
+                Op::Eq,
+                xid(),
+                scalar("pg_catalog.pg_current_xact_id_if_assigned"),
+            ),
         ]),
         Expr::or(vec![
             Expr::and(vec![
-                Expr::not(Expr::call(
+                Expr::negated(Expr::call(
                     "pg_catalog.pg_visible_in_snapshot",
                     vec![xid(), frontier()],
                 )),
@@ -178,7 +182,10 @@ pub fn probe(sources: &[&SourceTable]) -> Query {
             Item::bare(Expr::cast(
                 Expr::call(
                     "COALESCE",
-                    vec![Expr::call("sum", vec![Expr::hidden(None, "n")]), Expr::int(0)],
+                    vec![
+                        Expr::call("sum", vec![Expr::hidden(None, "n")]),
+                        Expr::int(0),
+                    ],
                 ),
                 "bigint",
             )),

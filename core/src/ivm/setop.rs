@@ -13,10 +13,11 @@
 //! the branch's first output column makes it a lookup; a content with a NULL is counted by a
 //! scan, `IS NOT DISTINCT FROM` having no index support).
 
-use super::join::{Input, Variant};
+use super::join::{weight_of, Input, Variant};
 use super::parse::{QuerySpec, Unsupported, UNION_ALIAS};
 use super::SourceTable;
 use crate::ident::quote_ident;
+use crate::ir::{self, From, Op};
 
 /// Which multiset operation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -137,9 +138,13 @@ pub fn input(
         bulk_from: full_from.clone(),
         full_from,
         variants: vec![Variant {
-            from,
-            weight: format!("{u}.__pgt_w"),
-            cond: Some(format!("{u}.__pgt_w <> 0")),
+            from: From::Sql(from),
+            weight: vec![weight_of(UNION_ALIAS)],
+            cond: vec![ir::Expr::bin(
+                Op::Ne,
+                weight_of(UNION_ALIAS),
+                ir::Expr::int(0),
+            )],
         }],
         tables,
         identity_tables: 0,
