@@ -41,6 +41,12 @@ fn level(e: &Expr) -> u8 {
     use sqlparser::ast::Expr as U;
     match e {
         Expr::Lit(Lit::Int(v)) if *v < 0 => NEG,
+        // An aggregate with FILTER or a window call: parenthesized under a cast for the reader.
+        Expr::Call {
+            filter,
+            partition_by,
+            ..
+        } if filter.is_some() || partition_by.is_some() => NEG,
         Expr::Col(..)
         | Expr::Star(_)
         | Expr::Param(..)

@@ -9,67 +9,243 @@
 //! contiguous, so full and delta paths always agree on the identities. Duplicates are counted,
 //! never collapsed.
 
-use super::join::Input;
+use super::join::{content_hash, Input};
 use super::COL_PREFIX;
-use crate::ident::quote_ident;
+use crate::ir::{
+    sql, Cte, Expr, From, Item, Name, Op, Query, RelName, Select, SetExpr, Sort, Statement,
+};
 use crate::render::ROW_ID;
-use sqlparser::ast::Expr;
 
 /// The hidden column holding a row's content hash.
 pub const DUP: &str = "__pgt_dup";
 
-fn projected(items: &[Expr]) -> (String, String) {
-    let cols: Vec<String> = (1..=items.len())
-        .map(|i| quote_ident(&format!("{COL_PREFIX}{i}")))
-        .collect();
-    let proj = items
-        .iter()
-        .zip(&cols)
-        .map(|(e, c)| format!("{e} AS {c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    (proj, cols.join(", "))
+fn out(i: usize) -> Name {
+    Name::quoted(format!("{COL_PREFIX}{i}"))
 }
 
-fn identity(h: &str, n: &str) -> String {
-    format!("CASE WHEN {n} = 1 THEN {h} ELSE pg_catalog.hashint8extended({h}, {n}) END")
+fn columns(n: usize) -> Vec<Expr> {
+    (1..=n).map(|i| Expr::Col(None, out(i))).collect()
+}
+
+fn projected(items: &[sqlparser::ast::Expr]) -> Vec<Item> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Item::new(Expr::User(Box::new(e.clone())), out(i + 1)))
+        .collect()
+}
+
+fn hidden(c: &str) -> Expr {
+    Expr::hidden(None, c)
+}
+
+/// Copy `n` of the content hashed `h`: `h` for the first, re-hashed with `n` after.
+fn identity(h: Expr, n: Expr) -> Expr {
+    Expr::Case(
+        vec![(Expr::bin(Op::Eq, n.clone(), Expr::int(1)), h.clone())],
+        Some(Box::new(Expr::call(
+            "pg_catalog.hashint8extended",
+            vec![h, n],
+        ))),
+    )
+}
+
+fn with_items(cols: &[Expr], more: Vec<Item>) -> Vec<Item> {
+    cols.iter().cloned().map(Item::bare).chain(more).collect()
+}
+
+fn stage(items: Vec<Item>, source: Statement, alias: &str) -> Select {
+    Select {
+        items,
+        from: vec![From::subquery(source, Name::internal(alias))],
+        ..Select::default()
+    }
 }
 
 /// The full result: projected columns, copy identities, content hash.
-pub fn full_rows_sql(input: &Input, items: &[Expr], filter: Option<&Expr>) -> String {
-    let (proj, cols) = projected(items);
-    let sep = if items.is_empty() { "" } else { ", " };
-    format!(
-        "SELECT {cols}{sep}{id} AS {rid}, __pgt_h AS {dup} FROM (\
-           SELECT {cols}{sep}__pgt_h, row_number() OVER (PARTITION BY __pgt_h) AS __pgt_n FROM (\
-             SELECT {cols}{sep}pg_catalog.hashtextextended(ROW({cols})::text, 0) AS __pgt_h FROM (\
-               SELECT {proj} FROM {from}{w}) AS __pgt_p) AS __pgt_h1) AS __pgt_h2",
-        id = identity("__pgt_h", "__pgt_n"),
-        rid = quote_ident(ROW_ID),
-        dup = quote_ident(DUP),
-        from = input.bulk_from,
-        w = super::filter::where_clause(filter),
-    )
+pub fn full_rows_sql(
+    input: &Input,
+    items: &[sqlparser::ast::Expr],
+    filter: Option<&sqlparser::ast::Expr>,
+) -> String {
+    let cols = columns(items.len());
+    let rows = Query::select(Select {
+        items: projected(items),
+        from: vec![From::Sql(input.bulk_from.clone())],
+        filter: filter.map(|f| Expr::User(Box::new(f.clone()))),
+        ..Select::default()
+    });
+    let hashed = stage(
+        with_items(
+            &cols,
+            vec![Item::new(
+                content_hash(cols.clone()),
+                Name::internal("__pgt_h"),
+            )],
+        ),
+        Statement::Query(rows),
+        "__pgt_p",
+    );
+    let numbered = stage(
+        with_items(
+            &cols,
+            vec![
+                Item::bare(hidden("__pgt_h")),
+                Item::new(
+                    Expr::Call {
+                        func: "row_number",
+                        args: Vec::new(),
+                        filter: None,
+                        partition_by: Some(vec![hidden("__pgt_h")]),
+                    },
+                    Name::internal("__pgt_n"),
+                ),
+            ],
+        ),
+        Statement::Query(Query::select(hashed)),
+        "__pgt_h1",
+    );
+    sql::query(&Query::select(stage(
+        with_items(
+            &cols,
+            vec![
+                Item::new(
+                    identity(hidden("__pgt_h"), hidden("__pgt_n")),
+                    Name::quoted(ROW_ID),
+                ),
+                Item::new(hidden("__pgt_h"), Name::quoted(DUP)),
+            ],
+        ),
+        Statement::Query(Query::select(numbered)),
+        "__pgt_h2",
+    )))
 }
 
 /// The delta: one row per copy gained (`__pgt_net` > 0) or lost (< 0).
-pub fn delta_sql(input: &Input, storage: &str, items: &[Expr], filter: Option<&Expr>) -> String {
-    let (proj, cols) = projected(items);
-    let sep = if items.is_empty() { "" } else { ", " };
-    format!(
-        "WITH __pgt_d AS (SELECT {cols}{sep}pg_catalog.hashtextextended(ROW({cols})::text, 0) AS __pgt_h, __pgt_w \
-                          FROM ({rows}) AS __pgt_p), \
-              __pgt_n AS (SELECT DISTINCT ON (__pgt_h) {cols}{sep}__pgt_h, \
-                                 (sum(__pgt_w) OVER (PARTITION BY __pgt_h))::bigint AS __pgt_net FROM __pgt_d ORDER BY __pgt_h), \
-              __pgt_cur AS (SELECT __pgt_n.*, (SELECT count(*) FROM {storage} AS __pgt_t WHERE __pgt_t.{dup} = __pgt_n.__pgt_h) AS __pgt_c \
-                            FROM __pgt_n WHERE __pgt_net <> 0) \
-         SELECT {cols}{sep}{id} AS {rid}, __pgt_h AS {dup}, __pgt_net \
-           FROM __pgt_cur, LATERAL pg_catalog.generate_series( \
-                CASE WHEN __pgt_net > 0 THEN __pgt_c + 1 ELSE __pgt_c + __pgt_net + 1 END, \
-                CASE WHEN __pgt_net > 0 THEN __pgt_c + __pgt_net ELSE __pgt_c END) AS __pgt_copy",
-        rows = input.delta_rows(&proj, filter),
-        dup = quote_ident(DUP),
-        id = identity("__pgt_h", "__pgt_copy"),
-        rid = quote_ident(ROW_ID),
-    )
+pub fn delta_sql(
+    input: &Input,
+    storage: &str,
+    items: &[sqlparser::ast::Expr],
+    filter: Option<&sqlparser::ast::Expr>,
+) -> String {
+    let cols = columns(items.len());
+    let local = |n: &str| vec![From::Table(RelName::Local(Name::internal(n)), None)];
+    let cte = |name: &str, body: Select| Cte {
+        name: Name::internal(name),
+        materialized: false,
+        body: Statement::Query(Query::select(body)),
+    };
+    let net = || hidden("__pgt_net");
+    let weighed = stage(
+        with_items(
+            &cols,
+            vec![
+                Item::new(content_hash(cols.clone()), Name::internal("__pgt_h")),
+                Item::bare(hidden("__pgt_w")),
+            ],
+        ),
+        Statement::Query(input.delta_query(&projected(items), filter)),
+        "__pgt_p",
+    );
+    let netted = Select {
+        distinct_on: Some(vec![hidden("__pgt_h")]),
+        items: with_items(
+            &cols,
+            vec![
+                Item::bare(hidden("__pgt_h")),
+                Item::new(
+                    Expr::cast(
+                        Expr::Call {
+                            func: "sum",
+                            args: vec![hidden("__pgt_w")],
+                            filter: None,
+                            partition_by: Some(vec![hidden("__pgt_h")]),
+                        },
+                        "bigint",
+                    ),
+                    Name::internal("__pgt_net"),
+                ),
+            ],
+        ),
+        from: local("__pgt_d"),
+        ..Select::default()
+    };
+    let mut netted = Query::select(netted);
+    netted.order_by = vec![Sort {
+        expr: hidden("__pgt_h"),
+        descending: false,
+    }];
+    // The copies the storage holds of each changed content, found by the indexed hash.
+    let current = Select {
+        items: vec![
+            Item::bare(Expr::Star(Some(Name::internal("__pgt_n")))),
+            Item::new(
+                Expr::subquery(Query::select(Select {
+                    items: vec![Item::bare(Expr::call("count", vec![Expr::Star(None)]))],
+                    from: vec![From::Table(
+                        RelName::Catalog(storage.to_string()),
+                        Some(Name::internal("__pgt_t")),
+                    )],
+                    filter: Some(Expr::bin(
+                        Op::Eq,
+                        Expr::Col(Some(Name::internal("__pgt_t")), Name::quoted(DUP)),
+                        Expr::hidden(Some("__pgt_n"), "__pgt_h"),
+                    )),
+                    ..Select::default()
+                })),
+                Name::internal("__pgt_c"),
+            ),
+        ],
+        from: local("__pgt_n"),
+        filter: Some(Expr::bin(Op::Ne, net(), Expr::int(0))),
+        ..Select::default()
+    };
+    let c = || hidden("__pgt_c");
+    let gaining = || Expr::bin(Op::Gt, net(), Expr::int(0));
+    let add = |a: Expr, b: Expr| Expr::bin(Op::Add, a, b);
+    let copies = Expr::call(
+        "pg_catalog.generate_series",
+        vec![
+            Expr::Case(
+                vec![(gaining(), add(c(), Expr::int(1)))],
+                Some(Box::new(add(add(c(), net()), Expr::int(1)))),
+            ),
+            Expr::Case(vec![(gaining(), add(c(), net()))], Some(Box::new(c()))),
+        ],
+    );
+    sql::query(&Query {
+        with: vec![
+            cte("__pgt_d", weighed),
+            Cte {
+                name: Name::internal("__pgt_n"),
+                materialized: false,
+                body: Statement::Query(netted),
+            },
+            cte("__pgt_cur", current),
+        ],
+        body: SetExpr::Select(Box::new(Select {
+            items: with_items(
+                &cols,
+                vec![
+                    Item::new(
+                        identity(hidden("__pgt_h"), hidden("__pgt_copy")),
+                        Name::quoted(ROW_ID),
+                    ),
+                    Item::new(hidden("__pgt_h"), Name::quoted(DUP)),
+                    Item::bare(net()),
+                ],
+            ),
+            from: vec![
+                local("__pgt_cur").remove(0),
+                From::Function {
+                    call: copies,
+                    alias: Name::internal("__pgt_copy"),
+                    lateral: true,
+                },
+            ],
+            ..Select::default()
+        })),
+        order_by: Vec::new(),
+        limit: None,
+    })
 }

@@ -45,6 +45,14 @@ pub struct Variant {
     pub cond: Vec<Expr>,
 }
 
+/// `pg_catalog.hashtextextended(ROW(values)::text, 0)`: a 64-bit hash of the values' text form.
+pub fn content_hash(values: Vec<Expr>) -> Expr {
+    Expr::call(
+        "pg_catalog.hashtextextended",
+        vec![Expr::cast(Expr::Row(values), "text"), Expr::int(0)],
+    )
+}
+
 /// The weight column of the relation `alias`.
 pub fn weight_of(alias: &str) -> Expr {
     Expr::Col(Some(Name::quoted(alias)), Name::internal("__pgt_w"))
@@ -453,16 +461,17 @@ impl Input {
     /// The delta rows: `cols` (SQL select-list items over the FROM tables' aliases) and their
     /// weight as `__pgt_w`, filtered by `filter`, from every variant.
     pub fn delta_rows(&self, cols: &str, filter: Option<&sqlparser::ast::Expr>) -> String {
-        sql::query(&self.delta_query(cols, filter))
-    }
-
-    /// [`Self::delta_rows`] as a plan.
-    pub fn delta_query(&self, cols: &str, filter: Option<&sqlparser::ast::Expr>) -> Query {
         let items: Vec<Item> = if cols.is_empty() {
             Vec::new()
         } else {
             vec![Item::bare(Expr::Sql(cols.to_string()))]
         };
+        sql::query(&self.delta_query(&items, filter))
+    }
+
+    /// The delta rows as a plan: `items` over the FROM tables' aliases, and their weight as
+    /// `__pgt_w`, filtered by `filter`, from every variant.
+    pub fn delta_query(&self, items: &[Item], filter: Option<&sqlparser::ast::Expr>) -> Query {
         let extra: Vec<Expr> = filter
             .map(|f| Expr::User(Box::new(f.clone())))
             .into_iter()
@@ -470,7 +479,7 @@ impl Input {
         Query::union_all(
             self.variants
                 .iter()
-                .map(|v| v.select(items.clone(), &extra))
+                .map(|v| v.select(items.to_vec(), &extra))
                 .collect(),
         )
     }
@@ -596,20 +605,20 @@ impl Input {
     }
 
     /// Row identity over the FROM tables' primary keys, when every table has one.
-    pub fn key_identity(&self) -> Option<String> {
+    pub fn key_identity(&self) -> Option<Expr> {
         if self.identity_tables == 0 {
             return None;
         }
         let mut cols = Vec::new();
         for (alias, src) in self.tables.iter().take(self.identity_tables) {
             for c in src.primary_key.as_ref()? {
-                cols.push(format!("{}.{}", quote_ident(alias), quote_ident(c)));
+                cols.push(Expr::Col(
+                    Some(Name::quoted(alias.clone())),
+                    Name::quoted(c.clone()),
+                ));
             }
         }
-        Some(format!(
-            "pg_catalog.hashtextextended(ROW({})::text, 0)",
-            cols.join(", ")
-        ))
+        Some(content_hash(cols))
     }
 
     pub fn describe(&self, spec: &QuerySpec) -> Vec<String> {

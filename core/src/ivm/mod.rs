@@ -53,7 +53,7 @@ pub enum Plan {
         spec: Box<QuerySpec>,
         input: Box<join::Input>,
         /// The row identity expression, over the FROM tables' primary keys.
-        identity: String,
+        identity: crate::ir::Expr,
     },
     /// Filter/Project over a source without a primary key: a multiset of numbered copies.
     Bag {

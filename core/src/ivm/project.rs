@@ -8,47 +8,98 @@
 //! cancel. One MERGE applies it: update or insert the +1 rows, delete the −1-only ones. A change
 //! of the primary key itself is a −1 under the old identity and a +1 under the new one.
 
-use super::join::Input;
+use super::join::{content_hash, Input};
 use super::COL_PREFIX;
-use crate::ident::quote_ident;
+use crate::ir::{
+    sql, Cte, Expr, From, Item, Name, Op, Query, RelName, Select, SetExpr, Sort, Statement,
+};
 use crate::render::ROW_ID;
-use sqlparser::ast::Expr;
 
-fn projected(items: &[Expr]) -> String {
+fn out(i: usize) -> Name {
+    Name::quoted(format!("{COL_PREFIX}{i}"))
+}
+
+/// The select list: each item as `__pgt_c<i>`, then the row identity.
+fn projected(items: &[sqlparser::ast::Expr], id: &Expr) -> Vec<Item> {
     items
         .iter()
         .enumerate()
-        .map(|(i, e)| format!("{e} AS {}", quote_ident(&format!("{COL_PREFIX}{}", i + 1))))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .map(|(i, e)| Item::new(Expr::User(Box::new(e.clone())), out(i + 1)))
+        .chain([Item::new(id.clone(), Name::quoted(ROW_ID))])
+        .collect()
 }
 
 /// The full result: projected columns and row identity (`id`, over the FROM tables' keys).
-pub fn full_rows_sql(input: &Input, id: &str, items: &[Expr], filter: Option<&Expr>) -> String {
-    let sep = if items.is_empty() { "" } else { ", " };
-    format!(
-        "SELECT {cols}{sep}{id} AS {rid} FROM {from}{w}",
-        cols = projected(items),
-        rid = quote_ident(ROW_ID),
-        from = input.bulk_from,
-        w = super::filter::where_clause(filter),
-    )
+pub fn full_rows_sql(
+    input: &Input,
+    id: &Expr,
+    items: &[sqlparser::ast::Expr],
+    filter: Option<&sqlparser::ast::Expr>,
+) -> String {
+    sql::query(&Query::select(Select {
+        items: projected(items, id),
+        from: vec![From::Sql(input.bulk_from.clone())],
+        filter: filter.map(|f| Expr::User(Box::new(f.clone()))),
+        ..Select::default()
+    }))
 }
 
 /// The delta: one row per changed identity with its new columns and `__pgt_net` (> 0: the row's
 /// new content; < 0: delete the row).
-pub fn delta_sql(input: &Input, id: &str, items: &[Expr], filter: Option<&Expr>) -> String {
-    let n = items.len();
-    let cols: Vec<String> = (1..=n)
-        .map(|i| quote_ident(&format!("{COL_PREFIX}{i}")))
-        .collect();
-    let sep = if n == 0 { "" } else { ", " };
-    let rid = quote_ident(ROW_ID);
-    format!(
-        "WITH __pgt_d AS ({rows}), \
-         __pgt_n AS (SELECT *, sum(__pgt_w) OVER (PARTITION BY {rid}, pg_catalog.hashtextextended(ROW({cols})::text, 0)) AS __pgt_net FROM __pgt_d) \
-         SELECT DISTINCT ON ({rid}) {cols}{sep}{rid}, __pgt_net FROM __pgt_n WHERE __pgt_net <> 0 ORDER BY {rid}, __pgt_net DESC",
-        rows = input.delta_rows(&format!("{}{sep}{id} AS {rid}", projected(items)), filter),
-        cols = cols.join(", "),
-    )
+pub fn delta_sql(
+    input: &Input,
+    id: &Expr,
+    items: &[sqlparser::ast::Expr],
+    filter: Option<&sqlparser::ast::Expr>,
+) -> String {
+    let cols: Vec<Expr> = (1..=items.len()).map(|i| Expr::Col(None, out(i))).collect();
+    let rid = || Expr::Col(None, Name::quoted(ROW_ID));
+    let net = || Expr::hidden(None, "__pgt_net");
+    let local = |n: &str| vec![From::Table(RelName::Local(Name::internal(n)), None)];
+    let cte = |name: &str, body: Query| Cte {
+        name: Name::internal(name),
+        materialized: false,
+        body: Statement::Query(body),
+    };
+    let rows = input.delta_query(&projected(items, id), filter);
+    let netted = Select {
+        items: vec![
+            Item::bare(Expr::Star(None)),
+            Item::new(
+                Expr::Call {
+                    func: "sum",
+                    args: vec![Expr::hidden(None, "__pgt_w")],
+                    filter: None,
+                    partition_by: Some(vec![rid(), content_hash(cols.clone())]),
+                },
+                Name::internal("__pgt_net"),
+            ),
+        ],
+        from: local("__pgt_d"),
+        ..Select::default()
+    };
+    let mut last = cols.iter().cloned().map(Item::bare).collect::<Vec<_>>();
+    last.push(Item::bare(rid()));
+    last.push(Item::bare(net()));
+    sql::query(&Query {
+        with: vec![cte("__pgt_d", rows), cte("__pgt_n", Query::select(netted))],
+        body: SetExpr::Select(Box::new(Select {
+            distinct_on: Some(vec![rid()]),
+            items: last,
+            from: local("__pgt_n"),
+            filter: Some(Expr::bin(Op::Ne, net(), Expr::int(0))),
+            ..Select::default()
+        })),
+        order_by: vec![
+            Sort {
+                expr: rid(),
+                descending: false,
+            },
+            Sort {
+                expr: net(),
+                descending: true,
+            },
+        ],
+        limit: None,
+    })
 }
