@@ -122,7 +122,12 @@ pub enum Expr {
     IsNull(Box<Expr>, bool),
     /// `e [NOT] IN (list)`.
     InList(Box<Expr>, Vec<Expr>, bool),
-    Cast(Box<Expr>, &'static str),
+    /// `e::type` (a type name as `format_type` prints it, or one pg_trickle names).
+    Cast(Box<Expr>, String),
+    /// `(a, b, ...)`: the left side of a row-wise IN.
+    Tuple(Vec<Expr>),
+    /// `e IN (query)`.
+    InQuery(Box<Expr>, Box<Query>),
     Case(Vec<When>, Option<Box<Expr>>),
     /// `ROW(a, b, ...)`.
     Row(Vec<Expr>),
@@ -168,8 +173,30 @@ impl Expr {
         Expr::Bin(op, Box::new(l), Box::new(r))
     }
 
-    pub fn cast(e: Expr, ty: &'static str) -> Expr {
-        Expr::Cast(Box::new(e), ty)
+    pub fn cast(e: Expr, ty: impl Into<String>) -> Expr {
+        Expr::Cast(Box::new(e), ty.into())
+    }
+
+    pub fn user(e: &sqlparser::ast::Expr) -> Expr {
+        Expr::User(Box::new(e.clone()))
+    }
+
+    pub fn bool(v: bool) -> Expr {
+        Expr::Lit(Lit::Bool(v))
+    }
+
+    pub fn null() -> Expr {
+        Expr::Lit(Lit::Null)
+    }
+
+    /// An aggregate call with an optional `FILTER (WHERE ...)`.
+    pub fn agg(func: &'static str, args: Vec<Expr>, filter: Option<Expr>) -> Expr {
+        Expr::Call {
+            func,
+            args,
+            filter: filter.map(Box::new),
+            partition_by: None,
+        }
     }
 
     pub fn negated(e: Expr) -> Expr {
@@ -209,8 +236,20 @@ impl Expr {
         }
     }
 
+    /// `items OR ...`, flattening nested disjunctions (one item: itself; none: `false`).
     pub fn or(items: Vec<Expr>) -> Expr {
-        Expr::Or(items)
+        let mut flat = Vec::new();
+        for e in items {
+            match e {
+                Expr::Or(inner) => flat.extend(inner),
+                e => flat.push(e),
+            }
+        }
+        match flat.len() {
+            0 => Expr::Lit(Lit::Bool(false)),
+            1 => flat.pop().expect("one item"),
+            _ => Expr::Or(flat),
+        }
     }
 }
 

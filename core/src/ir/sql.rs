@@ -59,7 +59,8 @@ fn level(e: &Expr) -> u8 {
         Expr::Case(..) | Expr::Exists(_) => NEG,
         Expr::Neg(_) => NEG,
         Expr::Bin(op, ..) => op_text(*op).1,
-        Expr::InList(..) => IN,
+        Expr::InList(..) | Expr::InQuery(..) => IN,
+        Expr::Tuple(_) => ATOM,
         Expr::IsNull(..) => IS,
         Expr::Not(_) => NOT,
         Expr::And(_) => AND,
@@ -132,7 +133,8 @@ pub fn expr(e: &Expr) -> String {
             out
         }
         Expr::Neg(x) => format!("-{}", operand(x, CAST)),
-        Expr::Not(x) => format!("NOT {}", operand(x, NOT)),
+        // PostgreSQL binds NOT looser than IS and comparisons; they are parenthesized anyway.
+        Expr::Not(x) => format!("NOT {}", operand(x, ADD)),
         Expr::Bin(op, l, r) => {
             let (text, lv) = op_text(*op);
             // Arithmetic is left-associative; comparisons and IS do not chain.
@@ -175,6 +177,8 @@ pub fn expr(e: &Expr) -> String {
         }
         Expr::Row(items) => format!("ROW({})", list(items)),
         Expr::Subquery(q) => format!("({})", query(q)),
+        Expr::Tuple(items) => format!("({})", list(items)),
+        Expr::InQuery(x, q) => format!("{} IN ({})", operand(x, IN + 1), query(q)),
         Expr::Exists(q) => format!("EXISTS ({})", query(q)),
         Expr::User(u) => u.to_string(),
         Expr::Sql(s) => s.clone(),

@@ -19,9 +19,12 @@
 //! group that is not stored (hidden by HAVING, so its state is unknown) is rescanned.
 
 use super::expr::{agg_call, ident, is_aggregate, substitute};
-use super::join::Input;
+use super::join::{content_hash, Input};
 use super::{Unsupported, COL_PREFIX};
 use crate::ident::quote_ident;
+use crate::ir::{
+    sql, Cte, Expr as E, From, Item, JoinKind, Name, Op, Query, RelName, Select, SetExpr, Statement,
+};
 use crate::render::ROW_ID;
 use sqlparser::ast::Expr;
 use sqlparser::dialect::PostgreSqlDialect;
@@ -220,195 +223,178 @@ impl GroupPlan {
         v
     }
 
-    fn filtered(agg: &str, filter: Option<&Expr>) -> String {
-        match filter {
-            Some(f) => format!("{agg} FILTER (WHERE {f})"),
-            None => agg.to_string(),
-        }
-    }
-
     /// The group state computed from the source (initial population, FULL, rescans): keys,
-    /// `__pgt_count`, and every aggregate's state.
-    pub fn state_sql(&self, restrict: Option<&str>) -> String {
-        self.state_sql_with(restrict, None)
+    /// `__pgt_count`, and every aggregate's state; `restrict` limits it to some groups.
+    pub fn state(&self, restrict: Option<E>) -> Select {
+        self.state_with(restrict, None)
     }
 
-    /// [`Self::state_sql`] with an extra HAVING condition (for scalar rescans: a scalar aggregate
+    /// [`Self::state`] with an extra HAVING condition (for scalar rescans: a scalar aggregate
     /// returns its one row even over no input, so whether to rescan at all goes in HAVING).
-    fn state_sql_with(&self, restrict: Option<&str>, extra_having: Option<&str>) -> String {
-        let mut cols: Vec<String> = self
+    fn state_with(&self, restrict: Option<E>, extra_having: Option<E>) -> Select {
+        let mut cols: Vec<Item> = self
             .keys
             .iter()
             .enumerate()
-            .map(|(i, k)| format!("{k} AS {}", quote_ident(&key_col(i))))
+            .map(|(i, k)| Item::new(E::user(k), Name::quoted(key_col(i))))
             .collect();
-        cols.push("count(*) AS \"__pgt_count\"".into());
+        cols.push(Item::new(
+            E::call("count", vec![E::Star(None)]),
+            Name::quoted("__pgt_count"),
+        ));
         for (j, a) in self.aggs.iter().enumerate() {
-            let f = a.filter.as_ref();
-            let arg = a.arg.as_ref().map(|e| e.to_string()).unwrap_or_default();
-            let (v, n) = (quote_ident(&agg_col(j)), quote_ident(&agg_n_col(j)));
+            let f = || a.filter.as_ref().map(E::user);
+            let arg = || a.arg.as_ref().map(E::user).unwrap_or_else(E::null);
+            let (v, n) = (Name::quoted(agg_col(j)), Name::quoted(agg_n_col(j)));
             match &a.kind {
                 AggKind::CountStar => {
-                    cols.push(format!("{} AS {v}", Self::filtered("count(*)", f)))
+                    cols.push(Item::new(E::agg("count", vec![E::Star(None)], f()), v))
                 }
-                AggKind::Count => cols.push(format!(
-                    "{} AS {v}",
-                    Self::filtered(&format!("count({arg})"), f)
-                )),
+                AggKind::Count => cols.push(Item::new(E::agg("count", vec![arg()], f()), v)),
                 AggKind::Sum { .. } | AggKind::Avg { .. } => {
-                    cols.push(format!(
-                        "{} AS {v}",
-                        Self::filtered(&format!("sum(({arg})::numeric)"), f)
+                    cols.push(Item::new(
+                        E::agg("sum", vec![E::cast(arg(), "numeric")], f()),
+                        v,
                     ));
-                    cols.push(format!(
-                        "{} AS {n}",
-                        Self::filtered(&format!("count({arg})"), f)
-                    ));
+                    cols.push(Item::new(E::agg("count", vec![arg()], f()), n));
                 }
-                AggKind::Min { .. } => cols.push(format!(
-                    "{} AS {v}",
-                    Self::filtered(&format!("min({arg})"), f)
-                )),
-                AggKind::Max { .. } => cols.push(format!(
-                    "{} AS {v}",
-                    Self::filtered(&format!("max({arg})"), f)
-                )),
-                AggKind::Rescan { .. } => cols.push(format!("{} AS {v}", a.call)),
+                AggKind::Min { .. } => cols.push(Item::new(E::agg("min", vec![arg()], f()), v)),
+                AggKind::Max { .. } => cols.push(Item::new(E::agg("max", vec![arg()], f()), v)),
+                AggKind::Rescan { .. } => cols.push(Item::new(E::user(&a.call), v)),
             }
         }
-        let mut where_parts: Vec<String> = Vec::new();
-        if let Some(p) = &self.filter {
-            where_parts.push(format!("({p})"));
-        }
-        if let Some(r) = restrict {
-            where_parts.push(r.to_string());
-        }
-        let where_sql = if where_parts.is_empty() {
-            String::new()
+        // A complete result reads the decorrelated FROM; a rescan of a few groups the lookups.
+        let from = if restrict.is_some() {
+            &self.input.full_from
         } else {
-            format!(" WHERE {}", where_parts.join(" AND "))
+            &self.input.bulk_from
         };
-        let group = if self.keys.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " GROUP BY {}",
-                self.keys
-                    .iter()
-                    .map(|k| k.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        let having_parts: Vec<String> = self
+        let filter: Vec<E> = self.filter.iter().map(E::user).chain(restrict).collect();
+        let having: Vec<E> = self
             .having
             .iter()
-            .map(|h| format!("({h})"))
-            .chain(extra_having.map(str::to_string))
+            .map(E::user)
+            .chain(extra_having)
             .collect();
-        let having = if having_parts.is_empty() {
-            String::new()
-        } else {
-            format!(" HAVING {}", having_parts.join(" AND "))
-        };
-        format!(
-            "SELECT {} FROM {}{where_sql}{group}{having}",
-            cols.join(", "),
-            // A complete result reads the decorrelated FROM; a rescan of a few groups the lookups.
-            if restrict.is_none() {
-                &self.input.bulk_from
-            } else {
-                &self.input.full_from
-            },
-        )
+        Select {
+            items: cols,
+            from: vec![From::Sql(from.clone())],
+            filter: (!filter.is_empty()).then(|| E::and(filter)),
+            group_by: self.keys.iter().map(E::user).collect(),
+            having: (!having.is_empty()).then(|| E::and(having)),
+            ..Select::default()
+        }
     }
 
     /// The row identity over group keys, optionally qualified by `rel`.
-    fn row_identity_of(&self, rel: Option<&str>) -> String {
-        let q = rel.map(|r| format!("{r}.")).unwrap_or_default();
-        let keys: Vec<String> = (0..self.keys.len())
-            .map(|i| format!("{q}{}", quote_ident(&key_col(i))))
-            .collect();
-        format!(
-            "pg_catalog.hashtextextended(ROW({})::text, 0)",
-            keys.join(", ")
+    fn row_identity_of(&self, rel: Option<&str>) -> E {
+        content_hash(
+            (0..self.keys.len())
+                .map(|i| E::Col(rel.map(Name::internal), Name::quoted(key_col(i))))
+                .collect(),
         )
     }
 
     /// Output columns over a relation of group states aliased `__pgt_g`: `__pgt_c<i>`, the row
     /// identity, and the stored hidden state.
-    fn output_columns(&self) -> String {
-        let mut cols: Vec<String> = self
+    fn output_columns(&self) -> Vec<Item> {
+        let mut cols: Vec<Item> = self
             .visible
             .iter()
             .enumerate()
-            .map(|(i, e)| format!("{e} AS {}", quote_ident(&format!("{COL_PREFIX}{}", i + 1))))
+            .map(|(i, e)| Item::new(E::user(e), Name::quoted(format!("{COL_PREFIX}{}", i + 1))))
             .collect();
-        cols.push(format!(
-            "{} AS {}",
-            self.row_identity_of(None),
-            quote_ident(ROW_ID)
-        ));
+        cols.push(Item::new(self.row_identity_of(None), Name::quoted(ROW_ID)));
         for (h, _) in self.hidden_columns() {
-            cols.push(quote_ident(&h));
+            cols.push(Item::bare(E::Col(None, Name::quoted(h))));
         }
-        cols.join(", ")
+        cols
     }
 
     /// The full result (visible columns, identity, hidden state) from the source.
     pub fn full_rows_sql(&self) -> String {
-        format!(
-            "SELECT {} FROM ({}) AS __pgt_g",
-            self.output_columns(),
-            self.state_sql(None)
-        )
+        sql::query(&Query::select(Select {
+            items: self.output_columns(),
+            from: vec![From::subquery(
+                Statement::Query(Query::select(self.state(None))),
+                Name::internal("__pgt_g"),
+            )],
+            ..Select::default()
+        }))
     }
 
     /// The delta: one row per changed group with its new visible columns, identity, hidden state
     /// and `__pgt_keep` (false: delete the group's row).
     pub fn delta_sql(&self, storage: &str) -> String {
         let nk = self.keys.len();
-        let keys: Vec<String> = (0..nk).map(|i| quote_ident(&key_col(i))).collect();
-        let key_list = keys.join(", ");
-        let ksep = if nk == 0 { "" } else { ", " };
+        let key = |i: usize| Name::quoted(key_col(i));
+        let keys = |rel: Option<&str>| -> Vec<E> {
+            (0..nk)
+                .map(|i| E::Col(rel.map(Name::internal), key(i)))
+                .collect()
+        };
+        let h = |c: &str| E::hidden(None, c);
+        let t = |c: &str| E::Col(Some(Name::internal("__pgt_t")), Name::quoted(c));
+        let dg = |c: &str| E::hidden(Some("__pgt_dg"), c);
+        let w = || h("__pgt_w");
+        let zero_if_null = |e: E| E::call("COALESCE", vec![e, E::int(0)]);
+        let local = |n: &str, alias: Option<&str>| {
+            From::Table(RelName::Local(Name::internal(n)), alias.map(Name::internal))
+        };
         // 1. The window's images: keys, weight, aggregate inputs and filters.
-        let mut d_cols: Vec<String> = self
+        let mut d_cols: Vec<Item> = self
             .keys
             .iter()
             .enumerate()
-            .map(|(i, k)| format!("{k} AS {}", keys[i]))
+            .map(|(i, k)| Item::new(E::user(k), key(i)))
             .collect();
         for (j, a) in self.aggs.iter().enumerate() {
             if let Some(arg) = &a.arg {
-                d_cols.push(format!("{arg} AS __pgt_x{}", j + 1));
+                d_cols.push(Item::new(
+                    E::user(arg),
+                    Name::internal(format!("__pgt_x{}", j + 1)),
+                ));
             }
-            d_cols.push(format!(
-                "{} AS __pgt_f{}",
+            d_cols.push(Item::new(
                 a.filter
                     .as_ref()
-                    .map(|f| format!("COALESCE(({f}), false)"))
-                    .unwrap_or_else(|| "true".into()),
-                j + 1
+                    .map(|f| E::call("COALESCE", vec![E::user(f), E::bool(false)]))
+                    .unwrap_or_else(|| E::bool(true)),
+                Name::internal(format!("__pgt_f{}", j + 1)),
             ));
         }
         // 2. Grouped deltas.
-        let mut dg_cols = vec!["sum(__pgt_w) AS __pgt_dc".to_string()];
+        let mut dg_cols: Vec<Item> = keys(None).into_iter().map(Item::bare).collect();
+        dg_cols.push(Item::new(
+            E::call("sum", vec![w()]),
+            Name::internal("__pgt_dc"),
+        ));
         for (j, a) in self.aggs.iter().enumerate() {
-            let (x, f) = (format!("__pgt_x{}", j + 1), format!("__pgt_f{}", j + 1));
-            let d = format!("__pgt_d{}", j + 1);
+            let x = || h(&format!("__pgt_x{}", j + 1));
+            let f = || h(&format!("__pgt_f{}", j + 1));
+            let d = |suffix: &str| Name::internal(format!("__pgt_d{}{suffix}", j + 1));
+            let counted = |e: E| E::and(vec![E::IsNull(Box::new(e), true), f()]);
             match &a.kind {
-                AggKind::CountStar => dg_cols.push(format!(
-                    "COALESCE(sum(__pgt_w) FILTER (WHERE {f}), 0) AS {d}"
+                AggKind::CountStar => dg_cols.push(Item::new(
+                    zero_if_null(E::agg("sum", vec![w()], Some(f()))),
+                    d(""),
                 )),
-                AggKind::Count => dg_cols.push(format!(
-                    "COALESCE(sum(__pgt_w) FILTER (WHERE {x} IS NOT NULL AND {f}), 0) AS {d}"
+                AggKind::Count => dg_cols.push(Item::new(
+                    zero_if_null(E::agg("sum", vec![w()], Some(counted(x())))),
+                    d(""),
                 )),
                 AggKind::Sum { .. } | AggKind::Avg { .. } => {
-                    dg_cols.push(format!(
-                        "COALESCE(sum(__pgt_w * ({x})::numeric) FILTER (WHERE {x} IS NOT NULL AND {f}), 0) AS {d}"
+                    dg_cols.push(Item::new(
+                        zero_if_null(E::agg(
+                            "sum",
+                            vec![E::bin(Op::Mul, w(), E::cast(x(), "numeric"))],
+                            Some(counted(x())),
+                        )),
+                        d(""),
                     ));
-                    dg_cols.push(format!(
-                        "COALESCE(sum(__pgt_w) FILTER (WHERE {x} IS NOT NULL AND {f}), 0) AS {d}_n"
+                    dg_cols.push(Item::new(
+                        zero_if_null(E::agg("sum", vec![w()], Some(counted(x())))),
+                        d("_n"),
                     ));
                 }
                 AggKind::Min { .. } | AggKind::Max { .. } => {
@@ -417,140 +403,254 @@ impl GroupPlan {
                     } else {
                         "max"
                     };
-                    dg_cols.push(format!(
-                        "{m}({x}) FILTER (WHERE __pgt_w > 0 AND {f}) AS {d}_ins"
+                    let signed = |op| E::and(vec![E::bin(op, w(), E::int(0)), f()]);
+                    dg_cols.push(Item::new(
+                        E::agg(m, vec![x()], Some(signed(Op::Gt))),
+                        d("_ins"),
                     ));
-                    dg_cols.push(format!(
-                        "{m}({x}) FILTER (WHERE __pgt_w < 0 AND {f}) AS {d}_del"
+                    dg_cols.push(Item::new(
+                        E::agg(m, vec![x()], Some(signed(Op::Lt))),
+                        d("_del"),
                     ));
                 }
                 AggKind::Rescan { .. } => {}
             }
         }
-        let group_by = if nk == 0 {
-            String::new()
-        } else {
-            format!(" GROUP BY {key_list}")
-        };
+        dg_cols.push(Item::new(self.row_identity_of(None), Name::quoted(ROW_ID)));
         // 3. New state per changed group, from the stored state.
-        let mut nw_cols: Vec<String> = keys.iter().map(|k| format!("__pgt_dg.{k}")).collect();
-        nw_cols.push(format!("__pgt_dg.{rid}", rid = quote_ident(ROW_ID)));
-        nw_cols.push(
-            "COALESCE(__pgt_t.\"__pgt_count\", 0) + __pgt_dg.__pgt_dc AS \"__pgt_count\"".into(),
-        );
-        let mut rescan = vec![if self.always_rescan { "true" } else { "false" }.to_string()];
+        let mut nw_cols: Vec<Item> = keys(Some("__pgt_dg")).into_iter().map(Item::bare).collect();
+        nw_cols.push(Item::bare(E::Col(
+            Some(Name::internal("__pgt_dg")),
+            Name::quoted(ROW_ID),
+        )));
+        nw_cols.push(Item::new(
+            E::bin(Op::Add, zero_if_null(t("__pgt_count")), dg("__pgt_dc")),
+            Name::quoted("__pgt_count"),
+        ));
+        let mut rescan = vec![E::bool(self.always_rescan)];
         if self.having.is_some() {
-            rescan.push(format!("__pgt_t.{} IS NULL", quote_ident(ROW_ID)));
+            rescan.push(E::IsNull(Box::new(t(ROW_ID)), false));
         }
         for (j, a) in self.aggs.iter().enumerate() {
-            let (v, n) = (quote_ident(&agg_col(j)), quote_ident(&agg_n_col(j)));
-            let d = format!("__pgt_dg.__pgt_d{}", j + 1);
+            let (v, n) = (agg_col(j), agg_n_col(j));
+            let d = |suffix: &str| dg(&format!("__pgt_d{}{suffix}", j + 1));
+            let added = |state: &str, delta: E| {
+                Item::new(
+                    E::bin(Op::Add, zero_if_null(t(state)), delta),
+                    Name::quoted(state),
+                )
+            };
             match &a.kind {
-                AggKind::CountStar | AggKind::Count => {
-                    nw_cols.push(format!("COALESCE(__pgt_t.{v}, 0) + {d} AS {v}"))
-                }
+                AggKind::CountStar | AggKind::Count => nw_cols.push(added(&v, d(""))),
                 AggKind::Sum { .. } | AggKind::Avg { .. } => {
-                    nw_cols.push(format!("COALESCE(__pgt_t.{v}, 0) + {d} AS {v}"));
-                    nw_cols.push(format!("COALESCE(__pgt_t.{n}, 0) + {d}_n AS {n}"));
+                    nw_cols.push(added(&v, d("")));
+                    nw_cols.push(added(&n, d("_n")));
                 }
                 AggKind::Min { .. } | AggKind::Max { .. } => {
                     let (lg, cmp) = if matches!(a.kind, AggKind::Min { .. }) {
-                        ("LEAST", "<=")
+                        ("LEAST", Op::Le)
                     } else {
-                        ("GREATEST", ">=")
+                        ("GREATEST", Op::Ge)
                     };
-                    nw_cols.push(format!("{lg}(__pgt_t.{v}, {d}_ins) AS {v}"));
-                    rescan.push(format!("({d}_del IS NOT NULL AND (__pgt_t.{v} IS NULL OR {d}_del {cmp} __pgt_t.{v}))"));
+                    nw_cols.push(Item::new(
+                        E::call(lg, vec![t(&v), d("_ins")]),
+                        Name::quoted(&v),
+                    ));
+                    rescan.push(E::and(vec![
+                        E::IsNull(Box::new(d("_del")), true),
+                        E::or(vec![
+                            E::IsNull(Box::new(t(&v)), false),
+                            E::bin(cmp, d("_del"), t(&v)),
+                        ]),
+                    ]));
                 }
                 // Never read: every changed group is rescanned. Typed so the branch compiles.
-                AggKind::Rescan { ty } => nw_cols.push(format!("NULL::{ty} AS {v}")),
+                AggKind::Rescan { ty } => {
+                    nw_cols.push(Item::new(E::cast(E::null(), ty.clone()), Name::quoted(&v)))
+                }
             }
         }
-        nw_cols.push(format!("({}) AS __pgt_rescan", rescan.join(" OR ")));
+        nw_cols.push(Item::new(E::or(rescan), Name::internal("__pgt_rescan")));
         // 4. Rescanned groups, recomputed from the source. Each branch is gated by a one-time
         //    filter, so the source is not touched when no group needs a rescan; groups whose keys
         //    are all non-NULL are matched with IN (index-friendly), the others NULL-safely.
-        let rescan_sql = if nk == 0 {
-            self.state_sql_with(None, Some("(SELECT bool_or(__pgt_rescan) FROM __pgt_nw)"))
+        let flag = || h("__pgt_rescan");
+        let any_rescan = |also: Option<E>| {
+            E::subquery(Query::select(Select {
+                items: vec![Item::bare(E::call(
+                    "bool_or",
+                    vec![E::and(std::iter::once(flag()).chain(also).collect())],
+                ))],
+                from: vec![local("__pgt_nw", None)],
+                ..Select::default()
+            }))
+        };
+        let rescan_state = if nk == 0 {
+            Query::select(self.state_with(None, Some(any_rescan(None))))
         } else {
-            let tuple: Vec<String> = self.keys.iter().map(|k| format!("({k})")).collect();
-            let all_set = keys
-                .iter()
-                .map(|k| format!("{k} IS NOT NULL"))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            let any_null_r = keys
-                .iter()
-                .map(|k| format!("__pgt_r.{k} IS NULL"))
-                .collect::<Vec<_>>()
-                .join(" OR ");
-            let any_null_src = tuple
-                .iter()
-                .map(|k| format!("{k} IS NULL"))
-                .collect::<Vec<_>>()
-                .join(" OR ");
-            let matches: Vec<String> = self
-                .keys
-                .iter()
-                .enumerate()
-                .map(|(i, k)| format!("__pgt_r.{} IS NOT DISTINCT FROM ({k})", keys[i]))
-                .collect();
-            let plain = format!(
-                "(SELECT bool_or(__pgt_rescan AND {all_set}) FROM __pgt_nw) \
-                 AND ({tuple}) IN (SELECT {key_list} FROM __pgt_nw WHERE __pgt_rescan AND {all_set})",
-                tuple = tuple.join(", "),
-            );
-            let nulls = format!(
-                "(SELECT bool_or(__pgt_rescan AND NOT ({all_set})) FROM __pgt_nw) AND ({any_null_src}) \
-                 AND EXISTS (SELECT 1 FROM __pgt_nw AS __pgt_r WHERE __pgt_r.__pgt_rescan AND ({any_null_r}) AND {m})",
-                m = matches.join(" AND "),
-            );
-            format!(
-                "{} UNION ALL {}",
-                self.state_sql(Some(&plain)),
-                self.state_sql(Some(&nulls))
-            )
-        };
-        let keep = {
-            let mut k = if self.scalar {
-                "true".to_string()
-            } else {
-                "\"__pgt_count\" > 0".to_string()
+            let all_set = || {
+                E::and(
+                    keys(None)
+                        .into_iter()
+                        .map(|k| E::IsNull(Box::new(k), true))
+                        .collect(),
+                )
             };
-            if let Some(h) = &self.having_state {
-                k = format!("{k} AND COALESCE(({h}), false)");
-            }
-            k
+            let tuple: Vec<E> = self.keys.iter().map(E::user).collect();
+            let plain = E::and(vec![
+                any_rescan(Some(all_set())),
+                E::InQuery(
+                    Box::new(E::Tuple(tuple.clone())),
+                    Box::new(Query::select(Select {
+                        items: keys(None).into_iter().map(Item::bare).collect(),
+                        from: vec![local("__pgt_nw", None)],
+                        filter: Some(E::and(vec![flag(), all_set()])),
+                        ..Select::default()
+                    })),
+                ),
+            ]);
+            let nulls = E::and(vec![
+                any_rescan(Some(E::negated(all_set()))),
+                E::or(
+                    tuple
+                        .iter()
+                        .map(|k| E::IsNull(Box::new(k.clone()), false))
+                        .collect(),
+                ),
+                E::exists(Query::select(Select {
+                    items: vec![Item::bare(E::int(1))],
+                    from: vec![local("__pgt_nw", Some("__pgt_r"))],
+                    filter: Some(E::and(
+                        [
+                            E::hidden(Some("__pgt_r"), "__pgt_rescan"),
+                            E::or(
+                                keys(Some("__pgt_r"))
+                                    .into_iter()
+                                    .map(|k| E::IsNull(Box::new(k), false))
+                                    .collect(),
+                            ),
+                        ]
+                        .into_iter()
+                        .chain(
+                            keys(Some("__pgt_r"))
+                                .into_iter()
+                                .zip(&tuple)
+                                .map(|(r, k)| E::bin(Op::IsNotDistinctFrom, r, k.clone())),
+                        )
+                        .collect(),
+                    )),
+                    ..Select::default()
+                })),
+            ]);
+            Query::union_all(vec![self.state(Some(plain)), self.state(Some(nulls))])
         };
-        let hidden: Vec<String> = self
-            .hidden_columns()
-            .into_iter()
-            .map(|(h, _)| quote_ident(&h))
+        let mut keep = vec![if self.scalar {
+            E::bool(true)
+        } else {
+            E::bin(Op::Gt, E::Col(None, Name::quoted("__pgt_count")), E::int(0))
+        }];
+        if let Some(hs) = &self.having_state {
+            keep.push(E::call("COALESCE", vec![E::user(hs), E::bool(false)]));
+        }
+        let keep = E::and(keep);
+        let cte = |name: &str, materialized: bool, body: Query| Cte {
+            name: Name::internal(name),
+            materialized,
+            body: Statement::Query(body),
+        };
+        let outputs = |flag: E| {
+            let mut items = self.output_columns();
+            items.push(Item::new(flag, Name::internal("__pgt_keep")));
+            items
+        };
+        let mut gone: Vec<Item> = (0..self.visible.len())
+            .map(|i| Item::new(E::null(), Name::quoted(format!("{COL_PREFIX}{}", i + 1))))
             .collect();
-        let nulls: Vec<String> = (0..self.visible.len())
-            .map(|i| format!("NULL AS {}", quote_ident(&format!("{COL_PREFIX}{}", i + 1))))
-            .collect();
-        let hidden_nulls: Vec<String> = hidden.iter().map(|h| format!("NULL AS {h}")).collect();
-        let rid = quote_ident(ROW_ID);
-        let vsep = if nulls.is_empty() { "" } else { ", " };
-        format!(
-            "WITH __pgt_d AS ({rows}), \
-             __pgt_dg AS (SELECT {key_list}{ksep}{dg_cols}, {identity} AS {rid} FROM __pgt_d{group_by}), \
-             __pgt_nw AS MATERIALIZED (SELECT {nw_cols} FROM __pgt_dg LEFT JOIN {storage} AS __pgt_t ON __pgt_t.{rid} = __pgt_dg.{rid}), \
-             __pgt_rs AS MATERIALIZED ({rescan_state}) \
-             SELECT {out}, {keep} AS __pgt_keep FROM __pgt_nw AS __pgt_g WHERE NOT __pgt_rescan \
-             UNION ALL SELECT {out}, true FROM __pgt_rs AS __pgt_g \
-             UNION ALL SELECT {nulls}{vsep}__pgt_nw.{rid}, {hidden_nulls}, false FROM __pgt_nw \
-               WHERE __pgt_rescan AND NOT EXISTS (SELECT 1 FROM __pgt_rs AS __pgt_g WHERE {identity_g} = __pgt_nw.{rid})",
-            rows = self.input.delta_rows(&d_cols.join(", "), self.filter.as_ref()),
-            dg_cols = dg_cols.join(", "),
-            identity = self.row_identity_of(None),
-            nw_cols = nw_cols.join(", "),
-            rescan_state = rescan_sql,
-            out = self.output_columns(),
-            nulls = nulls.join(", "),
-            hidden_nulls = hidden_nulls.join(", "),
-            identity_g = self.row_identity_of(Some("__pgt_g")),
-        )
+        gone.push(Item::bare(E::Col(
+            Some(Name::internal("__pgt_nw")),
+            Name::quoted(ROW_ID),
+        )));
+        gone.extend(
+            self.hidden_columns()
+                .into_iter()
+                .map(|(hc, _)| Item::new(E::null(), Name::quoted(hc))),
+        );
+        gone.push(Item::bare(E::bool(false)));
+        let group_by = keys(None);
+        let mut grouped = Select {
+            items: dg_cols,
+            from: vec![local("__pgt_d", None)],
+            ..Select::default()
+        };
+        grouped.group_by = group_by;
+        let delta = Query {
+            with: vec![
+                cte(
+                    "__pgt_d",
+                    false,
+                    self.input.delta_query(&d_cols, self.filter.as_ref()),
+                ),
+                cte("__pgt_dg", false, Query::select(grouped)),
+                cte(
+                    "__pgt_nw",
+                    true,
+                    Query::select(Select {
+                        items: nw_cols,
+                        from: vec![local("__pgt_dg", None).join(
+                            JoinKind::Left,
+                            From::Table(
+                                RelName::Catalog(storage.to_string()),
+                                Some(Name::internal("__pgt_t")),
+                            ),
+                            Some(E::bin(
+                                Op::Eq,
+                                t(ROW_ID),
+                                E::Col(Some(Name::internal("__pgt_dg")), Name::quoted(ROW_ID)),
+                            )),
+                        )],
+                        ..Select::default()
+                    }),
+                ),
+                cte("__pgt_rs", true, rescan_state),
+            ],
+            body: SetExpr::UnionAll(vec![
+                SetExpr::Select(Box::new(Select {
+                    items: outputs(keep),
+                    from: vec![local("__pgt_nw", Some("__pgt_g"))],
+                    filter: Some(E::negated(flag())),
+                    ..Select::default()
+                })),
+                SetExpr::Select(Box::new(Select {
+                    items: {
+                        let mut items = self.output_columns();
+                        items.push(Item::bare(E::bool(true)));
+                        items
+                    },
+                    from: vec![local("__pgt_rs", Some("__pgt_g"))],
+                    ..Select::default()
+                })),
+                SetExpr::Select(Box::new(Select {
+                    items: gone,
+                    from: vec![local("__pgt_nw", None)],
+                    filter: Some(E::and(vec![
+                        flag(),
+                        E::negated(E::exists(Query::select(Select {
+                            items: vec![Item::bare(E::int(1))],
+                            from: vec![local("__pgt_rs", Some("__pgt_g"))],
+                            filter: Some(E::bin(
+                                Op::Eq,
+                                self.row_identity_of(Some("__pgt_g")),
+                                E::Col(Some(Name::internal("__pgt_nw")), Name::quoted(ROW_ID)),
+                            )),
+                            ..Select::default()
+                        }))),
+                    ])),
+                    ..Select::default()
+                })),
+            ]),
+            order_by: Vec::new(),
+            limit: None,
+        };
+        sql::query(&delta)
     }
 }
