@@ -295,11 +295,24 @@ fn lock_readers(relid: Oid) {
     }
 }
 
-/// Moves one source from its row trigger to the WAL (see the module doc). Gives up after 2 s
-/// waiting for a lock (an idle transaction holding the source must not stall everything that
-/// queues behind the ACCESS EXCLUSIVE request); the next pass tries again.
+/// How long a capture switch waits for a lock before it gives up (the next pass tries again):
+/// a quarter of `deadlock_timeout`, at most 2 s. An idle transaction holding the source must not
+/// stall everything that queues behind the ACCESS EXCLUSIVE request, and when a user's
+/// statement and a switch wait for each other, the switch gives up before the user's session
+/// runs the deadlock check, so the user's statement is never the one cancelled.
+fn yield_locks() {
+    spi::exec(
+        "SELECT pg_catalog.set_config('lock_timeout', \
+                least(2000, greatest(10, setting::int / 4))::text || 'ms', true) \
+           FROM pg_catalog.pg_settings WHERE name = 'deadlock_timeout'",
+        &[],
+    );
+}
+
+/// Moves one source from its row trigger to the WAL (see the module doc), giving up on a lock
+/// wait as [`yield_locks`] says.
 fn hand_over(relid: Oid) {
-    spi::exec("SET LOCAL lock_timeout = '2s'", &[]);
+    yield_locks();
     // The refresh locks first, as a refresh takes them (its storage, then the consumers' lock).
     lock_readers(relid);
     wal::lock();
@@ -714,7 +727,7 @@ fn housekeeping(sleep_ms: &mut u64, idle_since: &mut Option<Instant>, poll: u64)
             let _ = logged(
                 "hand-back",
                 in_transaction(|| {
-                    spi::exec("SET LOCAL lock_timeout = '2s'", &[]);
+                    yield_locks();
                     hand_back(relid, &note)
                 }),
             );

@@ -262,7 +262,7 @@ fn render_differential(
             &plan.delta_sql(&storage),
             plan.merge_kind(),
         )),
-        explain: plan.explain(),
+        explain: plan.explain_with_delta(&storage),
         window: Some(window),
         immediate: mode == RefreshMode::Immediate,
         indexes: if matches!(plan, Plan::Bag { .. } | Plan::Recursive { .. }) {

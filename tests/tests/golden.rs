@@ -404,7 +404,7 @@ impl Entry<'_> {
         };
         format!(
             "== plan: DIFFERENTIAL, {kind}\n{}\n\n== full refresh\n{}\n\n== delta refresh\n{}\n\n== change probe\n{}\n",
-            plan.explain(),
+            plan.explain_with_delta(&storage),
             layout(&render::merge_sql(schema, name, visible, &hidden, &plan.full_rows_sql(), MergeKind::Full)),
             layout(&render::merge_sql(schema, name, visible, &hidden, &plan.delta_sql(&storage), plan.merge_kind())),
             layout(probe),

@@ -387,6 +387,16 @@ fn auto_picks_differential_where_it_can_and_says_why_not_elsewhere() {
         explain.contains("sum(v) (algebraic: running sum and non-NULL count)"),
         "{explain}"
     );
+    // The delta statement's plan as a tree: the change window it reads, the stored groups it
+    // joins, the rescans' lookups.
+    for part in [
+        "Delta plan (the delta statement's relations and lookups):",
+        "Change window of public.a AS \"a\"",
+        "Left join on __pgt_t.\"__pgt_row_id\" = __pgt_dg.\"__pgt_row_id\"",
+        "Lookup (in) by __pgt_rescan AND \"__pgt_k1\" IS NOT NULL",
+    ] {
+        assert!(explain.contains(part), "{part} in {explain}");
+    }
     // A small change set is applied differentially; one touching most rows is recomputed.
     db.exec("UPDATE a SET v = v + 1 WHERE id <= 3; SELECT pgtrickle.refresh_stream_table('agg')");
     db.exec("UPDATE a SET v = v + 1 WHERE id <= 80; SELECT pgtrickle.refresh_stream_table('agg')");

@@ -10,6 +10,7 @@
 //! (`__pgt_w`: lower-case ASCII, checked at construction, rendered bare).
 
 pub mod sql;
+pub mod tree;
 
 use crate::ident::quote_ident;
 
@@ -303,6 +304,23 @@ pub enum From {
         kind: JoinKind,
         right: Box<From>,
         on: Option<Expr>,
+    },
+    /// The change window of a source: the weighted row images of its buffer's rows in the
+    /// window (`rows`, built by `ivm::scan::events`).
+    Window {
+        source: String,
+        buffer: String,
+        /// The parameter carrying the last own change consumed from the buffer.
+        param: usize,
+        rows: Box<Query>,
+        alias: Name,
+    },
+    /// A source as it was at the previous frontier: its rows now (+1) and the window's images
+    /// undone (their weights negated).
+    OldState {
+        source: String,
+        rows: Box<Query>,
+        alias: Name,
     },
     /// FROM-clause SQL text from an operator not moved onto the plan yet.
     Sql(String),

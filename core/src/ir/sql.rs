@@ -237,6 +237,9 @@ pub fn from(f: &From) -> String {
                 .unwrap_or_default();
             format!("{} {k} {}{on}", from(left), from(right))
         }
+        From::Window { rows, alias, .. } | From::OldState { rows, alias, .. } => {
+            format!("({}) AS {}", query(rows), alias.render())
+        }
         From::Sql(s) => s.clone(),
     }
 }

@@ -325,7 +325,7 @@ impl GroupPlan {
 
     /// The delta: one row per changed group with its new visible columns, identity, hidden state
     /// and `__pgt_keep` (false: delete the group's row).
-    pub fn delta_sql(&self, storage: &str) -> String {
+    pub fn delta(&self, storage: &str) -> Query {
         let nk = self.keys.len();
         let key = |i: usize| Name::quoted(key_col(i));
         let keys = |rel: Option<&str>| -> Vec<E> {
@@ -651,6 +651,6 @@ impl GroupPlan {
             order_by: Vec::new(),
             limit: None,
         };
-        sql::query(&delta)
+        delta
     }
 }

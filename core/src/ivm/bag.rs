@@ -122,12 +122,12 @@ pub fn full_rows_sql(
 }
 
 /// The delta: one row per copy gained (`__pgt_net` > 0) or lost (< 0).
-pub fn delta_sql(
+pub fn delta(
     input: &Input,
     storage: &str,
     items: &[sqlparser::ast::Expr],
     filter: Option<&sqlparser::ast::Expr>,
-) -> String {
+) -> Query {
     let cols = columns(items.len());
     let local = |n: &str| vec![From::Table(RelName::Local(Name::internal(n)), None)];
     let cte = |name: &str, body: Select| Cte {
@@ -213,7 +213,7 @@ pub fn delta_sql(
             Expr::Case(vec![(gaining(), add(c(), net()))], Some(Box::new(c()))),
         ],
     );
-    sql::query(&Query {
+    Query {
         with: vec![
             cte("__pgt_d", weighed),
             Cte {
@@ -247,5 +247,5 @@ pub fn delta_sql(
         })),
         order_by: Vec::new(),
         limit: None,
-    })
+    }
 }

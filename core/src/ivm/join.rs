@@ -70,10 +70,13 @@ impl Variant {
     /// The window's weighted images of one table under `alias`.
     pub fn scan(alias: &str, src: &SourceTable) -> Variant {
         Variant {
-            from: From::subquery(
-                Statement::Query(super::scan::events(src)),
-                Name::quoted(alias),
-            ),
+            from: From::Window {
+                source: src.quoted.clone(),
+                buffer: src.buffer.clone(),
+                param: src.own_param,
+                rows: Box::new(super::scan::events(src)),
+                alias: Name::quoted(alias),
+            },
             weight: vec![weight_of(alias)],
             cond: Vec::new(),
         }
@@ -111,8 +114,9 @@ fn old_state(src: &SourceTable, alias: &str) -> From {
         Some("__pgt_e"),
         "__pgt_w",
     )))));
-    From::subquery(
-        Statement::Query(Query::union_all(vec![
+    From::OldState {
+        source: src.quoted.clone(),
+        rows: Box::new(Query::union_all(vec![
             Select {
                 items: now,
                 from: vec![From::Table(RelName::Catalog(src.quoted.clone()), None)],
@@ -127,8 +131,8 @@ fn old_state(src: &SourceTable, alias: &str) -> From {
                 ..Select::default()
             },
         ])),
-        Name::quoted(alias),
-    )
+        alias: Name::quoted(alias),
+    }
 }
 
 /// The join of `factors` (each aliased) by `joins`, left to right.

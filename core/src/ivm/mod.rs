@@ -171,18 +171,23 @@ impl Plan {
     /// The delta over the window (`$1`, `$2`, and each source's own-change parameter; see
     /// [`scan`]).
     pub fn delta_sql(&self, storage: &str) -> String {
+        crate::ir::sql::query(&self.delta(storage))
+    }
+
+    /// The delta as a plan.
+    pub fn delta(&self, storage: &str) -> crate::ir::Query {
         match self {
             Plan::Rows {
                 spec,
                 input,
                 identity,
-            } => project::delta_sql(input, identity, &spec.items, spec.filter.as_ref()),
+            } => project::delta(input, identity, &spec.items, spec.filter.as_ref()),
             Plan::Bag { spec, input } => {
-                bag::delta_sql(input, storage, &spec.items, spec.filter.as_ref())
+                bag::delta(input, storage, &spec.items, spec.filter.as_ref())
             }
-            Plan::Groups(g) => g.delta_sql(storage),
+            Plan::Groups(g) => g.delta(storage),
             Plan::Recursive { rec, sources } => {
-                bag::delta_sql(&rec.input(sources, storage), storage, &rec.items(), None)
+                bag::delta(&rec.input(sources, storage), storage, &rec.items(), None)
             }
         }
     }
@@ -195,6 +200,18 @@ impl Plan {
             }
             Plan::Groups(_) => crate::render::MergeKind::DeltaGroups,
         }
+    }
+
+    /// The operator tree and, below it, the delta statement's plan as a tree
+    /// ([`crate::ir::tree`]): what it reads and where it looks rows up.
+    pub fn explain_with_delta(&self, storage: &str) -> String {
+        let mut out = self.explain();
+        out.push_str("\nDelta plan (the delta statement's relations and lookups):");
+        for l in crate::ir::tree::query(&self.delta(storage)) {
+            out.push_str("\n  ");
+            out.push_str(&l);
+        }
+        out
     }
 
     /// The operator tree, one operator a line, top first.

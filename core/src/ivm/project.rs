@@ -46,12 +46,12 @@ pub fn full_rows_sql(
 
 /// The delta: one row per changed identity with its new columns and `__pgt_net` (> 0: the row's
 /// new content; < 0: delete the row).
-pub fn delta_sql(
+pub fn delta(
     input: &Input,
     id: &Expr,
     items: &[sqlparser::ast::Expr],
     filter: Option<&sqlparser::ast::Expr>,
-) -> String {
+) -> Query {
     let cols: Vec<Expr> = (1..=items.len()).map(|i| Expr::Col(None, out(i))).collect();
     let rid = || Expr::Col(None, Name::quoted(ROW_ID));
     let net = || Expr::hidden(None, "__pgt_net");
@@ -81,7 +81,7 @@ pub fn delta_sql(
     let mut last = cols.iter().cloned().map(Item::bare).collect::<Vec<_>>();
     last.push(Item::bare(rid()));
     last.push(Item::bare(net()));
-    sql::query(&Query {
+    Query {
         with: vec![cte("__pgt_d", rows), cte("__pgt_n", Query::select(netted))],
         body: SetExpr::Select(Box::new(Select {
             distinct_on: Some(vec![rid()]),
@@ -101,5 +101,5 @@ pub fn delta_sql(
             },
         ],
         limit: None,
-    })
+    }
 }
