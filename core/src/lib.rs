@@ -1,31 +1,31 @@
-//! pg_trickle's pure core: no PostgreSQL dependency, tested with plain `cargo test`.
+//! pg_trickle's pure core: no PostgreSQL dependency, tested with plain `cargo test`. Laid out as
+//! the pipeline a stream table goes through:
 //!
-//! - [`schedule`] / [`cron`]: parsing and validating refresh schedules.
-//! - [`mode`]: refresh modes and the strategy a refresh actually runs.
-//! - [`ident`]: user-supplied names, identifier and literal quoting.
-//! - [`dag`]: the stream-table dependency graph (cycles refused, topological order).
-//! - [`tick`]: what the scheduler refreshes on each tick; retry and auto-backoff rules.
-//! - [`ivm`]: the differential engine: operators, their delta rules, and the SQL they render.
-//! - [`wal_format`]: the output plugin's binary change records, decoded.
-//! - [`compact`]: one transaction's changes to a table collapsed into net changes.
-//! - [`wal_batch`]: decoded messages assembled into committed transactions' net changes.
-//! - [`render`]: the SQL pg_trickle generates for storage, capture and applying results.
-//! - [`error`]: typed errors, each with its SQLSTATE.
+//! | module | owns | may use |
+//! | --- | --- | --- |
+//! | [`capture`] | WAL messages decoded, assembled into transactions, compacted | `error` |
+//! | [`ivm`] | planning: parse, inline, nest, the operators and their delta rules | `ir`, `render`, `ident` |
+//! | [`ir`] | the typed plan and its one renderer (quoting, parentheses) and tree | `ident` |
+//! | [`render`] | storage, capture and MERGE statements | `ir`, `ident` |
+//! | [`scheduling`] | schedules, cron, the DAG, what a scheduler pass refreshes | `error` |
+//! | [`mode`] | refresh and capture modes | `error` |
+//! | [`ident`] | user names, identifier and literal quoting | `error` |
+//! | [`error`] | typed errors, each with its SQLSTATE | |
+//!
+//! The older flat paths (`pg_trickle_core::dag`, `::wal_format`, ...) are re-exported.
 
 #![forbid(unsafe_code)]
 
-pub mod compact;
-pub mod cron;
-pub mod dag;
+pub mod capture;
 pub mod error;
 pub mod ident;
 pub mod ir;
 pub mod ivm;
 pub mod mode;
 pub mod render;
-pub mod schedule;
-pub mod tick;
-pub mod wal_batch;
-pub mod wal_format;
+pub mod scheduling;
+
+pub use capture::{compact, wal_batch, wal_format};
+pub use scheduling::{cron, dag, schedule, tick};
 
 pub use error::{PgtError, Result, SqlState};

@@ -137,9 +137,14 @@ pub fn expr(e: &Expr) -> String {
         Expr::Not(x) => format!("NOT {}", operand(x, ADD)),
         Expr::Bin(op, l, r) => {
             let (text, lv) = op_text(*op);
-            // Arithmetic is left-associative; comparisons and IS do not chain.
-            let left_min = if lv >= ADD { lv } else { lv + 1 };
-            format!("{} {text} {}", operand(l, left_min), operand(r, lv + 1))
+            // Arithmetic is left-associative; comparisons do not chain; a comparison under IS
+            // [NOT] DISTINCT FROM is parenthesized for the reader.
+            let (left_min, right_min) = match lv {
+                IS => (ADD, ADD),
+                l if l >= ADD => (l, l + 1),
+                l => (l + 1, l + 1),
+            };
+            format!("{} {text} {}", operand(l, left_min), operand(r, right_min))
         }
         Expr::And(items) => items
             .iter()
