@@ -363,11 +363,19 @@ pub struct Select {
     pub having: Option<Expr>,
 }
 
-/// A SELECT or a UNION ALL of SELECTs.
+/// A multiset operation of two queries other than UNION ALL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetOp {
+    IntersectAll,
+    ExceptAll,
+}
+
+/// A SELECT, a UNION ALL of SELECTs, or INTERSECT ALL / EXCEPT ALL of two.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SetExpr {
     Select(Box<Select>),
     UnionAll(Vec<SetExpr>),
+    Combine(SetOp, Box<SetExpr>, Box<SetExpr>),
 }
 
 /// A WITH query.
@@ -375,7 +383,23 @@ pub enum SetExpr {
 pub struct Cte {
     pub name: Name,
     pub materialized: bool,
+    /// Named columns (`name(a, b) AS ...`), empty for the body's own.
+    pub columns: Vec<Name>,
+    /// Reads itself (`WITH RECURSIVE`).
+    pub recursive: bool,
     pub body: Statement,
+}
+
+impl Cte {
+    pub fn new(name: &str, materialized: bool, body: Statement) -> Cte {
+        Cte {
+            name: Name::internal(name),
+            materialized,
+            columns: Vec::new(),
+            recursive: false,
+            body,
+        }
+    }
 }
 
 /// A sort key.

@@ -274,6 +274,15 @@ fn select(s: &Select) -> String {
 fn set_expr(s: &SetExpr) -> String {
     match s {
         SetExpr::Select(sel) => select(sel),
+        SetExpr::Combine(op, l, r) => format!(
+            "{} {} {}",
+            set_expr(l),
+            match op {
+                SetOp::IntersectAll => "INTERSECT ALL",
+                SetOp::ExceptAll => "EXCEPT ALL",
+            },
+            set_expr(r)
+        ),
         SetExpr::UnionAll(parts) => parts
             .iter()
             .map(set_expr)
@@ -290,15 +299,32 @@ pub fn query(q: &Query) -> String {
             .with
             .iter()
             .map(|c| {
+                let columns = if c.columns.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "({})",
+                        c.columns
+                            .iter()
+                            .map(Name::render)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
                 format!(
-                    "{} AS {}({})",
+                    "{}{columns} AS {}({})",
                     c.name.render(),
                     if c.materialized { "MATERIALIZED " } else { "" },
                     statement(&c.body)
                 )
             })
             .collect();
-        out.push_str(&format!("WITH {} ", ctes.join(", ")));
+        let recursive = if q.with.iter().any(|c| c.recursive) {
+            "RECURSIVE "
+        } else {
+            ""
+        };
+        out.push_str(&format!("WITH {recursive}{} ", ctes.join(", ")));
     }
     out.push_str(&set_expr(&q.body));
     if !q.order_by.is_empty() {

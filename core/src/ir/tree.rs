@@ -63,6 +63,11 @@ fn push_query(q: &Query, depth: usize, out: &mut Vec<String>) {
 fn push_set(s: &SetExpr, depth: usize, out: &mut Vec<String>) {
     match s {
         SetExpr::Select(sel) => push_select(sel, depth, out),
+        SetExpr::Combine(op, l, r) => {
+            line(out, depth, format!("{op:?}"));
+            push_set(l, depth + 1, out);
+            push_set(r, depth + 1, out);
+        }
         SetExpr::UnionAll(parts) => {
             line(out, depth, format!("Union all ({} parts)", parts.len()));
             for p in parts {
@@ -101,7 +106,7 @@ fn push_select(s: &Select, depth: usize, out: &mut Vec<String>) {
                 .as_ref()
                 .map(|f| format!(" by {}", sql::expr(f)))
                 .unwrap_or_default(),
-            SetExpr::UnionAll(_) => String::new(),
+            SetExpr::UnionAll(_) | SetExpr::Combine(..) => String::new(),
         };
         line(out, depth + 1, format!("Lookup ({kind}){by}"));
         push_query(q, depth + 2, out);

@@ -553,10 +553,8 @@ impl GroupPlan {
             keep.push(E::call("COALESCE", vec![E::user(hs), E::bool(false)]));
         }
         let keep = E::and(keep);
-        let cte = |name: &str, materialized: bool, body: Query| Cte {
-            name: Name::internal(name),
-            materialized,
-            body: Statement::Query(body),
+        let cte = |name: &str, materialized: bool, body: Query| {
+            Cte::new(name, materialized, Statement::Query(body))
         };
         let outputs = |flag: E| {
             let mut items = self.output_columns();

@@ -130,11 +130,8 @@ pub fn delta(
 ) -> Query {
     let cols = columns(items.len());
     let local = |n: &str| vec![From::Table(RelName::Local(Name::internal(n)), None)];
-    let cte = |name: &str, body: Select| Cte {
-        name: Name::internal(name),
-        materialized: false,
-        body: Statement::Query(Query::select(body)),
-    };
+    let cte =
+        |name: &str, body: Select| Cte::new(name, false, Statement::Query(Query::select(body)));
     let net = || hidden("__pgt_net");
     let weighed = stage(
         with_items(
@@ -216,11 +213,7 @@ pub fn delta(
     Query {
         with: vec![
             cte("__pgt_d", weighed),
-            Cte {
-                name: Name::internal("__pgt_n"),
-                materialized: false,
-                body: Statement::Query(netted),
-            },
+            Cte::new("__pgt_n", false, Statement::Query(netted)),
             cte("__pgt_cur", current),
         ],
         body: SetExpr::Select(Box::new(Select {

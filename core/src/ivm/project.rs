@@ -56,11 +56,7 @@ pub fn delta(
     let rid = || Expr::Col(None, Name::quoted(ROW_ID));
     let net = || Expr::hidden(None, "__pgt_net");
     let local = |n: &str| vec![From::Table(RelName::Local(Name::internal(n)), None)];
-    let cte = |name: &str, body: Query| Cte {
-        name: Name::internal(name),
-        materialized: false,
-        body: Statement::Query(body),
-    };
+    let cte = |name: &str, body: Query| Cte::new(name, false, Statement::Query(body));
     let rows = input.delta_query(&projected(items, id), filter);
     let netted = Select {
         items: vec![

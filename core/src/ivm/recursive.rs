@@ -15,11 +15,12 @@
 //! data has no cycle reachable from the changes.
 
 use super::fold;
+use super::join;
 use super::join::{Input, Variant};
 use super::parse::Unsupported;
 use super::SourceTable;
 use crate::ident::quote_ident;
-use crate::ir::{self, From, Name};
+use crate::ir::{self, From, Item, JoinKind, Name, RelName, Select};
 use sqlparser::ast::{
     Expr, JoinConstraint, JoinOperator, Query, SelectItem, SetExpr, SetOperator, SetQuantifier,
     Statement, TableFactor,
@@ -30,13 +31,13 @@ use sqlparser::parser::Parser;
 /// The alias of the recursive relation's rows in the plan's SQL.
 pub const ALIAS: &str = "__pgt_r";
 
-/// One SELECT of the recursive CTE, as SQL fragments.
+/// One SELECT of the recursive CTE.
 #[derive(Debug, Clone)]
 struct Part {
     table: String,
     alias: String,
-    items: String,
-    filter: Option<String>,
+    items: Vec<Expr>,
+    filter: Option<Expr>,
 }
 
 /// A recursive query this module maintains.
@@ -50,7 +51,7 @@ pub struct Recursive {
     step: Part,
     /// The name the step gives the recursive relation, and its join condition.
     step_r_alias: String,
-    step_cond: String,
+    step_cond: Expr,
     /// The tables, base then step (names as written).
     pub tables: Vec<String>,
 }
@@ -71,13 +72,13 @@ fn name_of(t: &TableFactor) -> Option<(String, String)> {
     }
 }
 
-fn items_sql(items: &[SelectItem]) -> Option<(String, Vec<Option<String>>)> {
-    let mut sql = Vec::new();
+fn items_of(items: &[SelectItem]) -> Option<(Vec<Expr>, Vec<Option<String>>)> {
+    let mut exprs = Vec::new();
     let mut names = Vec::new();
     for i in items {
         match i {
             SelectItem::UnnamedExpr(e) => {
-                sql.push(e.to_string());
+                exprs.push(e.clone());
                 names.push(match e {
                     Expr::Identifier(i) => Some(fold(i)),
                     Expr::CompoundIdentifier(p) => p.last().map(fold),
@@ -85,13 +86,13 @@ fn items_sql(items: &[SelectItem]) -> Option<(String, Vec<Option<String>>)> {
                 });
             }
             SelectItem::ExprWithAlias { expr, alias } => {
-                sql.push(expr.to_string());
+                exprs.push(expr.clone());
                 names.push(Some(fold(alias)));
             }
             _ => return None,
         }
     }
-    Some((sql.join(", "), names))
+    Some((exprs, names))
 }
 
 impl Recursive {
@@ -164,7 +165,7 @@ impl Recursive {
             return Err(bad("whose base reads itself"));
         }
         let (base_items, base_names) =
-            items_sql(&b.projection).ok_or_else(|| bad("with `*` in the base"))?;
+            items_of(&b.projection).ok_or_else(|| bad("with `*` in the base"))?;
         // Step: `t JOIN r ON c` or `r JOIN t ON c`.
         let [st] = s.from.as_slice() else {
             return Err(bad("whose step reads other than one table and itself"));
@@ -174,7 +175,7 @@ impl Recursive {
         };
         let cond = match &j.join_operator {
             JoinOperator::Inner(JoinConstraint::On(c))
-            | JoinOperator::Join(JoinConstraint::On(c)) => c.to_string(),
+            | JoinOperator::Join(JoinConstraint::On(c)) => c.clone(),
             _ => return Err(bad("whose step is not an inner JOIN ... ON")),
         };
         let (n1, a1) = name_of(&st.relation)
@@ -188,8 +189,7 @@ impl Recursive {
         } else {
             return Err(bad("whose step does not join the recursive query"));
         };
-        let (step_items, _) =
-            items_sql(&s.projection).ok_or_else(|| bad("with `*` in the step"))?;
+        let (step_items, _) = items_of(&s.projection).ok_or_else(|| bad("with `*` in the step"))?;
         // The recursive relation's columns, and an outer query that returns exactly them.
         let columns: Vec<String> = if cte.alias.columns.is_empty() {
             base_names
@@ -231,13 +231,13 @@ impl Recursive {
                 table: base_table.clone(),
                 alias: base_alias,
                 items: base_items,
-                filter: b.selection.as_ref().map(|e| e.to_string()),
+                filter: b.selection.clone(),
             },
             step: Part {
                 table: step_table.clone(),
                 alias: step_alias,
                 items: step_items,
-                filter: s.selection.as_ref().map(|e| e.to_string()),
+                filter: s.selection.clone(),
             },
             step_r_alias,
             step_cond: cond,
@@ -249,42 +249,78 @@ impl Recursive {
     /// semi-naive delta (`storage` is R_old). `sources` are the base's and the step's.
     pub fn input(&self, sources: &[SourceTable], storage: &str) -> Input {
         let r = quote_ident(ALIAS);
-        let cols = self
+        let (b, s) = (&self.base, &self.step);
+        let user = |e: &Expr| ir::Expr::User(Box::new(e.clone()));
+        let items = |p: &Part, weight_of: &str| -> Vec<Item> {
+            p.items
+                .iter()
+                .map(|e| Item::bare(user(e)))
+                .chain([Item::bare(join::weight_of(weight_of))])
+                .collect()
+        };
+        let on = || Some(user(&self.step_cond));
+        let scan = |src: &SourceTable, alias: &str| join::Variant::scan(alias, src).from;
+        let local = |n: &str, alias: &str| {
+            From::Table(RelName::Local(Name::internal(n)), Some(Name::quoted(alias)))
+        };
+        let part = |p: &Part, weight: &str, from: From| Select {
+            items: items(p, weight),
+            from: vec![from],
+            filter: p.filter.as_ref().map(user),
+            ..Select::default()
+        };
+        let recursion = ir::Query::union_all(vec![
+            part(b, &b.alias, scan(&sources[0], &b.alias)),
+            part(
+                s,
+                &s.alias,
+                scan(&sources[1], &s.alias).join(
+                    JoinKind::Inner,
+                    From::Table(
+                        RelName::Catalog(storage.to_string()),
+                        Some(Name::quoted(&self.step_r_alias)),
+                    ),
+                    on(),
+                ),
+            ),
+            part(
+                s,
+                &self.step_r_alias,
+                join::table(&sources[1], &s.alias).join(
+                    JoinKind::Inner,
+                    local("__pgt_d", &self.step_r_alias),
+                    on(),
+                ),
+            ),
+        ]);
+        let columns: Vec<Name> = self
             .columns
             .iter()
-            .map(|c| quote_ident(c))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let wh = |f: &Option<String>| {
-            f.as_ref()
-                .map(|f| format!(" WHERE {f}"))
-                .unwrap_or_default()
+            .map(|c| Name::quoted(c.clone()))
+            .chain([Name::internal("__pgt_w")])
+            .collect();
+        let delta = ir::Query {
+            with: vec![ir::Cte {
+                columns: columns.clone(),
+                recursive: true,
+                ..ir::Cte::new("__pgt_d", false, ir::Statement::Query(recursion))
+            }],
+            body: ir::SetExpr::Select(Box::new(Select {
+                items: columns
+                    .into_iter()
+                    .map(|c| Item::bare(ir::Expr::Col(None, c)))
+                    .collect(),
+                from: vec![From::Table(RelName::Local(Name::internal("__pgt_d")), None)],
+                ..Select::default()
+            })),
+            order_by: Vec::new(),
+            limit: None,
         };
-        let events = |s: &SourceTable| format!("({})", super::scan::events_sql(s));
-        let (b, s) = (&self.base, &self.step);
-        let ra = quote_ident(&self.step_r_alias);
-        let delta = format!(
-            "WITH RECURSIVE __pgt_d({cols}, __pgt_w) AS (\
-               SELECT {bi}, {ba}.__pgt_w FROM {be} AS {ba}{bw} \
-               UNION ALL SELECT {si}, {sa}.__pgt_w FROM {se} AS {sa} JOIN {storage} AS {ra} ON ({c}){sw} \
-               UNION ALL SELECT {si}, {ra}.__pgt_w FROM {st} AS {sa} JOIN __pgt_d AS {ra} ON ({c}){sw}) \
-             SELECT {cols}, __pgt_w FROM __pgt_d",
-            bi = b.items,
-            be = events(&sources[0]),
-            ba = quote_ident(&b.alias),
-            bw = wh(&b.filter),
-            si = s.items,
-            se = events(&sources[1]),
-            sa = quote_ident(&s.alias),
-            st = sources[1].quoted,
-            c = self.step_cond,
-            sw = wh(&s.filter),
-        );
         Input {
             full_from: format!("({}) AS {r}", self.query),
             bulk_from: format!("({}) AS {r}", self.query),
             variants: vec![Variant {
-                from: From::subquery(ir::Statement::Sql(delta), Name::quoted(ALIAS)),
+                from: From::subquery(ir::Statement::Query(delta), Name::quoted(ALIAS)),
                 weight: vec![super::join::weight_of(ALIAS)],
                 cond: Vec::new(),
             }],

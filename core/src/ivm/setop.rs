@@ -16,8 +16,9 @@
 use super::join::{weight_of, Input, Variant};
 use super::parse::{QuerySpec, Unsupported, UNION_ALIAS};
 use super::SourceTable;
-use crate::ident::quote_ident;
-use crate::ir::{self, From, Op};
+use crate::ir::{
+    sql, Expr, From, Item, JoinKind, Name, Op, Query, Select, SetExpr, SetOp, Statement,
+};
 
 /// Which multiset operation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,19 +28,28 @@ pub enum SetAll {
 }
 
 impl SetAll {
-    fn sql(self) -> &'static str {
+    fn ir(self) -> SetOp {
         match self {
-            SetAll::Intersect => "INTERSECT ALL",
-            SetAll::Except => "EXCEPT ALL",
+            SetAll::Intersect => SetOp::IntersectAll,
+            SetAll::Except => SetOp::ExceptAll,
         }
     }
 
     /// The copies of a row counted `a` and `b` times in the branches.
-    fn copies(self, a: &str, b: &str) -> String {
+    fn copies(self, a: Expr, b: Expr) -> Expr {
         match self {
-            SetAll::Intersect => format!("LEAST({a}, {b})"),
-            SetAll::Except => format!("GREATEST({a} - {b}, 0)"),
+            SetAll::Intersect => Expr::call("LEAST", vec![a, b]),
+            SetAll::Except => Expr::call("GREATEST", vec![Expr::bin(Op::Sub, a, b), Expr::int(0)]),
         }
+    }
+}
+
+fn select_from(items: Vec<Item>, from: From, filter: Vec<Expr>) -> Select {
+    Select {
+        items,
+        from: vec![from],
+        filter: (!filter.is_empty()).then(|| Expr::and(filter)),
+        ..Select::default()
     }
 }
 
@@ -51,10 +61,14 @@ pub fn input(
     sources: &[SourceTable],
     tables: Vec<(String, SourceTable)>,
 ) -> Result<Input, Unsupported> {
-    let u = quote_ident(UNION_ALIAS);
     let width = spec.items.len();
-    let names: Vec<String> = (1..=width)
-        .map(|i| quote_ident(&format!("{UNION_ALIAS}{i}")))
+    let names: Vec<Name> = (1..=width)
+        .map(|i| Name::quoted(format!("{UNION_ALIAS}{i}")))
+        .collect();
+    let d = |c: &str| Expr::hidden(Some("__pgt_d"), c);
+    let d_cols: Vec<Expr> = names
+        .iter()
+        .map(|n| Expr::Col(Some(Name::internal("__pgt_d")), n.clone()))
         .collect();
     let mut fulls = Vec::new();
     let mut deltas = Vec::new();
@@ -64,87 +78,179 @@ pub fn input(
         let n = b.from.len();
         let bi = Input::new(b, &sources[offset..offset + n])?;
         offset += n;
-        let cols: Vec<String> = b
+        let cols: Vec<Item> = b
             .items
             .iter()
             .zip(&names)
-            .map(|(e, n)| format!("{e} AS {n}"))
+            .map(|(e, n)| Item::new(Expr::user(e), n.clone()))
             .collect();
-        fulls.push(format!(
-            "SELECT {} FROM {}{}",
-            cols.join(", "),
-            bi.bulk_from,
-            super::filter::where_clause(b.filter.as_ref())
+        let filter: Vec<Expr> = b.filter.iter().map(Expr::user).collect();
+        fulls.push(SetExpr::Select(Box::new(select_from(
+            cols.clone(),
+            From::Sql(bi.bulk_from.clone()),
+            filter.clone(),
+        ))));
+        deltas.push(select_from(
+            vec![
+                Item::bare(Expr::Star(Some(Name::internal("__pgt_b")))),
+                Item::new(Expr::int(side as i64), Name::internal("__pgt_side")),
+            ],
+            From::subquery(
+                Statement::Query(bi.delta_query(&cols, b.filter.as_ref())),
+                Name::internal("__pgt_b"),
+            ),
+            Vec::new(),
         ));
-        deltas.push(format!(
-            "SELECT __pgt_b.*, {side} AS __pgt_side FROM ({}) AS __pgt_b",
-            bi.delta_rows(&cols.join(", "), b.filter.as_ref())
-        ));
-        let f = b
-            .filter
-            .as_ref()
-            .map(|f| format!(" AND ({f})"))
-            .unwrap_or_default();
-        let eq: Vec<String> = b
-            .items
-            .iter()
-            .zip(&names)
-            .map(|(e, n)| format!("({e}) = __pgt_d.{n}"))
-            .collect();
-        let items: Vec<String> = b.items.iter().map(|e| format!("({e})")).collect();
-        let d_cols: Vec<String> = names.iter().map(|n| format!("__pgt_d.{n}")).collect();
         // A content without NULLs is found by equality (index-friendly); one with a NULL by
         // IS NOT DISTINCT FROM. Which branch runs is decided per content (a one-time filter).
-        counts.push(format!(
-            "(SELECT count(*) FROM (\
-               SELECT 1 FROM {from} WHERE NOT __pgt_d.__pgt_nulls AND {eq}{f} \
-               UNION ALL \
-               SELECT 1 FROM {from} WHERE __pgt_d.__pgt_nulls AND ROW({items}) IS NOT DISTINCT FROM ROW({dc}){f}\
-             ) AS __pgt_x)",
-            from = bi.full_from,
-            eq = eq.join(" AND "),
-            items = items.join(", "),
-            dc = d_cols.join(", "),
-        ));
+        let items: Vec<Expr> = b.items.iter().map(Expr::user).collect();
+        let one = || vec![Item::bare(Expr::int(1))];
+        let by_equality = std::iter::once(Expr::negated(d("__pgt_nulls")))
+            .chain(
+                items
+                    .iter()
+                    .zip(&d_cols)
+                    .map(|(e, c)| Expr::bin(Op::Eq, e.clone(), c.clone())),
+            )
+            .chain(filter.clone())
+            .collect();
+        let null_safe = vec![
+            d("__pgt_nulls"),
+            Expr::bin(
+                Op::IsNotDistinctFrom,
+                Expr::Row(items.clone()),
+                Expr::Row(d_cols.clone()),
+            ),
+        ]
+        .into_iter()
+        .chain(filter)
+        .collect();
+        let full = || From::Sql(bi.full_from.clone());
+        counts.push(Expr::subquery(Query::select(select_from(
+            vec![Item::bare(Expr::call("count", vec![Expr::Star(None)]))],
+            From::subquery(
+                Statement::Query(Query::union_all(vec![
+                    select_from(one(), full(), by_equality),
+                    select_from(one(), full(), null_safe),
+                ])),
+                Name::internal("__pgt_x"),
+            ),
+            Vec::new(),
+        ))));
     }
-    let nulls: Vec<String> = names.iter().map(|n| format!("{n} IS NULL")).collect();
-    let changed = format!(
-        "SELECT {cols}, ({nulls}) AS __pgt_nulls, \
-                COALESCE(sum(__pgt_w) FILTER (WHERE __pgt_side = 0), 0)::bigint AS __pgt_d1, \
-                COALESCE(sum(__pgt_w) FILTER (WHERE __pgt_side = 1), 0)::bigint AS __pgt_d2 \
-           FROM ({deltas}) AS __pgt_e GROUP BY {cols}",
-        cols = names.join(", "),
-        nulls = nulls.join(" OR "),
-        deltas = deltas.join(" UNION ALL "),
-    );
-    let d_cols: Vec<String> = names.iter().map(|n| format!("__pgt_d.{n}")).collect();
-    let weight = format!(
-        "{} - {}",
-        op.copies("__pgt_c.__pgt_n1", "__pgt_c.__pgt_n2"),
-        op.copies(
-            "(__pgt_c.__pgt_n1 - __pgt_d.__pgt_d1)",
-            "(__pgt_c.__pgt_n2 - __pgt_d.__pgt_d2)"
+    let side_sum = |side: i64, alias: &str| {
+        Item::new(
+            Expr::cast(
+                Expr::call(
+                    "COALESCE",
+                    vec![
+                        Expr::agg(
+                            "sum",
+                            vec![Expr::hidden(None, "__pgt_w")],
+                            Some(Expr::bin(
+                                Op::Eq,
+                                Expr::hidden(None, "__pgt_side"),
+                                Expr::int(side),
+                            )),
+                        ),
+                        Expr::int(0),
+                    ],
+                ),
+                "bigint",
+            ),
+            Name::internal(alias),
         )
+    };
+    let plain: Vec<Expr> = names.iter().map(|n| Expr::Col(None, n.clone())).collect();
+    let mut changed_items: Vec<Item> = plain.iter().cloned().map(Item::bare).collect();
+    changed_items.push(Item::new(
+        Expr::or(
+            plain
+                .iter()
+                .map(|c| Expr::IsNull(Box::new(c.clone()), false))
+                .collect(),
+        ),
+        Name::internal("__pgt_nulls"),
+    ));
+    changed_items.push(side_sum(0, "__pgt_d1"));
+    changed_items.push(side_sum(1, "__pgt_d2"));
+    let mut changed = select_from(
+        changed_items,
+        From::subquery(
+            Statement::Query(Query::union_all(deltas)),
+            Name::internal("__pgt_e"),
+        ),
+        Vec::new(),
     );
-    let from = format!(
-        "(SELECT {dc}, {weight} AS __pgt_w FROM ({changed}) AS __pgt_d \
-          CROSS JOIN LATERAL (SELECT {c1} AS __pgt_n1, {c2} AS __pgt_n2) AS __pgt_c) AS {u}",
-        dc = d_cols.join(", "),
-        c1 = counts[0],
-        c2 = counts[1],
+    changed.group_by = plain;
+    let c = |n: &str| Expr::hidden(Some("__pgt_c"), n);
+    let weight = Expr::bin(
+        Op::Sub,
+        op.copies(c("__pgt_n1"), c("__pgt_n2")),
+        op.copies(
+            Expr::bin(Op::Sub, c("__pgt_n1"), d("__pgt_d1")),
+            Expr::bin(Op::Sub, c("__pgt_n2"), d("__pgt_d2")),
+        ),
     );
-    let full_from = format!("({} {} {}) AS {u}", fulls[0], op.sql(), fulls[1]);
+    let mut counted = counts.into_iter();
+    let lookups = Select {
+        items: vec![
+            Item::new(
+                counted.next().expect("two branches"),
+                Name::internal("__pgt_n1"),
+            ),
+            Item::new(
+                counted.next().expect("two branches"),
+                Name::internal("__pgt_n2"),
+            ),
+        ],
+        ..Select::default()
+    };
+    let rows = select_from(
+        d_cols
+            .into_iter()
+            .map(Item::bare)
+            .chain([Item::new(weight, Name::internal("__pgt_w"))])
+            .collect(),
+        From::subquery(
+            Statement::Query(Query::select(changed)),
+            Name::internal("__pgt_d"),
+        )
+        .join(
+            JoinKind::Cross,
+            From::Subquery {
+                query: Box::new(Statement::Query(Query::select(lookups))),
+                alias: Name::internal("__pgt_c"),
+                lateral: true,
+            },
+            None,
+        ),
+        Vec::new(),
+    );
+    let mut fulls = fulls.into_iter();
+    let (left, right) = (
+        fulls.next().expect("two branches"),
+        fulls.next().expect("two branches"),
+    );
+    let full_from = sql::from(&From::subquery(
+        Statement::Query(Query {
+            with: Vec::new(),
+            body: SetExpr::Combine(op.ir(), Box::new(left), Box::new(right)),
+            order_by: Vec::new(),
+            limit: None,
+        }),
+        Name::quoted(UNION_ALIAS),
+    ));
     Ok(Input {
         bulk_from: full_from.clone(),
         full_from,
         variants: vec![Variant {
-            from: From::Sql(from),
+            from: From::subquery(
+                Statement::Query(Query::select(rows)),
+                Name::quoted(UNION_ALIAS),
+            ),
             weight: vec![weight_of(UNION_ALIAS)],
-            cond: vec![ir::Expr::bin(
-                Op::Ne,
-                weight_of(UNION_ALIAS),
-                ir::Expr::int(0),
-            )],
+            cond: vec![Expr::bin(Op::Ne, weight_of(UNION_ALIAS), Expr::int(0))],
         }],
         tables,
         identity_tables: 0,

@@ -194,11 +194,7 @@ pub fn merge(
         )],
     };
     Query {
-        with: vec![Cte {
-            name: Name::internal("__pgt_m"),
-            materialized: false,
-            body: Statement::Merge(m),
-        }],
+        with: vec![Cte::new("__pgt_m", false, Statement::Merge(m))],
         body: SetExpr::Select(Box::new(Select {
             items: vec![
                 Item::new(
