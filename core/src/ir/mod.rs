@@ -125,8 +125,10 @@ pub enum Expr {
     InList(Box<Expr>, Vec<Expr>, bool),
     /// `e::type` (a type name as `format_type` prints it, or one pg_trickle names).
     Cast(Box<Expr>, String),
-    /// `(a, b, ...)`: the left side of a row-wise IN.
+    /// `(a, b, ...)`: the left side of a row-wise IN (`()`: the empty grouping set).
     Tuple(Vec<Expr>),
+    /// `(e)[n]`: an array element.
+    Element(Box<Expr>, i64),
     /// `e IN (query)`.
     InQuery(Box<Expr>, Box<Query>),
     Case(Vec<When>, Option<Box<Expr>>),
@@ -293,6 +295,13 @@ pub enum From {
         alias: Name,
         lateral: bool,
     },
+    /// `[LATERAL] (VALUES (...), (...)) AS alias(columns)`.
+    Values {
+        rows: Vec<Vec<Expr>>,
+        alias: Name,
+        columns: Vec<Name>,
+        lateral: bool,
+    },
     /// A set-returning function call: `LATERAL f(...) AS alias`.
     Function {
         call: Expr,
@@ -353,6 +362,8 @@ impl From {
 /// One SELECT.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Select {
+    /// `DISTINCT`.
+    pub distinct: bool,
     /// `DISTINCT ON (...)`.
     pub distinct_on: Option<Vec<Expr>>,
     pub items: Vec<Item>,

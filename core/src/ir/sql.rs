@@ -60,7 +60,7 @@ fn level(e: &Expr) -> u8 {
         Expr::Neg(_) => NEG,
         Expr::Bin(op, ..) => op_text(*op).1,
         Expr::InList(..) | Expr::InQuery(..) => IN,
-        Expr::Tuple(_) => ATOM,
+        Expr::Tuple(_) | Expr::Element(..) => ATOM,
         Expr::IsNull(..) => IS,
         Expr::Not(_) => NOT,
         Expr::And(_) => AND,
@@ -183,6 +183,7 @@ pub fn expr(e: &Expr) -> String {
         Expr::Row(items) => format!("ROW({})", list(items)),
         Expr::Subquery(q) => format!("({})", query(q)),
         Expr::Tuple(items) => format!("({})", list(items)),
+        Expr::Element(x, n) => format!("({})[{n}]", expr(x)),
         Expr::InQuery(x, q) => format!("{} IN ({})", operand(x, IN + 1), query(q)),
         Expr::Exists(q) => format!("EXISTS ({})", query(q)),
         Expr::User(u) => u.to_string(),
@@ -223,6 +224,25 @@ pub fn from(f: &From) -> String {
             alias,
             lateral: l,
         } => format!("{}{} AS {}", lateral(l), expr(call), alias.render()),
+        From::Values {
+            rows,
+            alias,
+            columns,
+            lateral: l,
+        } => format!(
+            "{}(VALUES {}) AS {}({})",
+            lateral(l),
+            rows.iter()
+                .map(|r| format!("({})", list(r)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            alias.render(),
+            columns
+                .iter()
+                .map(Name::render)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         From::Join {
             left,
             kind,
@@ -251,6 +271,9 @@ pub fn from(f: &From) -> String {
 
 fn select(s: &Select) -> String {
     let mut out = String::from("SELECT ");
+    if s.distinct {
+        out.push_str("DISTINCT ");
+    }
     if let Some(on) = &s.distinct_on {
         out.push_str(&format!("DISTINCT ON ({}) ", list(on)));
     }

@@ -172,6 +172,11 @@ fn push_from(f: &From, depth: usize, out: &mut Vec<String>) {
             depth,
             format!("Function {} AS {}", function_name(call), alias.render()),
         ),
+        From::Values { rows, alias, .. } => line(
+            out,
+            depth,
+            format!("Values ({} rows) AS {}", rows.len(), alias.render()),
+        ),
         From::Join {
             left,
             kind,
@@ -237,7 +242,11 @@ fn lookups_in<'a>(e: &'a Expr, out: &mut Vec<(&'static str, &'a Query)>) {
                 lookups_in(a, out);
             }
         }
-        Expr::Neg(x) | Expr::Not(x) | Expr::IsNull(x, _) | Expr::Cast(x, _) => lookups_in(x, out),
+        Expr::Neg(x)
+        | Expr::Not(x)
+        | Expr::IsNull(x, _)
+        | Expr::Cast(x, _)
+        | Expr::Element(x, _) => lookups_in(x, out),
         Expr::Bin(_, l, r) => {
             lookups_in(l, out);
             lookups_in(r, out);

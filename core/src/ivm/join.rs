@@ -308,16 +308,18 @@ impl Input {
             ));
         }
         let mut full = join_tree(now(), &spec.joins);
-        let mut bulk_from = sql::from(&full);
+        let mut bulk = full.clone();
         for (k, sc) in spec.scalars.iter().enumerate() {
             for p in sc.parts(&scalar_srcs[k], scalar::State::New, &from_srcs) {
                 full = full.join(p.kind, p.right, p.on);
             }
-            bulk_from.push_str(&sc.bulk(&scalar_srcs[k]));
+            for (kind, right, on) in sc.bulk(&scalar_srcs[k]) {
+                bulk = bulk.join(kind, right, on);
+            }
         }
         Ok(Input {
             full_from: sql::from(&full),
-            bulk_from,
+            bulk_from: sql::from(&bulk),
             variants,
             identity_tables: n,
             tables,

@@ -29,7 +29,16 @@ use super::fold;
 use super::parse::{FromTable, Unsupported};
 use super::SourceTable;
 use crate::ident::quote_ident;
-use crate::ir::{self, From, JoinKind, Name, Statement};
+use crate::ir::{
+    Cte, Expr as E, From, Item, JoinKind, Name, Op, Query as IrQuery, RelName, Select, Statement,
+};
+
+fn local(name: &str, alias: Option<&str>) -> From {
+    From::Table(
+        RelName::Local(Name::internal(name)),
+        alias.map(Name::internal),
+    )
+}
 use sqlparser::ast::{
     BinaryOperator, Expr, GroupByExpr, Ident, Query, SelectItem, SetExpr, TableFactor,
 };
@@ -720,9 +729,9 @@ pub fn bind_keys(
 pub struct Part {
     pub kind: JoinKind,
     pub right: From,
-    pub on: Option<ir::Expr>,
-    pub weight: Option<ir::Expr>,
-    pub cond: Option<ir::Expr>,
+    pub on: Option<E>,
+    pub weight: Option<E>,
+    pub cond: Option<E>,
 }
 
 /// The state of a factor in one delta variant.
@@ -734,26 +743,47 @@ pub enum State {
 }
 
 impl Scalar {
-    fn q(&self) -> (String, String) {
-        (quote_ident(&self.alias), quote_ident(&self.inner))
+    fn alias(&self) -> Name {
+        Name::quoted(&self.alias)
     }
 
-    fn conds(&self, extra: &[String]) -> String {
-        let mut c: Vec<String> = self.filter.iter().map(|f| format!("({f})")).collect();
-        c.extend(extra.iter().cloned());
-        if c.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", c.join(" AND "))
+    fn inner(&self) -> Name {
+        Name::quoted(&self.inner)
+    }
+
+    /// The table under the inner alias.
+    fn table(&self, src: &SourceTable) -> From {
+        From::Table(RelName::Catalog(src.quoted.clone()), Some(self.inner()))
+    }
+
+    /// The window's images of the table under the inner alias.
+    fn window(&self, src: &SourceTable) -> From {
+        From::Window {
+            source: src.quoted.clone(),
+            buffer: src.buffer.clone(),
+            param: src.own_param,
+            rows: Box::new(super::scan::events(src)),
+            alias: self.inner(),
         }
     }
 
+    /// The local filter and `extra`, or nothing.
+    fn conds(&self, extra: Vec<E>) -> Option<E> {
+        let c: Vec<E> = self.filter.iter().map(E::user).chain(extra).collect();
+        (!c.is_empty()).then(|| E::and(c))
+    }
+
     /// `inner.k_i = (outer_i)` for every bound key.
-    fn key_match(&self) -> Vec<String> {
-        let (_, i) = self.q();
+    fn key_match(&self) -> Vec<E> {
         self.keys
             .iter()
-            .map(|(c, o)| format!("{i}.{} = ({o})", quote_ident(c)))
+            .map(|(c, o)| {
+                E::bin(
+                    Op::Eq,
+                    E::Col(Some(self.inner()), Name::quoted(c)),
+                    E::user(o),
+                )
+            })
             .collect()
     }
 
@@ -763,100 +793,131 @@ impl Scalar {
             .collect()
     }
 
-    /// `inner.k1, inner.k2, ...`.
-    fn inner_keys(&self) -> Vec<String> {
-        let (_, i) = self.q();
-        self.keys
+    fn keys_of(&self, rel: &str) -> Vec<E> {
+        self.key_names()
             .iter()
-            .map(|(c, _)| format!("{i}.{}", quote_ident(c)))
+            .map(|k| E::hidden(Some(rel), k))
             .collect()
     }
 
-    fn output_list(&self) -> String {
-        self.outputs
+    /// `inner.k1, inner.k2, ...`.
+    fn inner_keys(&self) -> Vec<E> {
+        self.keys
             .iter()
-            .map(|(n, e)| format!("{e} AS {}", quote_ident(n)))
-            .collect::<Vec<_>>()
-            .join(", ")
+            .map(|(c, _)| E::Col(Some(self.inner()), Name::quoted(c)))
+            .collect()
     }
 
-    /// ` GROUP BY keys [HAVING h]` for a grouped factor (empty for a scalar subquery).
-    fn grouping(&self) -> String {
-        if !self.grouped {
-            return String::new();
+    /// `inner.k_i AS __pgt_k<i>`.
+    fn keyed(&self) -> Vec<Item> {
+        self.inner_keys()
+            .into_iter()
+            .zip(self.key_names())
+            .map(|(c, k)| Item::new(c, Name::internal(k)))
+            .collect()
+    }
+
+    fn output_items(&self) -> Vec<Item> {
+        self.outputs
+            .iter()
+            .map(|(n, e)| Item::new(E::user(e), Name::quoted(n)))
+            .collect()
+    }
+
+    /// GROUP BY the keys [HAVING h].
+    fn grouped_by_key(&self, s: Select) -> Select {
+        Select {
+            group_by: self.inner_keys(),
+            having: self.having.as_ref().map(E::user),
+            ..s
         }
-        let having = self
-            .having
-            .as_ref()
-            .map(|h| format!(" HAVING {h}"))
-            .unwrap_or_default();
-        format!(" GROUP BY {}{having}", self.inner_keys().join(", "))
     }
 
     /// The new outputs for the outer row (a LATERAL lookup by key; one row for a scalar
     /// subquery, at most one for a grouped subquery).
-    pub fn lookup(&self, src: &SourceTable) -> String {
-        let (a, i) = self.q();
-        let lateral = if self.keys.is_empty() { "" } else { "LATERAL " };
-        format!(
-            "{lateral}(SELECT {o} FROM {t} AS {i}{w}{g}) AS {a}",
-            o = self.output_list(),
-            t = src.quoted,
-            w = self.conds(&self.key_match()),
-            g = self.grouping(),
-        )
+    pub fn lookup(&self, src: &SourceTable) -> From {
+        let s = Select {
+            items: self.output_items(),
+            from: vec![self.table(src)],
+            filter: self.conds(self.key_match()),
+            ..Select::default()
+        };
+        From::Subquery {
+            query: Box::new(Statement::Query(IrQuery::select(if self.grouped {
+                self.grouped_by_key(s)
+            } else {
+                s
+            }))),
+            alias: self.alias(),
+            lateral: !self.keys.is_empty(),
+        }
     }
 
     /// The window's images of the table that pass the local filter, aliased as the inner table.
-    fn events(&self, src: &SourceTable, extra: &[String]) -> String {
-        let (_, i) = self.q();
-        format!(
-            "SELECT 1 FROM ({}) AS {i}{}",
-            super::scan::events_sql(src),
-            self.conds(extra)
-        )
+    fn events(&self, src: &SourceTable, extra: Vec<E>) -> IrQuery {
+        IrQuery::select(Select {
+            items: vec![Item::bare(E::int(1))],
+            from: vec![self.window(src)],
+            filter: self.conds(extra),
+            ..Select::default()
+        })
     }
 
     /// The affected keys `__pgt_k<i>` (non-NULL: a NULL key matches no outer row), within the
     /// [`Scope`] when there is one: keys of the scope table's rows passing its conditions now,
     /// or of its window's images (which hold every row it had before that is not there now).
     /// `outer`: the FROM tables, in FROM order.
-    fn affected(&self, src: &SourceTable, outer: &[SourceTable]) -> String {
-        let (_, i) = self.q();
-        let cols: Vec<String> = self
+    fn affected(&self, src: &SourceTable, outer: &[SourceTable]) -> IrQuery {
+        let mut not_null: Vec<E> = self
             .inner_keys()
-            .iter()
-            .zip(self.key_names())
-            .map(|(c, k)| format!("{c} AS {k}"))
-            .collect();
-        let mut not_null: Vec<String> = self
-            .keys
-            .iter()
-            .map(|(c, _)| format!("{i}.{} IS NOT NULL", quote_ident(c)))
+            .into_iter()
+            .map(|k| E::IsNull(Box::new(k), true))
             .collect();
         if let Some((scope, os)) = self
             .scope
             .as_ref()
             .and_then(|sc| outer.get(sc.table).map(|os| (sc, os)))
         {
-            let a = quote_ident(&scope.alias);
-            let outer_keys: Vec<String> = self.keys.iter().map(|(_, e)| e.to_string()).collect();
-            let conds: Vec<String> = scope.conds.iter().map(|c| format!("({c})")).collect();
-            not_null.push(format!(
-                "({ik}) IN (SELECT {ok} FROM {t} AS {a} WHERE {w} UNION ALL SELECT {ok} FROM ({ev}) AS {a})",
-                ik = self.inner_keys().join(", "),
-                ok = outer_keys.join(", "),
-                t = os.quoted,
-                w = conds.join(" AND "),
-                ev = super::scan::events_sql(os),
+            let outer_keys = || -> Vec<Item> {
+                self.keys
+                    .iter()
+                    .map(|(_, e)| Item::bare(E::user(e)))
+                    .collect()
+            };
+            let a = Name::quoted(&scope.alias);
+            not_null.push(E::InQuery(
+                Box::new(E::Tuple(self.inner_keys())),
+                Box::new(IrQuery::union_all(vec![
+                    Select {
+                        items: outer_keys(),
+                        from: vec![From::Table(
+                            RelName::Catalog(os.quoted.clone()),
+                            Some(a.clone()),
+                        )],
+                        filter: Some(E::and(scope.conds.iter().map(E::user).collect())),
+                        ..Select::default()
+                    },
+                    Select {
+                        items: outer_keys(),
+                        from: vec![From::Window {
+                            source: os.quoted.clone(),
+                            buffer: os.buffer.clone(),
+                            param: os.own_param,
+                            rows: Box::new(super::scan::events(os)),
+                            alias: a,
+                        }],
+                        ..Select::default()
+                    },
+                ])),
             ));
         }
-        format!(
-            "SELECT DISTINCT {} FROM ({}) AS {i}{}",
-            cols.join(", "),
-            super::scan::events_sql(src),
-            self.conds(&not_null)
-        )
+        IrQuery::select(Select {
+            distinct: true,
+            items: self.keyed(),
+            from: vec![self.window(src)],
+            filter: self.conds(not_null),
+            ..Select::default()
+        })
     }
 
     /// The columns of the table the factor reads.
@@ -882,248 +943,443 @@ impl Scalar {
     }
 
     /// `(inner keys) IN (SELECT keys FROM __pgt_a)`, or nothing when there are no keys.
-    fn in_affected(&self) -> Vec<String> {
+    fn in_affected(&self) -> Vec<E> {
         if self.keys.is_empty() {
             return Vec::new();
         }
-        vec![format!(
-            "({}) IN (SELECT {} FROM __pgt_a)",
-            self.inner_keys().join(", "),
-            self.key_names().join(", ")
+        vec![E::InQuery(
+            Box::new(E::Tuple(self.inner_keys())),
+            Box::new(IrQuery::select(Select {
+                items: self.keys_of_bare(),
+                from: vec![local("__pgt_a", None)],
+                ..Select::default()
+            })),
         )]
+    }
+
+    fn keys_of_bare(&self) -> Vec<Item> {
+        self.key_names()
+            .iter()
+            .map(|k| Item::bare(E::hidden(None, k)))
+            .collect()
     }
 
     /// The table's rows before the window (restricted to the affected keys `__pgt_a` when
     /// keyed), as copies: current rows plus the window's images with negated weights, netted
     /// per row.
-    fn old_rows(&self, src: &SourceTable) -> String {
-        let (_, i) = self.q();
-        let cols: Vec<String> = self.read_columns().iter().map(|c| quote_ident(c)).collect();
-        let qual: Vec<String> = cols.iter().map(|c| format!("{i}.{c}")).collect();
-        let sep = if cols.is_empty() { "" } else { ", " };
+    fn old_rows(&self, src: &SourceTable) -> IrQuery {
+        let cols: Vec<Name> = self.read_columns().iter().map(Name::quoted).collect();
+        let qual = |w: E| -> Vec<Item> {
+            cols.iter()
+                .map(|c| Item::bare(E::Col(Some(self.inner()), c.clone())))
+                .chain([Item::new(w, Name::internal("__pgt_w"))])
+                .collect()
+        };
+        let union = IrQuery::union_all(vec![
+            Select {
+                items: qual(E::int(1)),
+                from: vec![self.table(src)],
+                filter: self.conds(self.in_affected()),
+                ..Select::default()
+            },
+            Select {
+                items: qual(E::Neg(Box::new(E::Col(
+                    Some(self.inner()),
+                    Name::internal("__pgt_w"),
+                )))),
+                from: vec![self.window(src)],
+                filter: self.conds(self.in_affected()),
+                ..Select::default()
+            },
+        ]);
         // Netted by the row's text (every type has one; json has no equality operator).
         let group = if cols.is_empty() {
-            "()".to_string()
+            E::Tuple(Vec::new())
         } else {
-            format!("ROW({})::text", cols.join(", "))
+            E::cast(
+                E::Row(cols.iter().map(|c| E::Col(None, c.clone())).collect()),
+                "text",
+            )
         };
-        let picked: Vec<String> = cols
-            .iter()
-            .map(|c| format!("(array_agg({c}))[1] AS {c}"))
-            .collect();
-        let out: Vec<String> = cols.iter().map(|c| format!("__pgt_r.{c}")).collect();
-        format!(
-            "SELECT {out} FROM (SELECT {cl}{sep}sum(__pgt_w) AS __pgt_n FROM (\
-             SELECT {q}{sep}1 AS __pgt_w FROM {t} AS {i}{w} UNION ALL \
-             SELECT {q}{sep}-{i}.__pgt_w FROM ({ev}) AS {i}{w}) AS __pgt_u \
-             GROUP BY {group} HAVING sum(__pgt_w) > 0) AS __pgt_r \
-             CROSS JOIN LATERAL pg_catalog.generate_series(1, __pgt_r.__pgt_n)",
-            out = out.join(", "),
-            cl = picked.join(", "),
-            q = qual.join(", "),
-            t = src.quoted,
-            w = self.conds(&self.in_affected()),
-            ev = super::scan::events_sql(src),
-        )
+        let sum_w = || E::call("sum", vec![E::hidden(None, "__pgt_w")]);
+        let netted = Select {
+            items: cols
+                .iter()
+                .map(|c| {
+                    Item::new(
+                        E::Element(
+                            Box::new(E::call("array_agg", vec![E::Col(None, c.clone())])),
+                            1,
+                        ),
+                        c.clone(),
+                    )
+                })
+                .chain([Item::new(sum_w(), Name::internal("__pgt_n"))])
+                .collect(),
+            from: vec![From::subquery(
+                Statement::Query(union),
+                Name::internal("__pgt_u"),
+            )],
+            group_by: vec![group],
+            having: Some(E::bin(Op::Gt, sum_w(), E::int(0))),
+            ..Select::default()
+        };
+        IrQuery::select(Select {
+            items: cols
+                .iter()
+                .map(|c| Item::bare(E::Col(Some(Name::internal("__pgt_r")), c.clone())))
+                .collect(),
+            from: vec![From::subquery(
+                Statement::Query(IrQuery::select(netted)),
+                Name::internal("__pgt_r"),
+            )
+            .join(
+                JoinKind::Cross,
+                From::Function {
+                    call: E::call(
+                        "pg_catalog.generate_series",
+                        vec![E::int(1), E::hidden(Some("__pgt_r"), "__pgt_n")],
+                    ),
+                    alias: Name::internal("__pgt_copy"),
+                    lateral: true,
+                },
+                None,
+            )],
+            ..Select::default()
+        })
     }
 
     /// The outputs for the affected keys (`__pgt_a`), from `rows` (a FROM item, aliased as the
     /// inner table; `filtered`: apply the local filter and the key restriction): `__pgt_k<i>`
     /// and the outputs; one row per affected key for a scalar subquery, one per affected key
     /// that has a group for a grouped subquery.
-    fn values(&self, src: &SourceTable, rows: &str, filtered: bool) -> String {
-        let (_, i) = self.q();
-        let names = self.key_names();
-        let inner_keys = self.inner_keys();
-        let cond = if filtered {
-            self.conds(&self.in_affected())
-        } else {
-            String::new()
+    fn values(&self, src: &SourceTable, rows: From, filtered: bool) -> IrQuery {
+        let grouped_rows = Select {
+            items: self
+                .keyed()
+                .into_iter()
+                .chain(self.output_items())
+                .collect(),
+            from: vec![rows],
+            filter: if filtered {
+                self.conds(self.in_affected())
+            } else {
+                None
+            },
+            group_by: self.inner_keys(),
+            having: self.having.as_ref().map(E::user),
+            ..Select::default()
         };
-        let keyed: Vec<String> = inner_keys
-            .iter()
-            .zip(&names)
-            .map(|(k, n)| format!("{k} AS {n}"))
-            .collect();
-        let grouped_rows = format!(
-            "SELECT {kc}, {o} FROM {rows} AS {i}{cond} GROUP BY {ik}{h}",
-            kc = keyed.join(", "),
-            o = self.output_list(),
-            ik = inner_keys.join(", "),
-            h = self
-                .having
-                .as_ref()
-                .map(|h| format!(" HAVING {h}"))
-                .unwrap_or_default(),
-        );
         if self.grouped {
-            return grouped_rows;
+            return IrQuery::select(grouped_rows);
         }
-        let on: Vec<String> = names
-            .iter()
-            .map(|n| format!("__pgt_g.{n} = __pgt_a.{n}"))
-            .collect();
-        let a_cols: Vec<String> = names.iter().map(|n| format!("__pgt_a.{n}")).collect();
-        let outs: Vec<String> = self
+        let names = self.key_names();
+        let on = E::and(
+            names
+                .iter()
+                .map(|n| {
+                    E::bin(
+                        Op::Eq,
+                        E::hidden(Some("__pgt_g"), n),
+                        E::hidden(Some("__pgt_a"), n),
+                    )
+                })
+                .collect(),
+        );
+        let outs: Vec<Item> = self
             .outputs
             .iter()
             .map(|(n, _)| {
-                let n = quote_ident(n);
-                format!("CASE WHEN __pgt_g.__pgt_k1 IS NULL THEN __pgt_e.{n} ELSE __pgt_g.{n} END AS {n}")
+                let col = |rel: &str| E::Col(Some(Name::internal(rel)), Name::quoted(n));
+                Item::new(
+                    E::Case(
+                        vec![(
+                            E::IsNull(Box::new(E::hidden(Some("__pgt_g"), "__pgt_k1")), false),
+                            col("__pgt_e"),
+                        )],
+                        Some(Box::new(col("__pgt_g"))),
+                    ),
+                    Name::quoted(n),
+                )
             })
             .collect();
-        format!(
-            "SELECT {ac}, {outs} FROM __pgt_a LEFT JOIN ({grouped_rows}) AS __pgt_g ON {on} \
-             CROSS JOIN (SELECT {o} FROM {t} AS {i} WHERE false) AS __pgt_e",
-            ac = a_cols.join(", "),
-            outs = outs.join(", "),
-            on = on.join(" AND "),
-            o = self.output_list(),
-            t = src.quoted,
-        )
+        // The outputs over no rows, typed as the query types them.
+        let empty = Select {
+            items: self.output_items(),
+            from: vec![self.table(src)],
+            filter: Some(E::bool(false)),
+            ..Select::default()
+        };
+        IrQuery::select(Select {
+            items: self
+                .keys_of("__pgt_a")
+                .into_iter()
+                .map(Item::bare)
+                .chain(outs)
+                .collect(),
+            from: vec![local("__pgt_a", None)
+                .join(
+                    JoinKind::Left,
+                    From::subquery(
+                        Statement::Query(IrQuery::select(grouped_rows)),
+                        Name::internal("__pgt_g"),
+                    ),
+                    Some(on),
+                )
+                .join(
+                    JoinKind::Cross,
+                    From::subquery(
+                        Statement::Query(IrQuery::select(empty)),
+                        Name::internal("__pgt_e"),
+                    ),
+                    None,
+                )],
+            ..Select::default()
+        })
+    }
+
+    /// The table's rows before the window under the inner alias.
+    fn old_from(&self, src: &SourceTable) -> From {
+        From::subquery(Statement::Query(self.old_rows(src)), self.inner())
     }
 
     /// The outputs before the window, for the affected keys, or the one row when unkeyed.
-    fn old_values(&self, src: &SourceTable, outer: &[SourceTable]) -> String {
-        let (_, i) = self.q();
+    fn old_values(&self, src: &SourceTable, outer: &[SourceTable]) -> IrQuery {
         if self.keys.is_empty() {
-            return format!(
-                "SELECT {o} FROM ({r}) AS {i}",
-                o = self.output_list(),
-                r = self.old_rows(src)
-            );
+            return IrQuery::select(Select {
+                items: self.output_items(),
+                from: vec![self.old_from(src)],
+                ..Select::default()
+            });
         }
-        format!(
-            "WITH __pgt_a AS ({a}) {vals}",
-            a = self.affected(src, outer),
-            vals = self.values(src, &format!("({})", self.old_rows(src)), false)
-        )
+        IrQuery {
+            with: vec![Cte::new(
+                "__pgt_a",
+                false,
+                Statement::Query(self.affected(src, outer)),
+            )],
+            ..self.values(src, self.old_from(src), false)
+        }
     }
 
     /// ΔF: `__pgt_k<i>`, the outputs, `__pgt_w`: −old +new for the keys whose outputs changed
     /// (or whose group appeared or went).
-    fn delta(&self, src: &SourceTable, outer: &[SourceTable]) -> String {
-        let (_, i) = self.q();
-        let outs: Vec<String> = self.outputs.iter().map(|(n, _)| quote_ident(n)).collect();
-        let side = |s: &str| -> Vec<String> { outs.iter().map(|n| format!("{s}.{n}")).collect() };
+    fn delta(&self, src: &SourceTable, outer: &[SourceTable]) -> IrQuery {
+        let outs: Vec<Name> = self.outputs.iter().map(|(n, _)| Name::quoted(n)).collect();
+        let side = |s: &str| -> Vec<E> {
+            outs.iter()
+                .map(|n| E::Col(Some(Name::internal(s)), n.clone()))
+                .collect()
+        };
         // As text: every type has one (json has no equality), and a numeric's scale counts.
-        let differ = format!(
-            "ROW({})::text IS DISTINCT FROM ROW({})::text",
-            side("__pgt_o").join(", "),
-            side("__pgt_n").join(", ")
+        let differ = E::bin(
+            Op::IsDistinctFrom,
+            E::cast(E::Row(side("__pgt_o")), "text"),
+            E::cast(E::Row(side("__pgt_n")), "text"),
         );
+        let x = |keys: Vec<E>, rel: &str, w: i64| -> Vec<E> {
+            keys.into_iter()
+                .chain(side(rel))
+                .chain([E::int(w)])
+                .collect()
+        };
+        let sub =
+            |q: IrQuery, alias: &str| From::subquery(Statement::Query(q), Name::internal(alias));
+        let names: Vec<Name> = self.key_names().into_iter().map(Name::internal).collect();
+        let changes = |keys: bool| From::Values {
+            rows: vec![
+                x(
+                    if keys {
+                        self.keys_of("__pgt_o")
+                    } else {
+                        Vec::new()
+                    },
+                    "__pgt_o",
+                    -1,
+                ),
+                x(
+                    if keys {
+                        self.keys_of("__pgt_n")
+                    } else {
+                        Vec::new()
+                    },
+                    "__pgt_n",
+                    1,
+                ),
+            ],
+            alias: Name::internal("__pgt_x"),
+            columns: if keys { names.clone() } else { Vec::new() }
+                .into_iter()
+                .chain(outs.clone())
+                .chain([Name::internal("__pgt_w")])
+                .collect(),
+            lateral: true,
+        };
+        let all = vec![Item::bare(E::Star(Some(Name::internal("__pgt_x"))))];
         if self.keys.is_empty() {
-            return format!(
-                "SELECT __pgt_x.* FROM ({old}) AS __pgt_o \
-                 CROSS JOIN (SELECT {o} FROM {t} AS {i}{w}) AS __pgt_n \
-                 CROSS JOIN LATERAL (VALUES ({ov}, -1), ({nv}, 1)) AS __pgt_x({cols}, __pgt_w) \
-                 WHERE {differ} AND EXISTS ({ev})",
-                old = self.old_values(src, outer),
-                o = self.output_list(),
-                t = src.quoted,
-                w = self.conds(&[]),
-                ov = side("__pgt_o").join(", "),
-                nv = side("__pgt_n").join(", "),
-                cols = outs.join(", "),
-                ev = self.events(src, &[]),
-            );
+            let new = Select {
+                items: self.output_items(),
+                from: vec![self.table(src)],
+                filter: self.conds(Vec::new()),
+                ..Select::default()
+            };
+            return IrQuery::select(Select {
+                items: all,
+                from: vec![sub(self.old_values(src, outer), "__pgt_o")
+                    .join(JoinKind::Cross, sub(IrQuery::select(new), "__pgt_n"), None)
+                    .join(JoinKind::Cross, changes(false), None)],
+                filter: Some(E::and(vec![
+                    differ,
+                    E::exists(self.events(src, Vec::new())),
+                ])),
+                ..Select::default()
+            });
         }
-        let names = self.key_names();
-        let on: Vec<String> = names
-            .iter()
-            .map(|n| format!("__pgt_o.{n} = __pgt_n.{n}"))
-            .collect();
-        let keys_of =
-            |s: &str| -> Vec<String> { names.iter().map(|n| format!("{s}.{n}")).collect() };
-        format!(
-            "WITH __pgt_a AS ({a}) \
-             SELECT __pgt_x.* \
-             FROM ({old}) AS __pgt_o FULL JOIN ({new}) AS __pgt_n ON {on} \
-             CROSS JOIN LATERAL (VALUES ({ok}, {ov}, -1), ({nk}, {nv}, 1)) AS __pgt_x({kn}, {cols}, __pgt_w) \
-             WHERE __pgt_x.__pgt_k1 IS NOT NULL \
-               AND (__pgt_o.__pgt_k1 IS NULL OR __pgt_n.__pgt_k1 IS NULL OR {differ})",
-            a = self.affected(src, outer),
-            old = self.values(src, &format!("({})", self.old_rows(src)), false),
-            new = self.values(src, &src.quoted, true),
-            on = on.join(" AND "),
-            ok = keys_of("__pgt_o").join(", "),
-            nk = keys_of("__pgt_n").join(", "),
-            ov = side("__pgt_o").join(", "),
-            nv = side("__pgt_n").join(", "),
-            kn = names.join(", "),
-            cols = outs.join(", "),
-        )
+        let k1 = |rel: &str| E::hidden(Some(rel), "__pgt_k1");
+        let on = E::and(
+            self.key_names()
+                .iter()
+                .map(|n| {
+                    E::bin(
+                        Op::Eq,
+                        E::hidden(Some("__pgt_o"), n),
+                        E::hidden(Some("__pgt_n"), n),
+                    )
+                })
+                .collect(),
+        );
+        IrQuery {
+            with: vec![Cte::new(
+                "__pgt_a",
+                false,
+                Statement::Query(self.affected(src, outer)),
+            )],
+            ..IrQuery::select(Select {
+                items: all,
+                from: vec![sub(self.values(src, self.old_from(src), false), "__pgt_o")
+                    .join(
+                        JoinKind::Full,
+                        sub(self.values(src, self.table(src), true), "__pgt_n"),
+                        Some(on),
+                    )
+                    .join(JoinKind::Cross, changes(true), None)],
+                filter: Some(E::and(vec![
+                    E::IsNull(Box::new(k1("__pgt_x")), true),
+                    E::or(vec![
+                        E::IsNull(Box::new(k1("__pgt_o")), false),
+                        E::IsNull(Box::new(k1("__pgt_n")), false),
+                        differ,
+                    ]),
+                ])),
+                ..Select::default()
+            })
+        }
     }
 
     /// `alias.__pgt_k<i> = (outer_i) AND ...` (TRUE when unkeyed).
-    fn on(&self) -> String {
-        let (a, _) = self.q();
-        let parts: Vec<String> = self
+    fn on(&self) -> E {
+        let parts: Vec<E> = self
             .keys
             .iter()
             .zip(self.key_names())
-            .map(|((_, o), k)| format!("{a}.{k} = ({o})"))
-            .collect();
-        if parts.is_empty() {
-            "TRUE".into()
-        } else {
-            parts.join(" AND ")
-        }
-    }
-
-    /// The factor for a complete result: the table grouped once by the key and joined by it (a
-    /// scalar subquery's key without rows reads the aggregate over no rows).
-    pub fn bulk(&self, src: &SourceTable) -> String {
-        let (a, i) = self.q();
-        if self.keys.is_empty() {
-            return format!(" CROSS JOIN {}", self.lookup(src));
-        }
-        let names = self.key_names();
-        let keyed: Vec<String> = self
-            .inner_keys()
-            .iter()
-            .zip(&names)
-            .map(|(c, k)| format!("{c} AS {k}"))
-            .collect();
-        let grouped = format!(
-            "(SELECT {kc}, {o} FROM {t} AS {i}{w} GROUP BY {ik}{h})",
-            kc = keyed.join(", "),
-            o = self.output_list(),
-            t = src.quoted,
-            w = self.conds(&[]),
-            ik = self.inner_keys().join(", "),
-            h = self
-                .having
-                .as_ref()
-                .map(|h| format!(" HAVING {h}"))
-                .unwrap_or_default(),
-        );
-        if self.grouped {
-            return format!(" JOIN {grouped} AS {a} ON ({})", self.on());
-        }
-        let g = quote_ident(&format!("{}_g", self.alias));
-        let on: Vec<String> = self
-            .keys
-            .iter()
-            .zip(&names)
-            .map(|((_, o), k)| format!("{g}.{k} = ({o})"))
-            .collect();
-        let outs: Vec<String> = self
-            .outputs
-            .iter()
-            .map(|(n, e)| {
-                let n = quote_ident(n);
-                format!(
-                    "CASE WHEN {g}.__pgt_k1 IS NULL THEN (SELECT {e} FROM {t} AS {i} WHERE false) ELSE {g}.{n} END AS {n}",
-                    t = src.quoted
+            .map(|((_, o), k)| {
+                E::bin(
+                    Op::Eq,
+                    E::Col(Some(self.alias()), Name::internal(k)),
+                    E::user(o),
                 )
             })
             .collect();
-        format!(
-            " LEFT JOIN {grouped} AS {g} ON {on} CROSS JOIN LATERAL (SELECT {outs}) AS {a}",
-            on = on.join(" AND "),
-            outs = outs.join(", "),
-        )
+        E::and(parts)
+    }
+
+    /// The factor for a complete result, as joins onto the FROM clause: the table grouped once
+    /// by the key and joined by it (a scalar subquery's key without rows reads the aggregate
+    /// over no rows).
+    pub fn bulk(&self, src: &SourceTable) -> Vec<(JoinKind, From, Option<E>)> {
+        if self.keys.is_empty() {
+            return vec![(JoinKind::Cross, self.lookup(src), None)];
+        }
+        let grouped = IrQuery::select(
+            self.grouped_by_key(Select {
+                items: self
+                    .keyed()
+                    .into_iter()
+                    .chain(self.output_items())
+                    .collect(),
+                from: vec![self.table(src)],
+                filter: self.conds(Vec::new()),
+                ..Select::default()
+            }),
+        );
+        if self.grouped {
+            return vec![(
+                JoinKind::Inner,
+                From::subquery(Statement::Query(grouped), self.alias()),
+                Some(self.on()),
+            )];
+        }
+        let g = format!("{}_g", self.alias);
+        let on = E::and(
+            self.keys
+                .iter()
+                .zip(self.key_names())
+                .map(|((_, o), k)| {
+                    E::bin(
+                        Op::Eq,
+                        E::Col(Some(Name::quoted(&g)), Name::internal(k)),
+                        E::user(o),
+                    )
+                })
+                .collect(),
+        );
+        let outs: Vec<Item> = self
+            .outputs
+            .iter()
+            .map(|(n, e)| {
+                let over_no_rows = E::subquery(IrQuery::select(Select {
+                    items: vec![Item::bare(E::user(e))],
+                    from: vec![self.table(src)],
+                    filter: Some(E::bool(false)),
+                    ..Select::default()
+                }));
+                Item::new(
+                    E::Case(
+                        vec![(
+                            E::IsNull(
+                                Box::new(E::Col(
+                                    Some(Name::quoted(&g)),
+                                    Name::internal("__pgt_k1"),
+                                )),
+                                false,
+                            ),
+                            over_no_rows,
+                        )],
+                        Some(Box::new(E::Col(Some(Name::quoted(&g)), Name::quoted(n)))),
+                    ),
+                    Name::quoted(n),
+                )
+            })
+            .collect();
+        vec![
+            (
+                JoinKind::Left,
+                From::subquery(Statement::Query(grouped), Name::quoted(&g)),
+                Some(on),
+            ),
+            (
+                JoinKind::Cross,
+                From::Subquery {
+                    query: Box::new(Statement::Query(IrQuery::select(Select {
+                        items: outs,
+                        ..Select::default()
+                    }))),
+                    alias: self.alias(),
+                    lateral: true,
+                },
+                None,
+            ),
+        ]
     }
 
     /// The factor in one state: one part, or for `Old` two (keys the window left alone read the
@@ -1132,40 +1388,34 @@ impl Scalar {
     pub fn parts(&self, src: &SourceTable, state: State, outer: &[SourceTable]) -> Vec<Part> {
         let lookup = || Part {
             kind: JoinKind::Cross,
-            right: From::Sql(self.lookup(src)),
+            right: self.lookup(src),
             on: None,
             weight: None,
             cond: None,
         };
-        let joined = |rows: String| Part {
+        let joined = |rows: IrQuery| Part {
             kind: JoinKind::Inner,
-            right: From::subquery(Statement::Sql(rows), Name::quoted(&self.alias)),
-            on: Some(ir::Expr::Sql(self.on())),
+            right: From::subquery(Statement::Query(rows), self.alias()),
+            on: Some(self.on()),
             weight: None,
             cond: None,
         };
         match state {
             State::New => vec![lookup()],
             State::Delta => vec![Part {
-                weight: Some(ir::Expr::Col(
-                    Some(Name::quoted(&self.alias)),
-                    Name::internal("__pgt_w"),
-                )),
+                weight: Some(E::Col(Some(self.alias()), Name::internal("__pgt_w"))),
                 ..joined(self.delta(src, outer))
             }],
             State::Old => vec![
                 Part {
-                    cond: Some(ir::Expr::negated(ir::Expr::Sql(format!(
-                        "EXISTS ({})",
-                        self.events(src, &self.key_match())
-                    )))),
+                    cond: Some(E::negated(E::exists(self.events(src, self.key_match())))),
                     ..lookup()
                 },
                 Part {
                     cond: self
                         .keys
                         .is_empty()
-                        .then(|| ir::Expr::Sql(format!("EXISTS ({})", self.events(src, &[])))),
+                        .then(|| E::exists(self.events(src, Vec::new()))),
                     ..joined(self.old_values(src, outer))
                 },
             ],
