@@ -7,6 +7,7 @@ use crate::catalog::{self, Source, SourceKind};
 use crate::error::raise;
 use crate::spi;
 use pg_trickle_core::ident::quote_qualified;
+use pg_trickle_core::ir::{sql, Statement};
 use pg_trickle_core::ivm::topk::{self, TopK};
 use pg_trickle_core::ivm::{Plan, SourceTable};
 use pg_trickle_core::mode::RefreshMode;
@@ -246,22 +247,22 @@ fn render_differential(
     Built {
         kind,
         reason: None,
-        full_merge_sql: render::merge_sql(
+        full_merge_sql: sql::query(&render::merge(
             schema,
             name,
             visible,
             &hidden_names,
-            &plan.full_rows_sql(),
+            Statement::Query(plan.full_rows()),
             MergeKind::Full,
-        ),
-        delta_merge_sql: Some(render::merge_sql(
+        )),
+        delta_merge_sql: Some(sql::query(&render::merge(
             schema,
             name,
             visible,
             &hidden_names,
-            &plan.delta_sql(&storage),
+            Statement::Query(plan.delta(&storage)),
             plan.merge_kind(),
-        )),
+        ))),
         explain: plan.explain_with_delta(&storage),
         window: Some(window),
         immediate: mode == RefreshMode::Immediate,
@@ -311,14 +312,17 @@ fn topk_differential(
     let mut ddl = render::storage_ddl_with_hidden(&ischema, &iname, &inner_columns, &inner.hidden);
     ddl.extend(inner.indexes.iter().cloned());
     ddl.push(topk.index_sql(&internal, &visible));
-    let merge_sql = render::merge_sql(
+    let merge_sql = sql::query(&render::merge(
         schema,
         name,
         &visible,
         &[],
-        &render::full_rows_sql(&topk.top_sql(&internal, &visible), columns),
+        Statement::Query(render::full_rows(
+            &topk.top_sql(&internal, &visible),
+            columns,
+        )),
         MergeKind::Full,
-    );
+    ));
     Ok(Built {
         explain: format!(
             "{}\nInternal table {internal}:\n{}",
@@ -429,14 +433,14 @@ pub fn full(
     }
     Built {
         kind: "FULL",
-        full_merge_sql: render::merge_sql(
+        full_merge_sql: sql::query(&render::merge(
             schema,
             name,
             &visible,
             &[],
-            &render::full_rows_sql(query, columns),
+            Statement::Query(render::full_rows(query, columns)),
             MergeKind::Full,
-        ),
+        )),
         delta_merge_sql: None,
         explain: format!(
             "Full recompute of the defining query (row identity: content hash){}",

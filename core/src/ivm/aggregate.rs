@@ -23,7 +23,7 @@ use super::join::{content_hash, Input};
 use super::{Unsupported, COL_PREFIX};
 use crate::ident::quote_ident;
 use crate::ir::{
-    sql, Cte, Expr as E, From, Item, JoinKind, Name, Op, Query, RelName, Select, SetExpr, Statement,
+    Cte, Expr as E, From, Item, JoinKind, Name, Op, Query, RelName, Select, SetExpr, Statement,
 };
 use crate::render::ROW_ID;
 use sqlparser::ast::Expr;
@@ -278,7 +278,7 @@ impl GroupPlan {
             .collect();
         Select {
             items: cols,
-            from: vec![From::Sql(from.clone())],
+            from: vec![from.clone()],
             filter: (!filter.is_empty()).then(|| E::and(filter)),
             group_by: self.keys.iter().map(E::user).collect(),
             having: (!having.is_empty()).then(|| E::and(having)),
@@ -312,15 +312,15 @@ impl GroupPlan {
     }
 
     /// The full result (visible columns, identity, hidden state) from the source.
-    pub fn full_rows_sql(&self) -> String {
-        sql::query(&Query::select(Select {
+    pub fn full_rows(&self) -> Query {
+        Query::select(Select {
             items: self.output_columns(),
             from: vec![From::subquery(
                 Statement::Query(Query::select(self.state(None))),
                 Name::internal("__pgt_g"),
             )],
             ..Select::default()
-        }))
+        })
     }
 
     /// The delta: one row per changed group with its new visible columns, identity, hidden state

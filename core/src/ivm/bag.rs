@@ -12,7 +12,7 @@
 use super::join::{content_hash, Input};
 use super::COL_PREFIX;
 use crate::ir::{
-    sql, Cte, Expr, From, Item, Name, Op, Query, RelName, Select, SetExpr, Sort, Statement,
+    Cte, Expr, From, Item, Name, Op, Query, RelName, Select, SetExpr, Sort, Statement,
 };
 use crate::render::ROW_ID;
 
@@ -63,15 +63,15 @@ fn stage(items: Vec<Item>, source: Statement, alias: &str) -> Select {
 }
 
 /// The full result: projected columns, copy identities, content hash.
-pub fn full_rows_sql(
+pub fn full_rows(
     input: &Input,
     items: &[sqlparser::ast::Expr],
     filter: Option<&sqlparser::ast::Expr>,
-) -> String {
+) -> Query {
     let cols = columns(items.len());
     let rows = Query::select(Select {
         items: projected(items),
-        from: vec![From::Sql(input.bulk_from.clone())],
+        from: vec![input.bulk_from.clone()],
         filter: filter.map(|f| Expr::User(Box::new(f.clone()))),
         ..Select::default()
     });
@@ -105,7 +105,7 @@ pub fn full_rows_sql(
         Statement::Query(Query::select(hashed)),
         "__pgt_h1",
     );
-    sql::query(&Query::select(stage(
+    Query::select(stage(
         with_items(
             &cols,
             vec![
@@ -118,7 +118,7 @@ pub fn full_rows_sql(
         ),
         Statement::Query(Query::select(numbered)),
         "__pgt_h2",
-    )))
+    ))
 }
 
 /// The delta: one row per copy gained (`__pgt_net` > 0) or lost (< 0).

@@ -15,7 +15,6 @@ use super::outer::{self, Side};
 use super::parse::{Join, QuerySpec, Unsupported};
 use super::scalar;
 use super::SourceTable;
-use crate::ident::quote_ident;
 use crate::ir::{self, sql, Expr, From, Item, JoinKind, Name, Query, RelName, Select, Statement};
 
 /// How the rows of a query's FROM clause reach the operator above it.
@@ -23,10 +22,10 @@ use crate::ir::{self, sql, Expr, From, Item, JoinKind, Name, Query, RelName, Sel
 pub struct Input {
     /// The FROM clause over the tables themselves (group rescans: scalar subqueries as LATERAL
     /// lookups, so a few groups read only their rows).
-    pub full_from: String,
+    pub full_from: From,
     /// The same rows for a complete result (scalar subqueries decorrelated: each table grouped
     /// once by its correlation key and joined by it).
-    pub bulk_from: String,
+    pub bulk_from: From,
     /// The delta of the FROM clause: FROM clauses whose rows, weighted, add up to the window's
     /// change of the FROM clause's rows.
     pub variants: Vec<Variant>,
@@ -318,8 +317,8 @@ impl Input {
             }
         }
         Ok(Input {
-            full_from: sql::from(&full),
-            bulk_from: sql::from(&bulk),
+            full_from: full,
+            bulk_from: bulk,
             variants,
             identity_tables: n,
             tables,
@@ -454,7 +453,6 @@ impl Input {
             }
             variants = next;
         }
-        let full = sql::from(&full);
         Ok(Input {
             bulk_from: full.clone(),
             full_from: full,
@@ -498,7 +496,6 @@ impl Input {
         sources: &[SourceTable],
         tables: Vec<(String, SourceTable)>,
     ) -> Result<Input, Unsupported> {
-        let u = quote_ident(super::parse::UNION_ALIAS);
         let mut fulls = Vec::new();
         let mut variants = Vec::new();
         let mut offset = 0;
@@ -506,23 +503,23 @@ impl Input {
             let n = b.from.len();
             let bi = Input::new(b, &sources[offset..offset + n])?;
             offset += n;
-            let cols = b
+            let cols: Vec<Item> = b
                 .items
                 .iter()
                 .enumerate()
                 .map(|(i, e)| {
-                    format!(
-                        "{e} AS {}",
-                        quote_ident(&format!("{}{}", super::parse::UNION_ALIAS, i + 1))
+                    Item::new(
+                        Expr::user(e),
+                        Name::quoted(format!("{}{}", super::parse::UNION_ALIAS, i + 1)),
                     )
                 })
-                .collect::<Vec<_>>()
-                .join(", ");
-            fulls.push(format!(
-                "SELECT {cols} FROM {}{}",
-                bi.full_from,
-                super::filter::where_clause(b.filter.as_ref())
-            ));
+                .collect();
+            fulls.push(Select {
+                items: cols.clone(),
+                from: vec![bi.full_from.clone()],
+                filter: b.filter.as_ref().map(Expr::user),
+                ..Select::default()
+            });
             for v in &bi.variants {
                 let extra: Vec<Expr> = b
                     .filter
@@ -530,7 +527,7 @@ impl Input {
                     .map(|f| Expr::User(Box::new(f.clone())))
                     .into_iter()
                     .collect();
-                let rows = v.select(vec![Item::bare(Expr::Sql(cols.clone()))], &extra);
+                let rows = v.select(cols.clone(), &extra);
                 variants.push(Variant {
                     from: From::subquery(
                         Statement::Query(Query::select(rows)),
@@ -541,7 +538,10 @@ impl Input {
                 });
             }
         }
-        let full_from = format!("({}) AS {u}", fulls.join(" UNION ALL "));
+        let full_from = From::subquery(
+            Statement::Query(Query::union_all(fulls)),
+            Name::quoted(super::parse::UNION_ALIAS),
+        );
         Ok(Input {
             bulk_from: full_from.clone(),
             full_from,
@@ -568,11 +568,7 @@ impl Input {
         let (c0, c1) = (columns[0].clone(), columns[1].clone());
         let qualified = super::expr::substitute(c, &move |x| match x {
             sqlparser::ast::Expr::Identifier(i) => {
-                let name = if i.quote_style.is_some() {
-                    i.value.clone()
-                } else {
-                    i.value.to_ascii_lowercase()
-                };
+                let name = super::fold(i);
                 let alias = if c1.contains(&name) {
                     &a1
                 } else if c0.contains(&name) {
@@ -590,16 +586,23 @@ impl Input {
         let cond = outer::analyze(&qualified, aliases, [&columns[0], &columns[1]])?;
         let variants =
             outer::existence_variants(0, &cond, aliases, [&tables[0].1, &tables[1].1], keep, &[]);
-        let not = match keep {
-            outer::Keep::WithPartner => "",
-            outer::Keep::WithoutPartner => "NOT ",
-        };
-        let full_from = format!(
-            "(SELECT * FROM {t0} AS {q0} WHERE {not}EXISTS (SELECT 1 FROM {t1} AS {q1} WHERE {c})) AS {q0}",
-            t0 = tables[0].1.quoted,
-            q0 = quote_ident(aliases[0]),
-            t1 = tables[1].1.quoted,
-            q1 = quote_ident(aliases[1]),
+        let exists = Expr::exists(Query::select(Select {
+            items: vec![Item::bare(Expr::int(1))],
+            from: vec![table(&tables[1].1, aliases[1])],
+            filter: Some(Expr::user(c)),
+            ..Select::default()
+        }));
+        let full_from = From::subquery(
+            Statement::Query(Query::select(Select {
+                items: vec![Item::bare(Expr::Star(None))],
+                from: vec![table(&tables[0].1, aliases[0])],
+                filter: Some(match keep {
+                    outer::Keep::WithPartner => exists,
+                    outer::Keep::WithoutPartner => Expr::negated(exists),
+                }),
+                ..Select::default()
+            })),
+            Name::quoted(aliases[0]),
         );
         Ok(Input {
             bulk_from: full_from.clone(),

@@ -109,13 +109,23 @@ impl Plan {
             });
         }
         let calls = aggregate_calls(&spec);
-        let from = format!(" FROM {}", input.full_from);
-        let agg_types = if calls.is_empty() {
-            Vec::new()
-        } else {
-            let list: Vec<String> = calls.iter().map(|c| c.to_string()).collect();
-            probe(&format!("SELECT {}{from}", list.join(", ")))?
+        // PostgreSQL's types of `exprs` over the FROM clause.
+        let mut types_of = |exprs: &[&Expr]| -> Result<Vec<String>, Unsupported> {
+            if exprs.is_empty() {
+                return Ok(Vec::new());
+            }
+            probe(&crate::ir::sql::query(&crate::ir::Query::select(
+                crate::ir::Select {
+                    items: exprs
+                        .iter()
+                        .map(|e| crate::ir::Item::bare(crate::ir::Expr::user(e)))
+                        .collect(),
+                    from: vec![input.full_from.clone()],
+                    ..crate::ir::Select::default()
+                },
+            )))
         };
+        let agg_types = types_of(&calls.iter().collect::<Vec<_>>())?;
         let args: Vec<Option<Expr>> = calls
             .iter()
             .map(|c| match c {
@@ -123,13 +133,8 @@ impl Plan {
                 _ => None,
             })
             .collect();
-        let present: Vec<String> = args.iter().flatten().map(|a| a.to_string()).collect();
-        let mut arg_types_iter = if present.is_empty() {
-            Vec::new()
-        } else {
-            probe(&format!("SELECT {}{from}", present.join(", ")))?
-        }
-        .into_iter();
+        let present: Vec<&Expr> = args.iter().flatten().collect();
+        let mut arg_types_iter = types_of(&present)?.into_iter();
         let arg_types: Vec<Option<String>> = args
             .iter()
             .map(|a| a.as_ref().and_then(|_| arg_types_iter.next()))
@@ -152,18 +157,21 @@ impl Plan {
 
     /// The full result: `__pgt_c<i>`, `__pgt_row_id`, hidden columns.
     pub fn full_rows_sql(&self) -> String {
+        crate::ir::sql::query(&self.full_rows())
+    }
+
+    /// [`Self::full_rows_sql`] as a plan.
+    pub fn full_rows(&self) -> crate::ir::Query {
         match self {
             Plan::Rows {
                 spec,
                 input,
                 identity,
-            } => project::full_rows_sql(input, identity, &spec.items, spec.filter.as_ref()),
-            Plan::Bag { spec, input } => {
-                bag::full_rows_sql(input, &spec.items, spec.filter.as_ref())
-            }
-            Plan::Groups(g) => g.full_rows_sql(),
+            } => project::full_rows(input, identity, &spec.items, spec.filter.as_ref()),
+            Plan::Bag { spec, input } => bag::full_rows(input, &spec.items, spec.filter.as_ref()),
+            Plan::Groups(g) => g.full_rows(),
             Plan::Recursive { rec, sources } => {
-                bag::full_rows_sql(&rec.input(sources, ""), &rec.items(), None)
+                bag::full_rows(&rec.input(sources, ""), &rec.items(), None)
             }
         }
     }

@@ -11,7 +11,7 @@
 use super::join::{content_hash, Input};
 use super::COL_PREFIX;
 use crate::ir::{
-    sql, Cte, Expr, From, Item, Name, Op, Query, RelName, Select, SetExpr, Sort, Statement,
+    Cte, Expr, From, Item, Name, Op, Query, RelName, Select, SetExpr, Sort, Statement,
 };
 use crate::render::ROW_ID;
 
@@ -30,18 +30,18 @@ fn projected(items: &[sqlparser::ast::Expr], id: &Expr) -> Vec<Item> {
 }
 
 /// The full result: projected columns and row identity (`id`, over the FROM tables' keys).
-pub fn full_rows_sql(
+pub fn full_rows(
     input: &Input,
     id: &Expr,
     items: &[sqlparser::ast::Expr],
     filter: Option<&sqlparser::ast::Expr>,
-) -> String {
-    sql::query(&Query::select(Select {
+) -> Query {
+    Query::select(Select {
         items: projected(items, id),
-        from: vec![From::Sql(input.bulk_from.clone())],
+        from: vec![input.bulk_from.clone()],
         filter: filter.map(|f| Expr::User(Box::new(f.clone()))),
         ..Select::default()
-    }))
+    })
 }
 
 /// The delta: one row per changed identity with its new columns and `__pgt_net` (> 0: the row's

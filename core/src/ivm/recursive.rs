@@ -19,7 +19,6 @@ use super::join;
 use super::join::{Input, Variant};
 use super::parse::Unsupported;
 use super::SourceTable;
-use crate::ident::quote_ident;
 use crate::ir::{self, From, Item, JoinKind, Name, RelName, Select};
 use sqlparser::ast::{
     Expr, JoinConstraint, JoinOperator, Query, SelectItem, SetExpr, SetOperator, SetQuantifier,
@@ -248,7 +247,7 @@ impl Recursive {
     /// The rows as the operator above ([`super::bag`]) reads them: the full query, and the
     /// semi-naive delta (`storage` is R_old). `sources` are the base's and the step's.
     pub fn input(&self, sources: &[SourceTable], storage: &str) -> Input {
-        let r = quote_ident(ALIAS);
+        let whole = From::subquery(ir::Statement::User(self.query.clone()), Name::quoted(ALIAS));
         let (b, s) = (&self.base, &self.step);
         let user = |e: &Expr| ir::Expr::User(Box::new(e.clone()));
         let items = |p: &Part, weight_of: &str| -> Vec<Item> {
@@ -317,8 +316,8 @@ impl Recursive {
             limit: None,
         };
         Input {
-            full_from: format!("({}) AS {r}", self.query),
-            bulk_from: format!("({}) AS {r}", self.query),
+            full_from: whole.clone(),
+            bulk_from: whole,
             variants: vec![Variant {
                 from: From::subquery(ir::Statement::Query(delta), Name::quoted(ALIAS)),
                 weight: vec![super::join::weight_of(ALIAS)],

@@ -16,9 +16,7 @@
 use super::join::{weight_of, Input, Variant};
 use super::parse::{QuerySpec, Unsupported, UNION_ALIAS};
 use super::SourceTable;
-use crate::ir::{
-    sql, Expr, From, Item, JoinKind, Name, Op, Query, Select, SetExpr, SetOp, Statement,
-};
+use crate::ir::{Expr, From, Item, JoinKind, Name, Op, Query, Select, SetExpr, SetOp, Statement};
 
 /// Which multiset operation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,7 +85,7 @@ pub fn input(
         let filter: Vec<Expr> = b.filter.iter().map(Expr::user).collect();
         fulls.push(SetExpr::Select(Box::new(select_from(
             cols.clone(),
-            From::Sql(bi.bulk_from.clone()),
+            bi.bulk_from.clone(),
             filter.clone(),
         ))));
         deltas.push(select_from(
@@ -125,7 +123,7 @@ pub fn input(
         .into_iter()
         .chain(filter)
         .collect();
-        let full = || From::Sql(bi.full_from.clone());
+        let full = || bi.full_from.clone();
         counts.push(Expr::subquery(Query::select(select_from(
             vec![Item::bare(Expr::call("count", vec![Expr::Star(None)]))],
             From::subquery(
@@ -232,7 +230,7 @@ pub fn input(
         fulls.next().expect("two branches"),
         fulls.next().expect("two branches"),
     );
-    let full_from = sql::from(&From::subquery(
+    let full_from = From::subquery(
         Statement::Query(Query {
             with: Vec::new(),
             body: SetExpr::Combine(op.ir(), Box::new(left), Box::new(right)),
@@ -240,7 +238,7 @@ pub fn input(
             limit: None,
         }),
         Name::quoted(UNION_ALIAS),
-    ));
+    );
     Ok(Input {
         bulk_from: full_from.clone(),
         full_from,
