@@ -15,7 +15,7 @@ use super::outer::{self, Side};
 use super::parse::{Join, QuerySpec, Unsupported};
 use super::scalar;
 use super::SourceTable;
-use crate::ir::{self, sql, Expr, From, Item, JoinKind, Name, Query, RelName, Select, Statement};
+use crate::ir::{self, Expr, From, Item, JoinKind, Name, Query, RelName, Select, Statement};
 
 /// How the rows of a query's FROM clause reach the operator above it.
 #[derive(Debug, Clone)]
@@ -460,17 +460,6 @@ impl Input {
             identity_tables,
             tables,
         })
-    }
-
-    /// The delta rows: `cols` (SQL select-list items over the FROM tables' aliases) and their
-    /// weight as `__pgt_w`, filtered by `filter`, from every variant.
-    pub fn delta_rows(&self, cols: &str, filter: Option<&sqlparser::ast::Expr>) -> String {
-        let items: Vec<Item> = if cols.is_empty() {
-            Vec::new()
-        } else {
-            vec![Item::bare(Expr::Sql(cols.to_string()))]
-        };
-        sql::query(&self.delta_query(&items, filter))
     }
 
     /// The delta rows as a plan: `items` over the FROM tables' aliases, and their weight as
