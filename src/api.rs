@@ -4,7 +4,7 @@
 use crate::analyze::{analyze, analyze_internal, Analyzed};
 use crate::capture;
 use crate::catalog::{self, SourceKind, StreamTable};
-use crate::error::{raise, OrRaise};
+use crate::error::{raise, OrRaise, SpiOk};
 use crate::nested::Planned;
 use crate::refresh::{self, Initiator};
 use crate::security;
@@ -800,7 +800,7 @@ fn index_advice(query: &str) -> Vec<String> {
                   WHERE attrelid = pg_catalog.to_regclass($1) AND attnum > 0 AND NOT attisdropped \
                   ORDER BY attnum",
                 &[t.name.clone().into()],
-                |r| r.get::<String>(1).ok().flatten().unwrap_or_default(),
+                |r| r.get::<String>(1).spi_ok().unwrap_or_default(),
             )
         })
         .collect();
@@ -861,10 +861,10 @@ fn verify_stream_table(
     );
     let (missing, extra) = Spi::connect(|client| {
         let t = client.select(&sql, Some(1), &[]).map(|t| t.first());
-        let t = crate::error::SpiOk::spi_ok(t);
+        let t = t.spi_ok();
         (
-            crate::error::SpiOk::spi_ok(t.get::<i64>(1)).unwrap_or(0),
-            crate::error::SpiOk::spi_ok(t.get::<i64>(2)).unwrap_or(0),
+            t.get::<i64>(1).spi_ok().unwrap_or(0),
+            t.get::<i64>(2).spi_ok().unwrap_or(0),
         )
     });
     TableIterator::once((missing, extra))

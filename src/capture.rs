@@ -8,6 +8,7 @@
 //! capture function depend (auto) on their source, so they go with it.
 
 use crate::catalog::{self, Source, SourceKind};
+use crate::error::SpiOk;
 use crate::spi;
 use pg_trickle_core::render::{self, SourceColumn};
 use pgrx::pg_sys::{self, Oid};
@@ -55,8 +56,8 @@ pub fn record_key_dependencies(storage: Oid, sources: &[Source]) {
             &[s.relid.into()],
             |r| {
                 (
-                    r.get::<Oid>(1).ok().flatten().unwrap_or(pg_sys::InvalidOid),
-                    r.get::<Vec<i16>>(2).ok().flatten().unwrap_or_default(),
+                    r.get::<Oid>(1).spi_ok().unwrap_or(pg_sys::InvalidOid),
+                    r.get::<Vec<i16>>(2).spi_ok().unwrap_or_default(),
                 )
             },
         );
@@ -115,10 +116,10 @@ pub fn source_columns(relid: Oid) -> Vec<SourceColumn> {
         &[relid.into()],
         |r| {
             (
-                r.get::<i16>(1).ok().flatten().unwrap_or(0),
-                r.get::<String>(2).ok().flatten().unwrap_or_default(),
-                r.get::<Oid>(3).ok().flatten().unwrap_or(pg_sys::InvalidOid),
-                r.get::<i32>(4).ok().flatten().unwrap_or(-1),
+                r.get::<i16>(1).spi_ok().unwrap_or(0),
+                r.get::<String>(2).spi_ok().unwrap_or_default(),
+                r.get::<Oid>(3).spi_ok().unwrap_or(pg_sys::InvalidOid),
+                r.get::<i32>(4).spi_ok().unwrap_or(-1),
             )
         },
     );
@@ -225,8 +226,8 @@ pub fn sync_capture(relid: Oid) {
         &[buffer.clone().into()],
         |r| {
             (
-                r.get::<String>(1).ok().flatten().unwrap_or_default(),
-                r.get::<String>(2).ok().flatten().unwrap_or_default(),
+                r.get::<String>(1).spi_ok().unwrap_or_default(),
+                r.get::<String>(2).spi_ok().unwrap_or_default(),
             )
         },
     );
@@ -281,8 +282,8 @@ pub fn drop_unused_captures() {
         &[],
         |r| {
             (
-                r.get::<Oid>(1).ok().flatten().unwrap_or(pg_sys::InvalidOid),
-                r.get::<bool>(2).ok().flatten().unwrap_or(false),
+                r.get::<Oid>(1).spi_ok().unwrap_or(pg_sys::InvalidOid),
+                r.get::<bool>(2).spi_ok().unwrap_or(false),
             )
         },
     );
@@ -369,9 +370,9 @@ pub fn sync_immediate_triggers(clean: bool) {
         &[],
         |r| {
             (
-                r.get::<Oid>(1).ok().flatten().unwrap_or(pg_sys::InvalidOid),
-                r.get::<i64>(2).ok().flatten().unwrap_or(0),
-                r.get::<Oid>(3).ok().flatten().unwrap_or(pg_sys::InvalidOid),
+                r.get::<Oid>(1).spi_ok().unwrap_or(pg_sys::InvalidOid),
+                r.get::<i64>(2).spi_ok().unwrap_or(0),
+                r.get::<Oid>(3).spi_ok().unwrap_or(pg_sys::InvalidOid),
             )
         },
     );
@@ -381,8 +382,8 @@ pub fn sync_immediate_triggers(clean: bool) {
         &[render::IMMEDIATE_TRIGGER_PREFIX.into()],
         |r| {
             (
-                r.get::<Oid>(1).ok().flatten().unwrap_or(pg_sys::InvalidOid),
-                r.get::<String>(2).ok().flatten().unwrap_or_default(),
+                r.get::<Oid>(1).spi_ok().unwrap_or(pg_sys::InvalidOid),
+                r.get::<String>(2).spi_ok().unwrap_or_default(),
             )
         },
     );

@@ -2,6 +2,7 @@
 //! resolving user-supplied names, and classifying the relations a defining query reads.
 
 use crate::error::raise;
+use crate::error::SpiOk;
 use crate::spi;
 use pg_trickle_core::ident::QualifiedName;
 use pg_trickle_core::render::OutputColumn;
@@ -249,15 +250,12 @@ pub fn classify_sources(relations: &[Oid]) -> Vec<Source> {
         &[relations.to_vec().into()],
         |r| {
             (
-                r.get::<Oid>(1)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(pgrx::pg_sys::InvalidOid),
-                r.get::<String>(2).ok().flatten().unwrap_or_default(),
-                r.get::<String>(3).ok().flatten().unwrap_or_default(),
-                r.get::<String>(4).ok().flatten().unwrap_or_default(),
-                r.get::<bool>(5).ok().flatten().unwrap_or(false),
-                r.get::<bool>(6).ok().flatten().unwrap_or(false),
+                r.get::<Oid>(1).spi_ok().unwrap_or(pgrx::pg_sys::InvalidOid),
+                r.get::<String>(2).spi_ok().unwrap_or_default(),
+                r.get::<String>(3).spi_ok().unwrap_or_default(),
+                r.get::<String>(4).spi_ok().unwrap_or_default(),
+                r.get::<bool>(5).spi_ok().unwrap_or(false),
+                r.get::<bool>(6).spi_ok().unwrap_or(false),
             )
         },
     );
@@ -307,8 +305,8 @@ pub fn existing(schema: &str, name: &str) -> Option<(Oid, bool)> {
         &[schema.into(), name.into()],
         |r| {
             (
-                r.get::<Oid>(1).ok().flatten().unwrap_or(pgrx::pg_sys::InvalidOid),
-                r.get::<bool>(2).ok().flatten().unwrap_or(false),
+                r.get::<Oid>(1).spi_ok().unwrap_or(pgrx::pg_sys::InvalidOid),
+                r.get::<bool>(2).spi_ok().unwrap_or(false),
             )
         },
     )
@@ -342,13 +340,11 @@ pub fn all_edges() -> Vec<(u32, u32)> {
         |r| {
             (
                 r.get::<Oid>(1)
-                    .ok()
-                    .flatten()
+                    .spi_ok()
                     .map(|o| o.to_u32())
                     .unwrap_or(0),
                 r.get::<Oid>(2)
-                    .ok()
-                    .flatten()
+                    .spi_ok()
                     .map(|o| o.to_u32())
                     .unwrap_or(0),
             )
@@ -372,7 +368,7 @@ pub fn children(pgt_id: i64) -> Vec<Oid> {
     spi::rows_p(
         "SELECT pgt_relid FROM pgtrickle.pgt_stream_tables WHERE parent_pgt_id = $1 ORDER BY pgt_id",
         &[pgt_id.into()],
-        |r| r.get::<Oid>(1).ok().flatten(),
+        |r| r.get::<Oid>(1).spi_ok(),
     )
     .into_iter()
     .flatten()
@@ -386,7 +382,7 @@ pub fn children_of_storage(relid: Oid) -> Vec<Oid> {
            JOIN pgtrickle.pgt_stream_tables p ON p.pgt_id = c.parent_pgt_id \
           WHERE p.pgt_relid = $1 ORDER BY c.pgt_id",
         &[relid.into()],
-        |r| r.get::<Oid>(1).ok().flatten(),
+        |r| r.get::<Oid>(1).spi_ok(),
     )
     .into_iter()
     .flatten()
@@ -417,7 +413,7 @@ pub fn table_sources(pgt_id: i64) -> Vec<(Oid, String)> {
     spi::rows(
         "SELECT source_relid FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1 AND source_type = 'TABLE' ORDER BY 1",
         &[pgt_id.into()],
-        |r| r.get::<Oid>(1).ok().flatten(),
+        |r| r.get::<Oid>(1).spi_ok(),
     )
     .into_iter()
     .flatten()
@@ -431,7 +427,7 @@ pub fn dependents(relid: Oid) -> Vec<String> {
         "SELECT st.pgt_relid FROM pgtrickle.pgt_dependencies d \
            JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) WHERE d.source_relid = $1 ORDER BY st.pgt_id",
         &[relid.into()],
-        |r| r.get::<Oid>(1).ok().flatten(),
+        |r| r.get::<Oid>(1).spi_ok(),
     )
     .into_iter()
     .flatten()

@@ -21,6 +21,7 @@
 //! `health_check` entry.
 
 use crate::error::raise;
+use crate::error::SpiOk;
 use crate::guc::{self, CdcMode};
 use crate::scheduler::in_transaction;
 use crate::spi;
@@ -185,7 +186,7 @@ fn candidates() -> Vec<Oid> {
               ORDER BY 1"
         ),
         &[],
-        |r| r.get::<Oid>(1).ok().flatten(),
+        |r| r.get::<Oid>(1).spi_ok(),
     )
     .into_iter()
     .flatten()
@@ -208,8 +209,8 @@ fn to_hand_back() -> Vec<(Oid, String)> {
         &[],
         |r| {
             (
-                r.get::<Oid>(1).ok().flatten(),
-                r.get::<String>(2).ok().flatten().unwrap_or_default(),
+                r.get::<Oid>(1).spi_ok(),
+                r.get::<String>(2).spi_ok().unwrap_or_default(),
             )
         },
     )
@@ -240,7 +241,7 @@ fn create_slot() {
     let lsn = spi::rows(
         "SELECT lsn::text FROM pg_catalog.pg_create_logical_replication_slot($1, 'pg_trickle_decoder')",
         &[slot.clone().into()],
-        |r| r.get::<String>(1).ok().flatten(),
+        |r| r.get::<String>(1).spi_ok(),
     )
     .pop()
     .flatten()
@@ -283,7 +284,7 @@ fn lock_readers(relid: Oid) {
         "SELECT DISTINCT st.pgt_relid FROM pgtrickle.pgt_dependencies d \
            JOIN pgtrickle.pgt_stream_tables st USING (pgt_id) WHERE d.source_relid = $1 ORDER BY 1",
         &[relid.into()],
-        |r| r.get::<Oid>(1).ok().flatten(),
+        |r| r.get::<Oid>(1).spi_ok(),
     )
     .into_iter()
     .flatten()
@@ -330,8 +331,8 @@ fn hand_over(relid: Oid) {
         &[relid.into()],
         |r| {
             (
-                r.get::<String>(1).ok().flatten().unwrap_or_default(),
-                r.get::<Oid>(2).ok().flatten(),
+                r.get::<String>(1).spi_ok().unwrap_or_default(),
+                r.get::<Oid>(2).spi_ok(),
             )
         },
     )
@@ -384,8 +385,8 @@ pub fn restore_replica_identity(relid: Oid, quoted: &str) {
         &[relid.into()],
         |r| {
             (
-                r.get::<String>(1).ok().flatten().unwrap_or_default(),
-                r.get::<String>(2).ok().flatten(),
+                r.get::<String>(1).spi_ok().unwrap_or_default(),
+                r.get::<String>(2).spi_ok(),
             )
         },
     )
@@ -443,8 +444,8 @@ pub fn hand_back_pinned_sources(clean: bool) {
         &[],
         |r| {
             (
-                r.get::<Oid>(1).ok().flatten(),
-                r.get::<String>(2).ok().flatten().unwrap_or_default(),
+                r.get::<Oid>(1).spi_ok(),
+                r.get::<String>(2).spi_ok().unwrap_or_default(),
             )
         },
     )
@@ -475,7 +476,7 @@ fn fall_back(reason: &str) {
     let sources: Vec<Oid> = spi::rows(
         "SELECT source_relid FROM pgtrickle.pgt_sources WHERE capture_mode = 'WAL' ORDER BY 1",
         &[],
-        |r| r.get::<Oid>(1).ok().flatten(),
+        |r| r.get::<Oid>(1).spi_ok(),
     )
     .into_iter()
     .flatten()
@@ -527,8 +528,8 @@ fn survey() -> Survey {
         &[],
         |r| {
             (
-                r.get::<i64>(1).ok().flatten().unwrap_or(0),
-                r.get::<i64>(2).ok().flatten().unwrap_or(0),
+                r.get::<i64>(1).spi_ok().unwrap_or(0),
+                r.get::<i64>(2).spi_ok().unwrap_or(0),
             )
         },
     )

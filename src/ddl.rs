@@ -18,6 +18,7 @@ use crate::api;
 use crate::capture;
 use crate::catalog;
 use crate::error::raise;
+use crate::error::SpiOk;
 use crate::refresh;
 use crate::security;
 use crate::spi;
@@ -130,9 +131,9 @@ pub unsafe fn refuse_retyping(stmt: *mut pg_sys::AlterTableStmt) {
                 &[relid.into(), columns.into()],
                 |r| {
                     (
-                        r.get::<String>(1).ok().flatten().unwrap_or_default(),
-                        r.get::<String>(2).ok().flatten().unwrap_or_default(),
-                        r.get::<String>(3).ok().flatten().unwrap_or_default(),
+                        r.get::<String>(1).spi_ok().unwrap_or_default(),
+                        r.get::<String>(2).spi_ok().unwrap_or_default(),
+                        r.get::<String>(3).spi_ok().unwrap_or_default(),
                     )
                 },
             )

@@ -4,6 +4,7 @@
 //! table uses is refused with a clear error (see `crate::ddl`).
 
 use crate::cdc::WAL_CONSUMER_TYPE;
+use crate::error::SpiOk;
 use crate::scheduler::SCHEDULER_TYPE;
 use crate::spi;
 use pgrx::pg_sys;
@@ -47,7 +48,7 @@ fn stop_workers_of(name: &str) {
                 types.iter().map(|t| t.to_string()).collect::<Vec<_>>().into(),
                 name.to_string().into(),
             ],
-            |r| r.get::<i32>(1).ok().flatten().unwrap_or(0),
+            |r| r.get::<i32>(1).spi_ok().unwrap_or(0),
         )
     };
     for pid in pids(&[SCHEDULER_TYPE, WAL_CONSUMER_TYPE])

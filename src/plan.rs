@@ -5,6 +5,7 @@
 use crate::analyze::{result_types, Analyzed};
 use crate::catalog::{self, Source, SourceKind};
 use crate::error::raise;
+use crate::error::SpiOk;
 use crate::spi;
 use pg_trickle_core::ident::quote_qualified;
 use pg_trickle_core::ir::{sql, Statement};
@@ -58,8 +59,8 @@ pub fn source_table(relid: Oid) -> Result<SourceTable, String> {
         &[relid.into()],
         |r| {
             (
-                r.get::<i16>(1).ok().flatten().unwrap_or(0),
-                r.get::<String>(2).ok().flatten().unwrap_or_default(),
+                r.get::<i16>(1).spi_ok().unwrap_or(0),
+                r.get::<String>(2).spi_ok().unwrap_or_default(),
             )
         },
     );
@@ -80,7 +81,7 @@ pub fn source_table(relid: Oid) -> Result<SourceTable, String> {
            JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
           WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.n",
         &[relid.into()],
-        |r| r.get::<String>(1).ok().flatten().unwrap_or_default(),
+        |r| r.get::<String>(1).spi_ok().unwrap_or_default(),
     );
     Ok(SourceTable {
         quoted,

@@ -152,11 +152,11 @@ fn apply_delta(
 
 fn applied_of(t: &pgrx::spi::SpiHeapTupleData) -> Applied {
     Applied {
-        frontier: t.get::<String>(1).ok().flatten().unwrap_or_default(),
-        xid: t.get::<String>(2).ok().flatten(),
-        inserted: t.get::<i64>(3).ok().flatten().unwrap_or(0),
-        updated: t.get::<i64>(4).ok().flatten().unwrap_or(0),
-        deleted: t.get::<i64>(5).ok().flatten().unwrap_or(0),
+        frontier: t.get::<String>(1).spi_ok().unwrap_or_default(),
+        xid: t.get::<String>(2).spi_ok(),
+        inserted: t.get::<i64>(3).spi_ok().unwrap_or(0),
+        updated: t.get::<i64>(4).spi_ok().unwrap_or(0),
+        deleted: t.get::<i64>(5).spi_ok().unwrap_or(0),
     }
 }
 
@@ -188,7 +188,7 @@ fn table_sources(st: &StreamTable) -> Vec<Oid> {
         "SELECT d.source_relid FROM pgtrickle.pgt_dependencies d \
            JOIN pgtrickle.pgt_sources s USING (source_relid) WHERE d.pgt_id = $1",
         &[st.pgt_id.into()],
-        |r| r.get::<Oid>(1).ok().flatten(),
+        |r| r.get::<Oid>(1).spi_ok(),
     )
     .into_iter()
     .flatten()
@@ -618,10 +618,10 @@ fn measured_full_is_cheaper(st: &StreamTable, changes: i64) -> Option<String> {
         &[st.pgt_id.into()],
         |r| {
             (
-                r.get::<f64>(1).ok().flatten(),
-                r.get::<i64>(2).ok().flatten(),
-                r.get::<f64>(3).ok().flatten(),
-                r.get::<i64>(4).ok().flatten().unwrap_or(0),
+                r.get::<f64>(1).spi_ok(),
+                r.get::<i64>(2).spi_ok(),
+                r.get::<f64>(3).spi_ok(),
+                r.get::<i64>(4).spi_ok().unwrap_or(0),
             )
         },
     )

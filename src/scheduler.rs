@@ -15,6 +15,7 @@
 //!   [`crate::hooks`]), and restarts after a crash (the launcher starts a new one).
 
 use crate::catalog;
+use crate::error::SpiOk;
 use crate::guc;
 use crate::refresh::{self, Initiator};
 use crate::spi;
@@ -264,11 +265,11 @@ fn load_entries() -> (Vec<Entry>, Dag) {
         &[],
         |r| {
             (
-                r.get::<Oid>(1).ok().flatten().unwrap_or(pg_sys::InvalidOid),
-                r.get::<String>(2).ok().flatten(),
-                r.get::<String>(3).ok().flatten().unwrap_or_default(),
-                r.get::<i32>(4).ok().flatten().unwrap_or(0),
-                r.get::<i64>(5).ok().flatten(),
+                r.get::<Oid>(1).spi_ok().unwrap_or(pg_sys::InvalidOid),
+                r.get::<String>(2).spi_ok(),
+                r.get::<String>(3).spi_ok().unwrap_or_default(),
+                r.get::<i32>(4).spi_ok().unwrap_or(0),
+                r.get::<i64>(5).spi_ok(),
             )
         },
     );

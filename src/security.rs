@@ -13,6 +13,7 @@
 
 use crate::catalog::StreamTable;
 use crate::error::raise;
+use crate::error::SpiOk;
 use crate::spi;
 use pg_trickle_core::PgtError;
 use pgrx::pg_sys::{self, Oid};
@@ -158,7 +159,7 @@ pub fn settle(relid: Oid, owner: Oid) {
           WHERE c.relowner <> $2 AND (c.oid IN (SELECT pgt_relid FROM t) \
              OR c.oid IN (SELECT pg_catalog.to_regclass(pg_catalog.format('pgtrickle_changes.topk_%s', pgt_id))::oid FROM t))",
         &[relid.into(), owner.into()],
-        |r| r.get::<String>(1).ok().flatten().unwrap_or_default(),
+        |r| r.get::<String>(1).spi_ok().unwrap_or_default(),
     );
     let role = role_name(owner);
     for t in tables {
@@ -175,7 +176,7 @@ pub fn settle(relid: Oid, owner: Oid) {
           WHERE d.pgt_id IN (SELECT pgt_id FROM t) \
             AND NOT pg_catalog.has_table_privilege($2, pg_catalog.format('pgtrickle_changes.%I', s.buffer_table), 'SELECT')",
         &[relid.into(), owner.into()],
-        |r| r.get::<String>(1).ok().flatten().unwrap_or_default(),
+        |r| r.get::<String>(1).spi_ok().unwrap_or_default(),
     );
     for b in buffers {
         spi::exec(&format!("GRANT SELECT ON {b} TO {role}"), &[]);

@@ -33,7 +33,7 @@ pub fn rows<R>(
 
 /// The non-NULL OIDs in the first column of every row.
 pub fn oids(sql: &str, args: &[DatumWithOid]) -> Vec<pgrx::pg_sys::Oid> {
-    rows(sql, args, |r| r.get::<pgrx::pg_sys::Oid>(1).ok().flatten())
+    rows(sql, args, |r| r.get::<pgrx::pg_sys::Oid>(1).spi_ok())
         .into_iter()
         .flatten()
         .collect()

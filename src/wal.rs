@@ -28,6 +28,7 @@
 //! exact type). All stages run in the consuming backend: SPI is not usable from other threads.
 
 use crate::capture;
+use crate::error::SpiOk;
 use crate::guc;
 use crate::spi;
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -75,9 +76,9 @@ fn wal_sources() -> Vec<WalSource> {
         &[],
         |r| {
             (
-                r.get::<Oid>(1).ok().flatten().unwrap_or(pg_sys::InvalidOid),
-                r.get::<i64>(2).ok().flatten().unwrap_or(0) as u64,
-                r.get::<i32>(3).ok().flatten().unwrap_or(0),
+                r.get::<Oid>(1).spi_ok().unwrap_or(pg_sys::InvalidOid),
+                r.get::<i64>(2).spi_ok().unwrap_or(0) as u64,
+                r.get::<i32>(3).spi_ok().unwrap_or(0),
             )
         },
     );
@@ -111,8 +112,8 @@ fn source_shape(relid: Oid) -> Shape {
         &[relid.into()],
         |r| {
             (
-                r.get::<Vec<i16>>(1).ok().flatten().unwrap_or_default(),
-                r.get::<Vec<i16>>(2).ok().flatten().unwrap_or_default(),
+                r.get::<Vec<i16>>(1).spi_ok().unwrap_or_default(),
+                r.get::<Vec<i16>>(2).spi_ok().unwrap_or_default(),
             )
         },
     )
@@ -353,7 +354,7 @@ impl Messages {
             let rows: Vec<Vec<u8>> = cursor
                 .fetch(FETCH_MESSAGES as libc::c_long)
                 .unwrap_or_else(|e| pgrx::error!("pg_trickle: {e}"))
-                .map(|r| r.get::<Vec<u8>>(1).ok().flatten().unwrap_or_default())
+                .map(|r| r.get::<Vec<u8>>(1).spi_ok().unwrap_or_default())
                 .collect();
             if rows.is_empty() {
                 (rows, None) // dropping the cursor closes it
@@ -494,8 +495,8 @@ pub fn catch_up_step(max_lag: u64) -> Step {
         &[slot_name().into()],
         |r| {
             (
-                r.get::<i64>(1).ok().flatten().unwrap_or(0) as u64,
-                r.get::<i64>(2).ok().flatten().unwrap_or(0) as u64,
+                r.get::<i64>(1).spi_ok().unwrap_or(0) as u64,
+                r.get::<i64>(2).spi_ok().unwrap_or(0) as u64,
             )
         },
     )

@@ -7,6 +7,7 @@
 //! and runs the delta over those tables (q03: 0.26 s): both statements in one snapshot, so the
 //! delta reads exactly the rows it would have read inline.
 
+use crate::error::SpiOk;
 use crate::spi;
 use pg_trickle_core::ident::quote_ident;
 use pgrx::datum::DatumWithOid;
@@ -73,7 +74,7 @@ pub fn materialize(
                JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
               WHERE i.indrelid = $1 AND i.indkey[0] > 0",
             &[(*oid).into()],
-            |r| r.get::<String>(1).ok().flatten().unwrap_or_default(),
+            |r| r.get::<String>(1).spi_ok().unwrap_or_default(),
         );
         for k in keys {
             spi::exec(
