@@ -159,15 +159,7 @@ fn differential(
         ));
     }
     let plan = Plan::new(query, &from_sources, &mut |sql| Ok(result_types(sql)))?;
-    let mut seen = Vec::new();
-    let probe_sources: Vec<&SourceTable> = from_sources
-        .iter()
-        .filter(|s| {
-            let new = !seen.contains(&s.own_param);
-            seen.push(s.own_param);
-            new
-        })
-        .collect();
+    let probe_sources = pg_trickle_core::ivm::scan::probe_sources(&from_sources);
     Ok((
         plan,
         Window {

@@ -381,16 +381,7 @@ impl Entry<'_> {
         let plan = Plan::new(query, &sources, &mut |sql| {
             Ok(self.output(sql)?.into_iter().map(|c| c.type_sql).collect())
         })?;
-        let mut seen = Vec::new();
-        let probe: Vec<&SourceTable> = sources
-            .iter()
-            .filter(|s| {
-                let new = !seen.contains(&s.own_param);
-                seen.push(s.own_param);
-                new
-            })
-            .collect();
-        Ok((plan, scan::probe_sql(&probe)))
+        Ok((plan, scan::probe_sql(&scan::probe_sources(&sources))))
     }
 
     /// `src/plan.rs` `render_differential`.

@@ -793,6 +793,17 @@ impl Scalar {
             .collect()
     }
 
+    /// `a.__pgt_k<i> = b.__pgt_k<i>` for every key.
+    fn same_keys(&self, a: &str, b: &str) -> E {
+        E::and(
+            self.keys_of(a)
+                .into_iter()
+                .zip(self.keys_of(b))
+                .map(|(x, y)| E::bin(Op::Eq, x, y))
+                .collect(),
+        )
+    }
+
     fn keys_of(&self, rel: &str) -> Vec<E> {
         self.key_names()
             .iter()
@@ -1073,19 +1084,7 @@ impl Scalar {
         if self.grouped {
             return IrQuery::select(grouped_rows);
         }
-        let names = self.key_names();
-        let on = E::and(
-            names
-                .iter()
-                .map(|n| {
-                    E::bin(
-                        Op::Eq,
-                        E::hidden(Some("__pgt_g"), n),
-                        E::hidden(Some("__pgt_a"), n),
-                    )
-                })
-                .collect(),
-        );
+        let on = self.same_keys("__pgt_g", "__pgt_a");
         let outs: Vec<Item> = self
             .outputs
             .iter()
@@ -1236,18 +1235,7 @@ impl Scalar {
             });
         }
         let k1 = |rel: &str| E::hidden(Some(rel), "__pgt_k1");
-        let on = E::and(
-            self.key_names()
-                .iter()
-                .map(|n| {
-                    E::bin(
-                        Op::Eq,
-                        E::hidden(Some("__pgt_o"), n),
-                        E::hidden(Some("__pgt_n"), n),
-                    )
-                })
-                .collect(),
-        );
+        let on = self.same_keys("__pgt_o", "__pgt_n");
         IrQuery {
             with: vec![Cte::new(
                 "__pgt_a",

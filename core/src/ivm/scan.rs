@@ -205,6 +205,20 @@ pub fn probe(sources: &[&SourceTable]) -> Query {
     })
 }
 
+/// The sources a probe reads: each buffer once (a self-join reads one buffer twice, under one
+/// parameter).
+pub fn probe_sources(sources: &[SourceTable]) -> Vec<&SourceTable> {
+    let mut seen = Vec::new();
+    sources
+        .iter()
+        .filter(|s| {
+            let new = !seen.contains(&s.own_param);
+            seen.push(s.own_param);
+            new
+        })
+        .collect()
+}
+
 /// [`probe`] as SQL.
 pub fn probe_sql(sources: &[&SourceTable]) -> String {
     sql::query(&probe(sources))
