@@ -18,6 +18,7 @@ use crate::plan::{self, Built};
 use crate::spi;
 use pg_trickle_core::ident::{quote_ident, quote_qualified};
 use pg_trickle_core::ivm::nest::{self, Catalog};
+use pg_trickle_core::ivm::Unsupported;
 use pg_trickle_core::mode::{CaptureMode, RefreshMode};
 use pg_trickle_core::render::CHANGES_SCHEMA;
 use pgrx::pg_sys::{self, Oid};
@@ -114,7 +115,7 @@ fn differential(
     def: &Definition,
     mode: RefreshMode,
     capture: CaptureMode,
-) -> Result<Planned, String> {
+) -> Result<Planned, Unsupported> {
     let reason = match plan::attempt(
         pgt_id,
         schema,
@@ -135,7 +136,7 @@ fn differential(
         }
         Err(reason) => reason,
     };
-    if reason.is_empty()
+    if reason.is_none()
         || !matches!(mode, RefreshMode::Auto | RefreshMode::Differential)
         || def.analyzed.volatile
     {
@@ -158,8 +159,9 @@ fn differential(
     }
     DEPTH.set(DEPTH.get() + 1);
     let depth = Depth(outermost);
-    let attempt =
-        spi::in_subtransaction(|| nested(pgt_id, schema, name, query, def, mode, capture));
+    let attempt = spi::in_subtransaction(|| {
+        nested(pgt_id, schema, name, query, def, mode, capture).map_err(|u| u.construct)
+    });
     drop(depth);
     match attempt {
         Ok(p) => Ok(p),
@@ -182,7 +184,7 @@ fn nested(
     def: &Definition,
     mode: RefreshMode,
     capture: CaptureMode,
-) -> Result<Planned, String> {
+) -> Result<Planned, Unsupported> {
     let mut ids = Vec::new();
     let mut pending: Vec<(String, String)> = Vec::new();
     let rewritten = nest::nest(query, &PgCatalog, &mut |sql: &str| {
@@ -206,7 +208,7 @@ fn nested(
         pending.push((sql.to_string(), table.clone()));
         (table, true)
     })
-    .ok_or_else(String::new)?;
+    .ok_or_else(Unsupported::none)?;
     let mut children = Vec::new();
     for (child, &id) in rewritten.children.iter().zip(&ids) {
         if let Some(check) = &child.empty_check {
@@ -270,7 +272,8 @@ fn nested(
         return Err(format!(
             "the rewritten query {} returns other columns",
             rewritten.query
-        ));
+        )
+        .into());
     }
     let built = plan::attempt(
         pgt_id,

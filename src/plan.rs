@@ -10,7 +10,7 @@ use crate::spi;
 use pg_trickle_core::ident::quote_qualified;
 use pg_trickle_core::ir::{sql, Statement};
 use pg_trickle_core::ivm::topk::{self, TopK};
-use pg_trickle_core::ivm::{Plan, SourceTable};
+use pg_trickle_core::ivm::{Plan, SourceTable, Unsupported};
 use pg_trickle_core::mode::RefreshMode;
 use pg_trickle_core::render::{self, MergeKind, OutputColumn, CHANGES_SCHEMA};
 use pg_trickle_core::PgtError;
@@ -109,9 +109,15 @@ fn differential(
     query: &str,
     analyzed: &Analyzed,
     sources: &[Source],
-) -> Result<(Plan, Window), String> {
+) -> Result<(Plan, Window), Unsupported> {
     if analyzed.volatile {
-        return Err("a volatile function (random(), nextval(), clock_timestamp(), ...)".into());
+        return Err(Unsupported::new(
+            "a volatile function (random(), nextval(), clock_timestamp(), ...)",
+        )
+        .hint(
+            "A volatile function returns another value on every call, so no change can be \
+                     computed from the last result: compute it when reading the stream table.",
+        ));
     }
     if analyzed.srf_below {
         return Err(
@@ -120,7 +126,7 @@ fn differential(
         );
     }
     if let Some(v) = sources.iter().find(|s| s.kind == SourceKind::View) {
-        return Err(format!("view {} (supported in a later version)", v.display));
+        return Err(format!("view {} (supported in a later version)", v.display).into());
     }
     let from = pg_trickle_core::ivm::parse::from_tables(query)?;
     // Each FROM table resolved as PostgreSQL resolved it (same text, same search_path).
@@ -135,7 +141,7 @@ fn differential(
         if !sources.iter().any(|s| {
             s.relid == oid && matches!(s.kind, SourceKind::Table | SourceKind::StreamTable)
         }) {
-            return Err(format!("relation {} that is not a table", t.name));
+            return Err(format!("relation {} that is not a table", t.name).into());
         }
         let param = match distinct.iter().position(|&o| o == oid) {
             Some(i) => i,
@@ -156,7 +162,8 @@ fn differential(
         return Err(format!(
             "{tables} tables where the FROM clause names {}",
             distinct.len()
-        ));
+        )
+        .into());
     }
     let plan = Plan::new(query, &from_sources, &mut |sql| Ok(result_types(sql)))?;
     let probe_sources = pg_trickle_core::ivm::scan::probe_sources(&from_sources);
@@ -288,7 +295,7 @@ fn topk_differential(
     analyzed: &Analyzed,
     sources: &[Source],
     mode: RefreshMode,
-) -> Result<Built, String> {
+) -> Result<Built, Unsupported> {
     let Target {
         pgt_id,
         schema,
@@ -369,10 +376,10 @@ pub fn attempt(
     analyzed: &Analyzed,
     sources: &[Source],
     mode: RefreshMode,
-) -> Result<Built, String> {
+) -> Result<Built, Unsupported> {
     let visible: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
     match mode {
-        RefreshMode::Full => Err(String::new()),
+        RefreshMode::Full => Err(Unsupported::none()),
         _ => match topk::split(query, &visible) {
             Some(Ok(topk)) => topk_differential(
                 &Target {
@@ -405,10 +412,11 @@ pub fn full(
     analyzed: &Analyzed,
     sources: &[Source],
     mode: RefreshMode,
-    reason: String,
+    reason: Unsupported,
 ) -> Built {
     let visible: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
-    let reason = (!reason.is_empty()).then_some(reason);
+    let hint = reason.hint.clone();
+    let reason = (!reason.is_none()).then_some(reason.construct);
     let window =
         if analyzed.volatile || pg_trickle_core::ivm::expr::query_reads_changing_values(query) {
             None
@@ -417,10 +425,10 @@ pub fn full(
         };
     if let Some(r) = &reason {
         if mode == RefreshMode::Differential {
-            raise(PgtError::NotDifferentiable(r.clone()));
+            raise(PgtError::NotDifferentiable(r.clone(), hint));
         }
         if mode == RefreshMode::Immediate {
-            raise(PgtError::NotImmediate(r.clone()));
+            raise(PgtError::NotImmediate(r.clone(), hint));
         }
         notice!("stream table {schema}.{name} will refresh FULL: DIFFERENTIAL cannot maintain a query that uses {r}");
     }

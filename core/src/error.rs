@@ -70,10 +70,11 @@ pub enum PgtError {
     NullSchedule,
     #[error("invalid refresh mode \"{0}\"")]
     InvalidRefreshMode(String),
+    /// The construct, and what to do about it when something specific can be said.
     #[error("DIFFERENTIAL refresh cannot maintain this query: it uses {0}")]
-    NotDifferentiable(String),
+    NotDifferentiable(String, Option<String>),
     #[error("IMMEDIATE refresh needs a query DIFFERENTIAL can maintain; this one uses {0}")]
-    NotImmediate(String),
+    NotImmediate(String, Option<String>),
     #[error("invalid stream table name \"{input}\": {reason}")]
     InvalidName { input: String, reason: String },
     #[error("schema \"{0}\" does not exist")]
@@ -152,7 +153,7 @@ impl PgtError {
                 SqlState::InvalidParameterValue
             }
             NullSchedule | NullArgument(_) => SqlState::NullValueNotAllowed,
-            UnsupportedSource { .. } | NotDifferentiable(_) | NotImmediate(_) => {
+            UnsupportedSource { .. } | NotDifferentiable(..) | NotImmediate(..) => {
                 SqlState::FeatureNotSupported
             }
             TempSource(_) => SqlState::FeatureNotSupported,
@@ -195,14 +196,16 @@ impl PgtError {
             InvalidRefreshMode(_) => {
                 Some("Use 'AUTO', 'DIFFERENTIAL', 'FULL' or 'IMMEDIATE'.".into())
             }
-            NotImmediate(_) => Some(
-                "Use refresh_mode => 'AUTO' or 'FULL' with a short schedule instead.".into(),
-            ),
-            NotDifferentiable(_) => Some(
-                "Use refresh_mode => 'AUTO' to refresh FULL when the query cannot be maintained differentially, \
-                 or see docs/SQL_REFERENCE.md for what DIFFERENTIAL supports."
+            NotImmediate(_, hint) => Some(match hint {
+                Some(h) => format!("{h} Or use refresh_mode => 'AUTO' or 'FULL' with a short schedule."),
+                None => "Use refresh_mode => 'AUTO' or 'FULL' with a short schedule instead.".into(),
+            }),
+            NotDifferentiable(_, hint) => Some(match hint {
+                Some(h) => format!("{h} Or use refresh_mode => 'AUTO', which refreshes such a query FULL."),
+                None => "Use refresh_mode => 'AUTO' to refresh FULL when the query cannot be maintained differentially, \
+                         or see docs/SQL_REFERENCE.md for what DIFFERENTIAL supports."
                     .into(),
-            ),
+            }),
             NotAStreamTable(_) => Some("Use pgtrickle.pgt_status() to list stream tables.".into()),
             StreamTableNotFound(_) => {
                 Some("Use pgtrickle.pgt_status() to list stream tables.".into())

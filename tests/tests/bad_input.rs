@@ -74,6 +74,48 @@ fn every_bad_input_is_refused_with_its_sqlstate_and_leaves_nothing() {
     assert_eq!(db.value::<i64>("SELECT count(*) FROM t"), 2);
 }
 
+/// A construct DIFFERENTIAL refuses is named in the message, and where something specific can be
+/// said, the HINT says what to write instead.
+#[test]
+fn a_refused_construct_comes_with_its_hint() {
+    let mut db = db("bad_hints");
+    db.exec("CREATE TABLE d (id int PRIMARY KEY, t_id int)");
+    for (sql, construct, hint) in [
+        (
+            "SELECT id, random() AS r FROM t",
+            "uses a volatile function",
+            "compute it when reading the stream table",
+        ),
+        (
+            "SELECT DISTINCT ON (v) id, v FROM t",
+            "uses DISTINCT ON",
+            "GROUP BY the DISTINCT ON columns",
+        ),
+        (
+            "SELECT t.id, d.id AS d FROM t LEFT JOIN d ON d.t_id > t.id",
+            "an outer join condition other than equalities",
+            "Write the ON condition as equalities",
+        ),
+    ] {
+        for mode in ["DIFFERENTIAL", "IMMEDIATE"] {
+            let msg = db.error_message(&format!(
+                "SELECT pgtrickle.create_stream_table('s', $q${sql}$q$, refresh_mode => '{mode}')"
+            ));
+            assert!(msg.starts_with("0A000"), "{mode} {sql}: {msg}");
+            assert!(
+                msg.contains(construct) && msg.contains(hint),
+                "{mode} {sql}: {msg}"
+            );
+            db.assert_no_leftovers(&["s"]);
+        }
+    }
+    // A construct without a specific hint keeps the general one.
+    let msg = db.error_message(
+        "SELECT pgtrickle.create_stream_table('s', 'SELECT id, row_number() OVER () AS n FROM t', refresh_mode => 'DIFFERENTIAL')",
+    );
+    assert!(msg.contains("see docs/SQL_REFERENCE.md"), "{msg}");
+}
+
 #[test]
 fn a_temp_table_source_is_refused() {
     let mut db = db("bad_temp");

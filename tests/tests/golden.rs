@@ -407,7 +407,7 @@ impl Entry<'_> {
         let columns = self.output(query)?;
         let visible: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         match topk::split(query, &visible) {
-            Some(Err(reason)) => Err(reason),
+            Some(Err(reason)) => Err(reason.into()),
             Some(Ok(topk)) => {
                 let (plan, probe) = self.differential(&topk.inner)?;
                 let inner_columns = self.output(&topk.inner)?;

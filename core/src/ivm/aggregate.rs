@@ -87,7 +87,7 @@ fn parse_expr(sql: &str) -> Result<Expr, Unsupported> {
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())
-        .map_err(|e| format!("an expression pg_trickle cannot rewrite ({sql}: {e})"))
+        .map_err(|e| format!("an expression pg_trickle cannot rewrite ({sql}: {e})").into())
 }
 
 /// Whether SUM/AVG over `ty` can be maintained exactly by running totals.
@@ -182,7 +182,8 @@ impl GroupPlan {
             if super::expr::has_column_reference(&out) {
                 return Err(format!(
                     "output expression {e} uses a column that is neither grouped nor aggregated"
-                ));
+                )
+                .into());
             }
             Ok(out)
         };

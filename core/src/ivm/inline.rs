@@ -46,7 +46,7 @@ fn table_name(name: &ObjectName, alias: Option<&TableAlias>) -> String {
 fn not_simple(what: &str) -> Unsupported {
     format!(
         "a subquery in FROM or a WITH query with {what} (only SELECT ... FROM one table [WHERE ...] is inlined; others are supported in a later version)"
-    )
+    ).into()
 }
 
 impl Simple {
@@ -245,7 +245,7 @@ impl VisitorMut for Substitute<'_> {
                     } else {
                         self.error = Some(format!(
                             "the unqualified column {i} of a subquery or WITH query joined to another table (qualify it)"
-                        ));
+                        ).into());
                         return ControlFlow::Break(());
                     }
                 }
@@ -753,7 +753,8 @@ fn inline_scoped(q: &mut Query, outer: &[(String, Scoped)]) -> Result<(), Unsupp
     if let Some(name) = hidden {
         return Err(format!(
             "the WITH query {name} read inside a subquery expression (supported in a later version)"
-        ));
+        )
+        .into());
     }
     if inlined.is_empty() {
         return Ok(());

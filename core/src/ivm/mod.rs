@@ -21,6 +21,7 @@ pub mod scan;
 pub mod setop;
 pub mod star;
 pub mod topk;
+pub mod unsupported;
 
 use aggregate::GroupPlan;
 use parse::QuerySpec;
@@ -114,7 +115,7 @@ impl Plan {
             if exprs.is_empty() {
                 return Ok(Vec::new());
             }
-            probe(&crate::ir::sql::query(&crate::ir::Query::select(
+            Ok(probe(&crate::ir::sql::query(&crate::ir::Query::select(
                 crate::ir::Select {
                     items: exprs
                         .iter()
@@ -123,7 +124,7 @@ impl Plan {
                     from: vec![input.full_from.clone()],
                     ..crate::ir::Select::default()
                 },
-            )))
+            )))?)
         };
         let agg_types = types_of(&calls.iter().collect::<Vec<_>>())?;
         let args: Vec<Option<Expr>> = calls

@@ -22,7 +22,7 @@
 
 use super::fold;
 use super::join::Variant;
-use super::SourceTable;
+use super::{SourceTable, Unsupported};
 use crate::ir::{self, From, Item, JoinKind, Lit, Name, Op, Query, RelName, Select, Statement};
 use sqlparser::ast::{BinaryOperator, Expr};
 use std::collections::BTreeSet;
@@ -133,7 +133,7 @@ pub fn analyze(
     cond: &Expr,
     aliases: [&str; 2],
     columns: [&[String]; 2],
-) -> Result<Condition, String> {
+) -> Result<Condition, Unsupported> {
     analyze_sides(cond, [&[aliases[0]], &[aliases[1]]], columns)
 }
 
@@ -142,7 +142,7 @@ pub fn analyze_sides(
     cond: &Expr,
     aliases: [&[&str]; 2],
     columns: [&[String]; 2],
-) -> Result<Condition, String> {
+) -> Result<Condition, Unsupported> {
     let mut parts = Vec::new();
     conjuncts(cond, &mut parts);
     let mut c = Condition {
@@ -178,12 +178,14 @@ pub fn analyze_sides(
                 };
                 match key {
                     Some(k) => c.keys.push(k),
-                    None => {
-                        return Err(format!(
-                            "an outer join condition other than equalities between the two sides \
+                    None => return Err(Unsupported::new(format!(
+                        "an outer join condition other than equalities between the two sides \
                              plus conditions on one side ({part})"
-                        ))
-                    }
+                    ))
+                    .hint(
+                        "Write the ON condition as equalities between a column (or expression) \
+                             of each side, plus conditions that read one side only.",
+                    )),
                 }
             }
         }

@@ -65,8 +65,7 @@ pub enum Join {
 /// are two tables).
 pub const MAX_JOIN_TABLES: usize = 8;
 
-/// Why a query is not differentiable: the construct, for the user.
-pub type Unsupported = String;
+pub use super::unsupported::Unsupported;
 
 const SET_RETURNING: &[&str] = &[
     "unnest",
@@ -90,7 +89,7 @@ const SET_RETURNING: &[&str] = &[
 
 fn check_expr(e: &Expr) -> Result<(), Unsupported> {
     if let Some(what) = unsupported_construct(e) {
-        return Err(what);
+        return Err(what.into());
     }
     let srf = sqlparser::ast::visit_expressions(e, |x| match x {
         Expr::Function(f) if SET_RETURNING.contains(&super::expr::function_name(f).as_str()) => {
@@ -99,9 +98,7 @@ fn check_expr(e: &Expr) -> Result<(), Unsupported> {
         _ => std::ops::ControlFlow::Continue(()),
     });
     if let std::ops::ControlFlow::Break(name) = srf {
-        return Err(format!(
-            "set-returning function {name}() in the select list"
-        ));
+        return Err(format!("set-returning function {name}() in the select list").into());
     }
     Ok(())
 }
@@ -337,7 +334,9 @@ fn union_branches<'a>(
             union_branches(left, out, distinct)?;
             union_branches(right, out, distinct)
         }
-        SetExpr::SetOperation { op, .. } => Err(format!("{op} (supported in a later version)")),
+        SetExpr::SetOperation { op, .. } => {
+            Err(format!("{op} (supported in a later version)").into())
+        }
         _ => Err("a UNION branch that is not a plain SELECT".into()),
     }
 }
@@ -357,9 +356,7 @@ fn parse_union(body: &SetExpr, source_columns: &[Vec<String>]) -> Result<QuerySp
             SetQuantifier::None | SetQuantifier::Distinct => false,
             SetQuantifier::All => true,
             _ => {
-                return Err(format!(
-                    "{op} {set_quantifier} (supported in a later version)"
-                ))
+                return Err(format!("{op} {set_quantifier} (supported in a later version)").into())
             }
         };
         let intersect = *op == SetOperator::Intersect;
@@ -525,11 +522,15 @@ fn parse_select(
     select: &sqlparser::ast::Select,
     source_columns: &[Vec<String>],
 ) -> Result<QuerySpec, Unsupported> {
-    let distinct = match &select.distinct {
-        None => false,
-        Some(Distinct::Distinct) => true,
-        Some(Distinct::On(_)) => return Err("DISTINCT ON".into()),
-    };
+    let distinct =
+        match &select.distinct {
+            None => false,
+            Some(Distinct::Distinct) => true,
+            Some(Distinct::On(_)) => return Err(Unsupported::new("DISTINCT ON").hint(
+                "GROUP BY the DISTINCT ON columns with an aggregate (min, max, ...) of each other \
+                 column, when that is the row wanted.",
+            )),
+        };
     if select.into.is_some() || select.top.is_some() {
         return Err("SELECT INTO/TOP".into());
     }
@@ -638,9 +639,10 @@ fn parse_select(
         (real, joins)
     };
     if from.len() > MAX_JOIN_TABLES {
-        return Err(format!(
+        return Err(Unsupported::new(format!(
             "a join of more than {MAX_JOIN_TABLES} tables (supported in a later version)"
-        ));
+        ))
+        .hint("Split the join: a stream table over part of it, read by another stream table."));
     }
     let (mut from, mut joins) = (from, joins);
     let mut selection = select.selection.clone();
@@ -837,10 +839,10 @@ fn parse_select(
                 let Some(i) = from.iter().position(|t| {
                     t.alias == name.trim_matches('"') || t.alias.eq_ignore_ascii_case(name)
                 }) else {
-                    return Err(format!("{name}.* that pg_trickle cannot resolve"));
+                    return Err(format!("{name}.* that pg_trickle cannot resolve").into());
                 };
                 if i >= n_real {
-                    return Err(format!("{name}.* over a subquery (list the columns)"));
+                    return Err(format!("{name}.* over a subquery (list the columns)").into());
                 }
                 items.extend(
                     source_columns
@@ -1039,7 +1041,7 @@ fn semi_join(
         _ => unreachable!("is_subquery_test"),
     };
     let bad = |what: &str| -> Unsupported {
-        format!("an EXISTS/IN subquery with {what} (supported in a later version)")
+        format!("an EXISTS/IN subquery with {what} (supported in a later version)").into()
     };
     let (s, table) = one_table_body(sub, &bad)?;
     let mut conds: Vec<Expr> = s.selection.iter().cloned().collect();
@@ -1150,7 +1152,7 @@ fn resolve_group_key(
                 return items
                     .get(i.wrapping_sub(1))
                     .cloned()
-                    .ok_or_else(|| "a GROUP BY position out of range".to_string());
+                    .ok_or_else(|| "a GROUP BY position out of range".into());
             }
             Ok(e.clone())
         }

@@ -110,7 +110,8 @@ impl Recursive {
 
     fn from_query(sql: &str, q: &Query) -> Result<Recursive, Unsupported> {
         let bad = |what: &str| -> Unsupported {
-            format!("WITH RECURSIVE {what} (only base UNION ALL one-table step, read whole, is maintained; others are supported in a later version)")
+            Unsupported::new(format!("WITH RECURSIVE {what} (only base UNION ALL one-table step, read whole, is maintained; others are supported in a later version)"))
+                .hint("Maintained: WITH RECURSIVE r AS (SELECT ... FROM t [WHERE ...] UNION ALL SELECT ... FROM u JOIN r ON ...) SELECT <every column of r> FROM r.")
         };
         let with = q.with.as_ref().expect("checked");
         let [cte] = with.cte_tables.as_slice() else {

@@ -152,7 +152,7 @@ fn qualified(alias: &str, column: &str) -> Expr {
 }
 
 fn bad(what: &str) -> Unsupported {
-    format!("a scalar subquery with {what} (supported in a later version)")
+    format!("a scalar subquery with {what} (supported in a later version)").into()
 }
 
 /// Whether `e` references the inner alias, and whether it references anything else.
@@ -214,7 +214,8 @@ pub fn extract(
     if out.len() > MAX_SCALARS {
         return Err(format!(
             "more than {MAX_SCALARS} scalar subqueries (supported in a later version)"
-        ));
+        )
+        .into());
     }
     Ok(rewritten)
 }
@@ -254,9 +255,9 @@ fn parse_body(
                 } else if let Some(i) = outer_alias(&t) {
                     Some(qualified(&outer.from[i].alias, &c))
                 } else {
-                    *failed.borrow_mut() = Some(format!(
-                        "{x} in a scalar subquery, which pg_trickle cannot resolve"
-                    ));
+                    *failed.borrow_mut() = Some(
+                        format!("{x} in a scalar subquery, which pg_trickle cannot resolve").into(),
+                    );
                     None
                 }
             }
@@ -274,9 +275,12 @@ fn parse_body(
                 match owners.as_slice() {
                     [k] => Some(qualified(&outer.from[*k].alias, &c)),
                     _ => {
-                        *failed.borrow_mut() = Some(format!(
-                            "column {c} in a scalar subquery, which pg_trickle cannot resolve"
-                        ));
+                        *failed.borrow_mut() = Some(
+                            format!(
+                                "column {c} in a scalar subquery, which pg_trickle cannot resolve"
+                            )
+                            .into(),
+                        );
                         None
                     }
                 }
@@ -293,7 +297,7 @@ fn parse_body(
         return Err(f);
     }
     if let Some(what) = super::expr::unsupported_construct(&value) {
-        return Err(what);
+        return Err(what.into());
     }
     if references(&value, &inner).1 {
         return Err(bad("an outer column in its select list"));
@@ -301,7 +305,7 @@ fn parse_body(
     let mut terms = Vec::new();
     if let Some(w) = &selection {
         if let Some(what) = super::expr::unsupported_construct(w) {
-            return Err(what);
+            return Err(what.into());
         }
         if super::expr::contains_aggregate(w) {
             return Err(bad("an aggregate in WHERE"));
@@ -398,7 +402,9 @@ pub fn rewrite_not_in(e: &Expr, owner: &super::parse::ColumnOwner) -> Result<Exp
 }
 
 fn not_in(x: &Expr, q: &Query, owner: &super::parse::ColumnOwner) -> Result<Expr, Unsupported> {
-    let bad = |what: &str| format!("NOT IN (subquery) with {what} (supported in a later version)");
+    let bad = |what: &str| -> Unsupported {
+        format!("NOT IN (subquery) with {what} (supported in a later version)").into()
+    };
     if matches!(x, Expr::Tuple(_)) {
         return Err(bad("several columns"));
     }
@@ -458,7 +464,7 @@ fn not_in(x: &Expr, q: &Query, owner: &super::parse::ColumnOwner) -> Result<Expr
     sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
         .try_with_sql(&sql)
         .and_then(|mut p| p.parse_expr())
-        .map_err(|e| format!("internal: {e}"))
+        .map_err(|e| format!("internal: {e}").into())
 }
 
 /// A subquery in FROM whose body aggregates, `(SELECT ... FROM t [WHERE f] [GROUP BY columns]
@@ -480,7 +486,7 @@ pub fn grouped_factor(
 }
 
 fn grouped_bad(what: &str) -> Unsupported {
-    format!("a subquery in FROM with {what} (supported in a later version)")
+    format!("a subquery in FROM with {what} (supported in a later version)").into()
 }
 
 fn parse_grouped(
@@ -520,9 +526,10 @@ fn parse_grouped(
                 } else if fold(&p[p.len() - 2]) == user_inner {
                     Some(qualified(&inner, &fold(&p[p.len() - 1])))
                 } else {
-                    *failed.borrow_mut() = Some(format!(
-                        "{x} in a subquery in FROM, which pg_trickle cannot resolve"
-                    ));
+                    *failed.borrow_mut() = Some(
+                        format!("{x} in a subquery in FROM, which pg_trickle cannot resolve")
+                            .into(),
+                    );
                     None
                 }
             }
@@ -552,14 +559,14 @@ fn parse_grouped(
             return Err(grouped_bad("two output columns of one name"));
         }
         if let Some(what) = super::expr::unsupported_construct(e) {
-            return Err(what);
+            return Err(what.into());
         }
         outputs.push((name, rename(e)));
     }
     let filter = s.selection.as_ref().map(&rename);
     if let Some(w) = &filter {
         if let Some(what) = super::expr::unsupported_construct(w) {
-            return Err(what);
+            return Err(what.into());
         }
         if super::expr::contains_aggregate(w) {
             return Err(grouped_bad("an aggregate in WHERE"));
@@ -568,7 +575,7 @@ fn parse_grouped(
     let having = s.having.as_ref().map(&rename);
     if let Some(h) = &having {
         if let Some(what) = super::expr::unsupported_construct(h) {
-            return Err(what);
+            return Err(what.into());
         }
     }
     let group_exprs = match &s.group_by {
@@ -716,7 +723,7 @@ pub fn bind_keys(
         };
         let key = if is_key_ref(&left) { *right } else { *left };
         if let Some(what) = super::expr::unsupported_construct(&key) {
-            return Err(what);
+            return Err(what.into());
         }
         sc.keys[k].1 = key;
     }

@@ -159,7 +159,7 @@ fn split_query(q: &mut Query, outputs: &[String]) -> Result<TopK, Unsupported> {
             e if position(e).is_some() => {
                 let p = position(e).unwrap_or(0);
                 if p == 0 || p > outputs.len() {
-                    return Err(format!("ORDER BY position {p}, not an output column"));
+                    return Err(format!("ORDER BY position {p}, not an output column").into());
                 }
                 KeyColumn::Output(p - 1)
             }
