@@ -146,10 +146,6 @@ pub enum Expr {
 }
 
 impl Expr {
-    pub fn col(rel: &str, column: &str) -> Expr {
-        Expr::Col(Some(Name::internal(rel)), Name::quoted(column))
-    }
-
     /// A hidden column of one of the plan's relations: `rel.__pgt_w`.
     pub fn hidden(rel: Option<&str>, column: &str) -> Expr {
         Expr::Col(rel.map(Name::internal), Name::internal(column))

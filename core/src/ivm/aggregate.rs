@@ -20,7 +20,7 @@
 
 use super::expr::{agg_call, ident, is_aggregate, substitute};
 use super::join::{content_hash, Input};
-use super::{Unsupported, COL_PREFIX};
+use super::{output_name, Unsupported};
 use crate::ident::quote_ident;
 use crate::ir::{
     Cte, Expr as E, From, Item, JoinKind, Name, Op, Query, RelName, Select, SetExpr, Statement,
@@ -299,12 +299,7 @@ impl GroupPlan {
     /// Output columns over a relation of group states aliased `__pgt_g`: `__pgt_c<i>`, the row
     /// identity, and the stored hidden state.
     fn output_columns(&self) -> Vec<Item> {
-        let mut cols: Vec<Item> = self
-            .visible
-            .iter()
-            .enumerate()
-            .map(|(i, e)| Item::new(E::user(e), Name::quoted(format!("{COL_PREFIX}{}", i + 1))))
-            .collect();
+        let mut cols = super::outputs(&self.visible);
         cols.push(Item::new(self.row_identity_of(None), Name::quoted(ROW_ID)));
         for (h, _) in self.hidden_columns() {
             cols.push(Item::bare(E::Col(None, Name::quoted(h))));
@@ -563,7 +558,7 @@ impl GroupPlan {
             items
         };
         let mut gone: Vec<Item> = (0..self.visible.len())
-            .map(|i| Item::new(E::null(), Name::quoted(format!("{COL_PREFIX}{}", i + 1))))
+            .map(|i| Item::new(E::null(), output_name(i + 1)))
             .collect();
         gone.push(Item::bare(E::Col(
             Some(Name::internal("__pgt_nw")),

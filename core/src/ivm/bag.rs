@@ -10,7 +10,7 @@
 //! never collapsed.
 
 use super::join::{content_hash, Input};
-use super::COL_PREFIX;
+use super::{output_name as out, outputs as projected};
 use crate::ir::{
     Cte, Expr, From, Item, Name, Op, Query, RelName, Select, SetExpr, Sort, Statement,
 };
@@ -19,20 +19,8 @@ use crate::render::ROW_ID;
 /// The hidden column holding a row's content hash.
 pub const DUP: &str = "__pgt_dup";
 
-fn out(i: usize) -> Name {
-    Name::quoted(format!("{COL_PREFIX}{i}"))
-}
-
 fn columns(n: usize) -> Vec<Expr> {
     (1..=n).map(|i| Expr::Col(None, out(i))).collect()
-}
-
-fn projected(items: &[sqlparser::ast::Expr]) -> Vec<Item> {
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, e)| Item::new(Expr::User(Box::new(e.clone())), out(i + 1)))
-        .collect()
 }
 
 fn hidden(c: &str) -> Expr {

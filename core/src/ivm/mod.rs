@@ -32,6 +32,20 @@ use sqlparser::ast::Expr;
 /// position (`__pgt_c1`, `__pgt_c2`, ...).
 pub const COL_PREFIX: &str = "__pgt_c";
 
+/// The name of visible output `i` (from 1): `__pgt_c<i>`.
+pub fn output_name(i: usize) -> crate::ir::Name {
+    crate::ir::Name::quoted(format!("{COL_PREFIX}{i}"))
+}
+
+/// The select list of the query's own output expressions, each as [`output_name`].
+pub fn outputs(items: &[Expr]) -> Vec<crate::ir::Item> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, e)| crate::ir::Item::new(crate::ir::Expr::user(e), output_name(i + 1)))
+        .collect()
+}
+
 /// A source table as the engine needs it.
 #[derive(Debug, Clone)]
 pub struct SourceTable {

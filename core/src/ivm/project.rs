@@ -9,24 +9,17 @@
 //! of the primary key itself is a −1 under the old identity and a +1 under the new one.
 
 use super::join::{content_hash, Input};
-use super::COL_PREFIX;
+use super::{output_name as out, outputs};
 use crate::ir::{
     Cte, Expr, From, Item, Name, Op, Query, RelName, Select, SetExpr, Sort, Statement,
 };
 use crate::render::ROW_ID;
 
-fn out(i: usize) -> Name {
-    Name::quoted(format!("{COL_PREFIX}{i}"))
-}
-
 /// The select list: each item as `__pgt_c<i>`, then the row identity.
 fn projected(items: &[sqlparser::ast::Expr], id: &Expr) -> Vec<Item> {
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, e)| Item::new(Expr::User(Box::new(e.clone())), out(i + 1)))
-        .chain([Item::new(id.clone(), Name::quoted(ROW_ID))])
-        .collect()
+    let mut cols = outputs(items);
+    cols.push(Item::new(id.clone(), Name::quoted(ROW_ID)));
+    cols
 }
 
 /// The full result: projected columns and row identity (`id`, over the FROM tables' keys).
