@@ -1,7 +1,6 @@
 -- pg_trickle 0.1.0 -> 0.2.0: refresh counters, failed refreshes in the history, and the
--- monitoring functions. This file is both the upgrade script (ALTER EXTENSION pg_trickle UPDATE)
--- and part of the 0.2.0 install script, which runs it after sql/bootstrap.sql, so both paths
--- end with the same objects.
+-- monitoring functions. Upgrade script only (ALTER EXTENSION pg_trickle UPDATE); a
+-- fresh install runs sql/catalog.sql.
 
 ALTER TABLE pgtrickle.pgt_stream_tables
     ADD COLUMN refresh_count     bigint NOT NULL DEFAULT 0,            -- successful refreshes

@@ -1,6 +1,5 @@
--- pg_trickle 0.2.0 -> 0.3.0: WAL change capture. This file is both the upgrade script (ALTER
--- EXTENSION pg_trickle UPDATE) and part of the 0.3.0 install script, which runs it after the
--- 0.2.0 one, so both paths end with the same objects.
+-- pg_trickle 0.2.0 -> 0.3.0: WAL change capture. Upgrade script only (ALTER EXTENSION pg_trickle UPDATE); a
+-- fresh install runs sql/catalog.sql.
 
 -- How each source's changes reach its buffer: TRIGGER (row triggers in the writer's
 -- transaction) or WAL (the WAL consumer, from the database's logical replication slot).

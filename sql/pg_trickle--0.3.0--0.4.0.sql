@@ -1,6 +1,5 @@
--- pg_trickle 0.3.0 -> 0.4.0: per-stream-table cdc_mode. This file is both the upgrade script
--- (ALTER EXTENSION pg_trickle UPDATE) and part of the 0.4.0 install script, which runs it after
--- the API functions are created, so both paths end with the same objects.
+-- pg_trickle 0.3.0 -> 0.4.0: per-stream-table cdc_mode. Upgrade script only (ALTER EXTENSION pg_trickle UPDATE); a
+-- fresh install runs sql/catalog.sql.
 
 -- How this stream table wants its sources captured: 'auto' (WAL where possible), 'wal' (WAL
 -- required, checked when set) or 'trigger' (row triggers only). A source is captured from the

@@ -1,5 +1,5 @@
--- pg_trickle 0.4.0 -> 0.5.0: TopK stream tables (ORDER BY ... LIMIT). This file is both the
--- upgrade script (ALTER EXTENSION pg_trickle UPDATE) and part of the 0.5.0 install script.
+-- pg_trickle 0.4.0 -> 0.5.0: TopK stream tables (ORDER BY ... LIMIT). Upgrade script only (ALTER EXTENSION pg_trickle UPDATE); a
+-- fresh install runs sql/catalog.sql.
 
 -- For a TopK stream table maintained differentially: the statement that re-derives its rows from
 -- its internal table (pgtrickle_changes.topk_<pgt_id>, which full_merge_sql and delta_merge_sql

@@ -1,6 +1,6 @@
 -- pg_trickle 0.5.0 -> 0.6.0: internal stream tables (subqueries maintained as stream tables of
--- their own) and views inlined into defining queries. This file is both the upgrade script
--- (ALTER EXTENSION pg_trickle UPDATE) and part of the 0.6.0 install script.
+-- their own) and views inlined into defining queries. Upgrade script only (ALTER EXTENSION pg_trickle UPDATE); a
+-- fresh install runs sql/catalog.sql.
 
 -- An internal stream table (pgtrickle_changes.sub_<pgt_id>) belongs to the stream table whose
 -- plan reads it: refreshed by that stream table's refreshes (first, in the same transaction and

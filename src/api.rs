@@ -671,7 +671,7 @@ fn forget_relations(dropped: &[Oid]) {
 /// sources that were dropped, and removes capture nobody needs any more.
 #[pg_extern(schema = "pgtrickle", name = "_forget_dropped_relations")]
 fn forget_dropped_relations(dropped: Vec<Oid>) {
-    security::api(|| forget_dropped_api(dropped))
+    security::internal(|| forget_dropped_api(dropped))
 }
 
 fn forget_dropped_api(dropped: Vec<Oid>) {
@@ -703,7 +703,7 @@ fn forget_dropped_api(dropped: Vec<Oid>) {
 /// planned again from its defining query (and recomputed), in the same transaction.
 #[pg_extern(schema = "pgtrickle", name = "_replan_for_views")]
 fn replan_for_views(changed: Vec<Oid>) {
-    security::api(|| replan_for_views_api(changed))
+    security::internal(|| replan_for_views_api(changed))
 }
 
 fn replan_for_views_api(changed: Vec<Oid>) {

@@ -53,9 +53,16 @@ pub struct StreamTable {
     pub query_tree: Option<String>,
     /// How PostgreSQL printed `query_tree` when it was recorded.
     pub query_printed: Option<String>,
+    /// The pg_trickle version that planned it (see [`PLANNER`]).
+    pub planned_by: String,
 }
 
 impl StreamTable {
+    /// Whether its stored statements are this version's, for the storage's current name.
+    pub fn planned_here(&self) -> bool {
+        self.planned_for == self.quoted() && self.planned_by == PLANNER
+    }
+
     /// `"schema"."name"`, quoted for SQL.
     pub fn quoted(&self) -> String {
         pg_trickle_core::ident::quote_qualified(&self.schema, &self.name)
@@ -92,7 +99,7 @@ const SELECT_ST: &str = "SELECT st.pgt_id, st.pgt_relid, n.nspname::text AS sche
     st.is_populated, st.frontier::text AS frontier, st.frontier_xid::text AS frontier_xid, st.planned_for, \
     st.plan_sources, st.probe_sql, st.consecutive_errors, st.search_path, st.topk_sql, st.parent_pgt_id, \
     (SELECT p.pgt_relid FROM pgtrickle.pgt_stream_tables p WHERE p.pgt_id = st.parent_pgt_id) AS parent_relid, \
-    c.relowner AS owner, st.query_tree, st.query_printed \
+    c.relowner AS owner, st.query_tree, st.query_printed, st.planned_by \
     FROM pgtrickle.pgt_stream_tables st \
     JOIN pg_catalog.pg_class c ON c.oid = st.pgt_relid \
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
@@ -162,6 +169,7 @@ fn load_where(cond: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<StreamTable
                 owner: req(r, "owner"),
                 query_tree: col(r, "query_tree"),
                 query_printed: col(r, "query_printed"),
+                planned_by: req(r, "planned_by"),
             }
         },
     )
@@ -435,6 +443,11 @@ pub fn dependents(relid: Oid) -> Vec<String> {
     .collect()
 }
 
+/// The version of pg_trickle whose planner and renderer made a stream table's stored statements
+/// (`pgt_stream_tables.planned_by`). A refresh by another version plans the stream table again
+/// from its defining query first ([`StreamTable::planned_here`]).
+pub const PLANNER: &str = env!("CARGO_PKG_VERSION");
+
 /// Records a rendered plan for the stream table stored in `storage` (quoted name).
 pub fn store_plan(pgt_id: i64, storage: &str, built: &crate::plan::Built) {
     let hidden: Vec<String> = built.hidden.iter().map(|(n, _)| n.clone()).collect();
@@ -442,7 +455,7 @@ pub fn store_plan(pgt_id: i64, storage: &str, built: &crate::plan::Built) {
         "UPDATE pgtrickle.pgt_stream_tables SET plan_kind = $2, plan_reason = $3, hidden_columns = $4, \
              full_merge_sql = $5, delta_merge_sql = $6, explain_text = $7, effective_mode = $8, planned_for = $9, \
              plan_sources = $10, probe_sql = $11, topk_sql = $12, \
-             search_path = pg_catalog.current_setting('search_path'), updated_at = now() \
+             search_path = pg_catalog.current_setting('search_path'), planned_by = $13, updated_at = now() \
          WHERE pgt_id = $1",
         &[
             pgt_id.into(),
@@ -457,6 +470,7 @@ pub fn store_plan(pgt_id: i64, storage: &str, built: &crate::plan::Built) {
             built.window.as_ref().map(|w| w.sources.clone()).into(),
             built.window.as_ref().map(|w| w.probe_sql.clone()).into(),
             built.topk.as_ref().map(|t| t.merge_sql.clone()).into(),
+            PLANNER.into(),
         ],
     );
 }

@@ -31,7 +31,7 @@ use pgrx::prelude::*;
 /// relations `changed` that stream tables read or capture.
 #[pg_extern(schema = "pgtrickle", name = "_on_source_ddl")]
 fn on_source_ddl(changed: Vec<Oid>) {
-    security::api(|| source_ddl(&changed))
+    security::internal(|| source_ddl(&changed))
 }
 
 fn source_ddl(changed: &[Oid]) {

@@ -39,75 +39,22 @@ pub extern "C-unwind" fn _PG_init() {
     }
 }
 
-extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
-// The 0.1.0 -> 0.2.0 upgrade script is also part of a fresh 0.2.0 install (see its header).
+// A fresh install: the catalog (one script, first), the functions pgrx generates, then what needs
+// them (event triggers, rights). Upgrades from earlier versions run sql/pg_trickle--<old>--<new>.sql
+// instead (installed beside the install script); tests/tests/upgrade.rs checks that a fresh and
+// an upgraded install end with the same catalog.
+extension_sql_file!("../sql/catalog.sql", name = "catalog", bootstrap);
 extension_sql_file!(
-    "../sql/pg_trickle--0.1.0--0.2.0.sql",
-    name = "v0_2_0",
-    requires = ["bootstrap"]
+    "../sql/catalog_finalize.sql",
+    name = "catalog_finalize",
+    finalize
 );
 
-// 0.2.0 -> 0.3.0 (WAL capture), likewise part of a fresh install.
-extension_sql_file!(
-    "../sql/pg_trickle--0.2.0--0.3.0.sql",
-    name = "v0_3_0",
-    requires = ["v0_2_0"]
-);
-
-// 0.3.0 -> 0.4.0 (per-stream-table cdc_mode): it replaces API functions, so in a fresh install it
-// runs after pgrx created them (there it re-creates the same ones).
-extension_sql_file!(
-    "../sql/pg_trickle--0.3.0--0.4.0.sql",
-    name = "v0_4_0",
-    requires = [
-        "v0_3_0",
-        api::create_stream_table,
-        api::create_or_replace_stream_table,
-        api::alter_stream_table
-    ]
-);
-
-// 0.4.0 -> 0.5.0 (TopK), likewise part of a fresh install.
-extension_sql_file!(
-    "../sql/pg_trickle--0.4.0--0.5.0.sql",
-    name = "v0_5_0",
-    requires = ["v0_4_0"]
-);
-
-// 0.5.0 -> 0.6.0 (internal stream tables, inlined views), likewise part of a fresh install, after
-// pgrx created the function its event trigger calls (it re-creates the same one).
-extension_sql_file!(
-    "../sql/pg_trickle--0.5.0--0.6.0.sql",
-    name = "v0_6_0",
-    requires = ["v0_5_0", api::replan_for_views]
-);
-
-// 0.6.0 -> 0.7.0 (who runs what), likewise part of a fresh install, after pgrx created the
-// functions it alters.
-extension_sql_file!(
-    "../sql/pg_trickle--0.6.0--0.7.0.sql",
-    name = "v0_7_0",
-    requires = [
-        "v0_6_0",
-        api::forget_dropped_relations,
-        api::replan_for_views,
-        api::refresh_stream_table,
-        ddl::on_source_ddl,
-        ddl::record_query_trees
-    ]
-);
-
-/// Schema `pgtrickle` holds the SQL API and the catalog. It is created by the bootstrap script
+/// Schema `pgtrickle` holds the SQL API and the catalog. It is created by the catalog script (`sql/catalog.sql`)
 /// (so that it belongs to the extension and DROP EXTENSION removes it); this declaration lets the
 /// functions name it.
 #[pg_schema]
 mod pgtrickle {}
-
-extension_sql!(
-    "CREATE EVENT TRIGGER pgtrickle_sql_drop ON sql_drop EXECUTE FUNCTION pgtrickle._on_sql_drop();",
-    name = "event_triggers",
-    finalize
-);
 
 #[cfg(any(test, feature = "pg_test"))]
 mod pg_tests;

@@ -8,7 +8,7 @@ use crate::error::raise;
 use crate::error::SpiOk;
 use crate::spi;
 use pg_trickle_core::ident::quote_qualified;
-use pg_trickle_core::ir::{sql, Statement};
+use pg_trickle_core::ir::{sql, Name, RelName, Statement};
 use pg_trickle_core::ivm::topk::{self, TopK};
 use pg_trickle_core::ivm::{Plan, SourceTable, Unsupported};
 use pg_trickle_core::mode::RefreshMode;
@@ -317,8 +317,11 @@ fn topk_differential(
         name,
         &visible,
         &[],
-        Statement::Query(render::full_rows(
-            &topk.top_sql(&internal, &visible),
+        Statement::Query(render::full_rows_of(
+            Statement::Query(topk.top(
+                RelName::Qualified(Name::quoted(ischema.clone()), Name::quoted(iname.clone())),
+                &visible,
+            )),
             columns,
         )),
         MergeKind::Full,
@@ -459,13 +462,27 @@ pub fn full(
     }
 }
 
-/// Re-renders the refresh SQL of a stream table whose storage was renamed (the SQL names it).
-/// The plan itself cannot change: same query, same sources.
+/// Renders the refresh SQL again for a stream table whose storage was renamed (the SQL names
+/// it), or plans it again when another version of pg_trickle planned it (after an upgrade).
 pub fn rerender(st: &catalog::StreamTable) {
     let mode = RefreshMode::parse(&st.refresh_mode).unwrap_or(RefreshMode::Auto);
+    if st.planned_by != catalog::PLANNER {
+        let by = if st.planned_by.is_empty() {
+            "an earlier version of pg_trickle".to_string()
+        } else {
+            format!("pg_trickle {}", st.planned_by)
+        };
+        pgrx::notice!(
+            "stream table {} was planned by {by}: planned again by {} and recomputed",
+            st.display(),
+            catalog::PLANNER
+        );
+    }
     // Planned over internal stream tables: planned again (new internal tables, the old ones
-    // dropped), as the rewritten query is not stored.
-    if !catalog::children(st.pgt_id).is_empty() {
+    // dropped), as the rewritten query is not stored. Planned by another version (an upgrade):
+    // planned again in full, as create_stream_table plans (a query the old version refreshed
+    // FULL may be maintained differentially now, over internal stream tables or as a TopK).
+    if st.planned_by != catalog::PLANNER || !catalog::children(st.pgt_id).is_empty() {
         crate::api::redefine(
             st,
             &st.defining_query,

@@ -268,7 +268,8 @@ fn record(
 
 /// Takes the refresh lock on the storage table (EXCLUSIVE: concurrent refreshes wait, readers
 /// do not), then loads the stream table under it (a concurrent refresh may have moved the
-/// frontier) and re-renders its SQL if the storage was renamed. Returns the refresh's start time.
+/// frontier) and plans it again if the storage was renamed or another version of pg_trickle
+/// planned it ([`crate::plan::rerender`]). Returns the refresh's start time.
 fn lock_and_load(relid: Oid) -> (TimestampWithTimeZone, StreamTable) {
     // SAFETY: the OID names a stream table's storage (checked by the caller); the lock is
     // released at the end of the transaction like any table lock.
@@ -276,7 +277,7 @@ fn lock_and_load(relid: Oid) -> (TimestampWithTimeZone, StreamTable) {
     let started = spi::one_p::<TimestampWithTimeZone>("SELECT clock_timestamp()", &[])
         .expect("clock_timestamp() is never NULL");
     let mut st = catalog::by_relid(relid).expect("stream table in catalog");
-    if st.planned_for != st.quoted() {
+    if !st.planned_here() {
         with_search_path(&st, || crate::plan::rerender(&st));
         st = catalog::by_relid(relid).expect("stream table in catalog");
     }

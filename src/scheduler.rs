@@ -370,6 +370,7 @@ pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
     let mut pruned = Instant::now();
     let mut consumer_checked = Instant::now() - Duration::from_secs(10);
     let mut sleep_ms: u64 = 0;
+    let mut catalog_warned = false;
     loop {
         if !BackgroundWorker::wait_latch(Some(Duration::from_millis(sleep_ms))) {
             break;
@@ -395,13 +396,28 @@ pub extern "C-unwind" fn pg_trickle_scheduler_main(arg: pg_sys::Datum) {
             if !extension_installed() {
                 return None;
             }
+            if let Some(catalog) = crate::security::older_catalog() {
+                // New binaries, ALTER EXTENSION pg_trickle UPDATE not run yet: nothing is
+                // refreshed on a catalog this library does not know.
+                if !catalog_warned {
+                    pgrx::warning!(
+                        "pg_trickle: the library is version {}, but this database's pg_trickle catalog is version {catalog}: no stream table is refreshed until ALTER EXTENSION pg_trickle UPDATE runs",
+                        crate::catalog::PLANNER
+                    );
+                }
+                return Some(None);
+            }
             if check_consumer {
                 crate::cdc::ensure_consumer_if_needed(db, false);
             }
-            Some(load_entries())
+            Some(Some(load_entries()))
         });
         let (mut entries, dag) = match loaded {
-            Ok(Some(loaded)) => loaded,
+            Ok(Some(Some(loaded))) => loaded,
+            Ok(Some(None)) => {
+                catalog_warned = true;
+                continue;
+            }
             // Extension dropped, or its catalog unreadable: stop; the launcher starts a new
             // scheduler if the extension comes back.
             Ok(None) | Err(_) => break,

@@ -67,6 +67,33 @@ pub fn extension_owner() -> Oid {
     .unwrap_or(Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID))
 }
 
+/// Refuses (55000, with the fix as hint) to work on a catalog of another version than this
+/// library's: new binaries were installed and the server restarted, but `ALTER EXTENSION
+/// pg_trickle UPDATE` has not run yet in this database. Not while the extension is being
+/// created or updated (its scripts call pg_trickle's functions).
+pub fn require_catalog_version() {
+    // SAFETY: reads a flag PostgreSQL sets while running an extension's script.
+    if unsafe { pg_sys::creating_extension } {
+        return;
+    }
+    if let Some(catalog) = older_catalog() {
+        crate::error::raise(pg_trickle_core::PgtError::CatalogVersion {
+            library: crate::catalog::PLANNER.to_string(),
+            catalog,
+        });
+    }
+}
+
+/// The version of this database's pg_trickle catalog when it is not this library's.
+pub fn older_catalog() -> Option<String> {
+    let catalog = spi::one_p::<String>(
+        "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle'",
+        &[],
+    )
+    .unwrap_or_default();
+    (catalog != crate::catalog::PLANNER).then_some(catalog)
+}
+
 /// The role that called the API function now running (the current user outside of one).
 pub fn caller() -> Oid {
     CALLER.with(|c| c.get()).unwrap_or_else(|| current().0)
@@ -90,7 +117,15 @@ impl Drop for PopCaller {
 
 /// Runs the body of an API function: remembers the caller, pins `search_path` (see
 /// [`pg_trickle_core::ident::pinned_search_path`]) and runs `f` as the extension's owner.
+/// Refuses first when the catalog is not this version's ([`require_catalog_version`]).
 pub fn api<R>(f: impl FnOnce() -> R) -> R {
+    require_catalog_version();
+    internal(f)
+}
+
+/// [`api`] for the functions pg_trickle's event triggers call: never refused for the catalog's
+/// version (a user's DDL must not fail because `ALTER EXTENSION pg_trickle UPDATE` is pending).
+pub fn internal<R>(f: impl FnOnce() -> R) -> R {
     let (user, _) = current();
     let outer = CALLER.with(|c| c.replace(Some(user)));
     let _pop = PopCaller(outer);

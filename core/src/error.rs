@@ -32,6 +32,8 @@ pub enum SqlState {
     InsufficientPrivilege,
     /// 54000
     ProgramLimitExceeded,
+    /// 55000
+    ObjectNotInPrerequisiteState,
     /// XX000
     InternalError,
 }
@@ -45,6 +47,7 @@ impl SqlState {
             SqlState::SyntaxError => "42601",
             SqlState::InvalidName => "42602",
             SqlState::UndefinedTable => "42P01",
+            SqlState::ObjectNotInPrerequisiteState => "55000",
             SqlState::DuplicateTable => "42P07",
             SqlState::WrongObjectType => "42809",
             SqlState::FeatureNotSupported => "0A000",
@@ -143,6 +146,8 @@ pub enum PgtError {
         relation: String,
         stream_table: String,
     },
+    #[error("the pg_trickle library is version {library}, but this database's pg_trickle catalog is version {catalog}")]
+    CatalogVersion { library: String, catalog: String },
 }
 
 impl PgtError {
@@ -176,6 +181,7 @@ impl PgtError {
             NotOwner(_) | NoCreateInSchema(_) | OwnerCannotRead { .. } => {
                 SqlState::InsufficientPrivilege
             }
+            CatalogVersion { .. } => SqlState::ObjectNotInPrerequisiteState,
         }
     }
 
@@ -207,6 +213,9 @@ impl PgtError {
                     .into(),
             }),
             NotAStreamTable(_) => Some("Use pgtrickle.pgt_status() to list stream tables.".into()),
+            CatalogVersion { library, .. } => Some(format!(
+                "Run ALTER EXTENSION pg_trickle UPDATE (to {library}) in this database."
+            )),
             StreamTableNotFound(_) => {
                 Some("Use pgtrickle.pgt_status() to list stream tables.".into())
             }

@@ -13,6 +13,7 @@
 //! questions again; review the diff with `git diff tests/golden`).
 
 use pg_trickle_core::ident::{quote_ident, quote_qualified};
+use pg_trickle_core::ir::{Name, RelName};
 use pg_trickle_core::ivm::{nest, scan, star, topk, Plan, SourceTable};
 use pg_trickle_core::render::{self, MergeKind, OutputColumn, CHANGES_SCHEMA};
 use pg_trickle_tests::{oracle_shapes, tpch};
@@ -427,7 +428,13 @@ impl Entry<'_> {
                     name,
                     &visible,
                     &[],
-                    &render::full_rows_sql(&topk.top_sql(&internal, &visible), &columns),
+                    &render::full_rows_sql(
+                        &topk.top_sql(
+                            RelName::Qualified(Name::quoted(CHANGES_SCHEMA), Name::quoted(iname)),
+                            &visible,
+                        ),
+                        &columns,
+                    ),
                     MergeKind::Full,
                 );
                 Ok(Built {

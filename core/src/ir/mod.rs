@@ -414,6 +414,46 @@ impl Cte {
 pub struct Sort {
     pub expr: Expr,
     pub descending: bool,
+    /// `NULLS FIRST` (true), `NULLS LAST` (false), or the direction's default.
+    pub nulls_first: Option<bool>,
+}
+
+impl Sort {
+    pub fn asc(expr: Expr) -> Sort {
+        Sort {
+            expr,
+            descending: false,
+            nulls_first: None,
+        }
+    }
+
+    pub fn desc(expr: Expr) -> Sort {
+        Sort {
+            expr,
+            descending: true,
+            nulls_first: None,
+        }
+    }
+}
+
+/// How many of a query's ordered rows it returns: `LIMIT count OFFSET offset`, or with
+/// `with_ties`, `OFFSET offset ROWS FETCH FIRST count ROWS WITH TIES`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limit {
+    /// `None`: all rows (after `offset`).
+    pub count: Option<Expr>,
+    pub offset: Option<Expr>,
+    pub with_ties: bool,
+}
+
+impl Limit {
+    pub fn count(count: Expr) -> Limit {
+        Limit {
+            count: Some(count),
+            offset: None,
+            with_ties: false,
+        }
+    }
 }
 
 /// A query: WITH queries, a body, its order.
@@ -422,7 +462,7 @@ pub struct Query {
     pub with: Vec<Cte>,
     pub body: SetExpr,
     pub order_by: Vec<Sort>,
-    pub limit: Option<Expr>,
+    pub limit: Option<Limit>,
 }
 
 impl Query {

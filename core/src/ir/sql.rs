@@ -356,16 +356,41 @@ pub fn query(q: &Query) -> String {
             .iter()
             .map(|s| {
                 format!(
-                    "{}{}",
+                    "{}{}{}",
                     expr(&s.expr),
-                    if s.descending { " DESC" } else { "" }
+                    if s.descending { " DESC" } else { "" },
+                    match s.nulls_first {
+                        Some(true) => " NULLS FIRST",
+                        Some(false) => " NULLS LAST",
+                        None => "",
+                    }
                 )
             })
             .collect();
         out.push_str(&format!(" ORDER BY {}", keys.join(", ")));
     }
     if let Some(l) = &q.limit {
-        out.push_str(&format!(" LIMIT {}", expr(l)));
+        out.push_str(&limit(l));
+    }
+    out
+}
+
+/// ` LIMIT n OFFSET m`, or ` OFFSET m ROWS FETCH FIRST n ROWS WITH TIES`.
+pub fn limit(l: &Limit) -> String {
+    let mut out = String::new();
+    if l.with_ties {
+        if let Some(o) = &l.offset {
+            out.push_str(&format!(" OFFSET {} ROWS", expr(o)));
+        }
+        let count = l.count.as_ref().map(expr).unwrap_or_else(|| "1".into());
+        out.push_str(&format!(" FETCH FIRST {count} ROWS WITH TIES"));
+        return out;
+    }
+    if let Some(c) = &l.count {
+        out.push_str(&format!(" LIMIT {}", expr(c)));
+    }
+    if let Some(o) = &l.offset {
+        out.push_str(&format!(" OFFSET {}", expr(o)));
     }
     out
 }

@@ -156,10 +156,7 @@ pub fn delta(
         ..Select::default()
     };
     let mut netted = Query::select(netted);
-    netted.order_by = vec![Sort {
-        expr: hidden("__pgt_h"),
-        descending: false,
-    }];
+    netted.order_by = vec![Sort::asc(hidden("__pgt_h"))];
     // The copies the storage holds of each changed content, found by the indexed hash.
     let current = Select {
         items: vec![

@@ -14,6 +14,7 @@ mod model;
 pub mod nest;
 pub mod outer;
 pub mod parse;
+pub mod passes;
 pub mod project;
 pub mod recursive;
 pub mod scalar;

@@ -23,7 +23,9 @@
 use super::fold;
 use super::join::Variant;
 use super::{SourceTable, Unsupported};
-use crate::ir::{self, From, Item, JoinKind, Lit, Name, Op, Query, RelName, Select, Statement};
+use crate::ir::{
+    self, From, Item, JoinKind, Limit, Lit, Name, Op, Query, RelName, Select, Statement,
+};
 use sqlparser::ast::{BinaryOperator, Expr};
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -366,7 +368,7 @@ pub fn existence_of(
     // by HAVING); with Σw < 0 rows left, so before is true; with Σw > 0 it is enough to count
     // up to Σw + 1 rows, so a key with many rows costs one short index range, not a count.
     let mut limited = Query::select(select_one(n_from, lookup.clone()));
-    limited.limit = Some(E::bin(Op::Add, sw(), E::int(1)));
+    limited.limit = Some(Limit::count(E::bin(Op::Add, sw(), E::int(1))));
     let counted = E::subquery(Query::select(Select {
         items: vec![Item::bare(E::call("count", vec![E::Star(None)]))],
         from: vec![From::subquery(

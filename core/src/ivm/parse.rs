@@ -279,7 +279,7 @@ pub fn parse(sql: &str, source_columns: &[Vec<String>]) -> Result<QuerySpec, Uns
     let [Statement::Query(q)] = stmts.as_mut_slice() else {
         return Err("more than one statement".into());
     };
-    super::inline::inline(q)?;
+    super::passes::checked(super::passes::Pass::Inline, q, super::inline::inline)?;
     let q: &sqlparser::ast::Query = q;
     if q.limit_clause.is_some() || q.fetch.is_some() {
         return Err("LIMIT/OFFSET/FETCH (top-k, supported in a later version)".into());

@@ -79,16 +79,7 @@ pub fn delta(
             filter: Some(Expr::bin(Op::Ne, net(), Expr::int(0))),
             ..Select::default()
         })),
-        order_by: vec![
-            Sort {
-                expr: rid(),
-                descending: false,
-            },
-            Sort {
-                expr: net(),
-                descending: true,
-            },
-        ],
+        order_by: vec![Sort::asc(rid()), Sort::desc(net())],
         limit: None,
     }
 }

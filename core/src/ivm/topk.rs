@@ -23,6 +23,7 @@
 
 use super::parse::Unsupported;
 use crate::ident::quote_ident;
+use crate::ir::{self, sql, From, Item, Limit, Name, RelName, Select, Sort};
 use sqlparser::ast::{
     Expr, Ident, LimitClause, OrderByKind, Query, SelectItem, SetExpr, Statement, Value,
 };
@@ -58,8 +59,8 @@ pub struct TopK {
     /// How many `__pgt_k<i>` columns `inner` has after the output columns.
     pub hidden_keys: usize,
     order: Vec<Key>,
-    /// `LIMIT n OFFSET m`, or `OFFSET m ROWS FETCH FIRST n ROWS ...`, as written.
-    clause: String,
+    /// `LIMIT n OFFSET m`, or `OFFSET m ROWS FETCH FIRST n ROWS ...`: the constants as written.
+    limit: Limit,
 }
 
 fn is_count(e: &Expr) -> bool {
@@ -103,27 +104,29 @@ pub fn split(sql: &str, outputs: &[String]) -> Option<Result<TopK, Unsupported>>
 }
 
 fn split_query(q: &mut Query, outputs: &[String]) -> Result<TopK, Unsupported> {
-    let mut clause = Vec::new();
+    let mut limit = Limit {
+        count: None,
+        offset: None,
+        with_ties: false,
+    };
     match &q.limit_clause {
         Some(LimitClause::LimitOffset {
-            limit,
+            limit: limit_count,
             offset,
             limit_by,
         }) => {
             if !limit_by.is_empty() {
                 return Err("LIMIT BY".into());
             }
-            if limit.as_ref().is_some_and(|l| !is_count(l))
+            if limit_count.as_ref().is_some_and(|l| !is_count(l))
                 || offset.as_ref().is_some_and(|o| !is_count(&o.value))
             {
                 return Err("LIMIT or OFFSET with a count that is not a constant".into());
             }
-            if let Some(l) = limit {
-                clause.push(format!("LIMIT {l}"));
-            }
-            if let Some(o) = offset {
-                clause.push(o.to_string());
-            }
+            limit.count = limit_count.clone().map(|c| ir::Expr::User(Box::new(c)));
+            limit.offset = offset
+                .as_ref()
+                .map(|o| ir::Expr::User(Box::new(o.value.clone())));
         }
         Some(LimitClause::OffsetCommaLimit { .. }) => return Err("LIMIT m, n".into()),
         None => {}
@@ -135,7 +138,12 @@ fn split_query(q: &mut Query, outputs: &[String]) -> Result<TopK, Unsupported> {
         if f.quantity.as_ref().is_some_and(|c| !is_count(c)) {
             return Err("FETCH with a count that is not a constant".into());
         }
-        clause.push(f.to_string());
+        // FETCH FIRST ROW ONLY: one row.
+        limit.count =
+            Some(ir::Expr::User(Box::new(f.quantity.clone().unwrap_or_else(
+                || Expr::value(Value::Number("1".into(), false)),
+            ))));
+        limit.with_ties = f.with_ties;
     }
     let exprs = match q.order_by.as_ref().map(|o| &o.kind) {
         None => {
@@ -206,7 +214,7 @@ fn split_query(q: &mut Query, outputs: &[String]) -> Result<TopK, Unsupported> {
         inner: q.to_string(),
         hidden_keys: hidden.len(),
         order,
-        clause: clause.join(" "),
+        limit,
     })
 }
 
@@ -240,15 +248,36 @@ impl TopK {
     }
 
     /// The stream table's rows (columns named as `outputs`) read from the internal table
-    /// `internal` (quoted) through its key index.
-    pub fn top_sql(&self, internal: &str, outputs: &[String]) -> String {
-        let cols: Vec<String> = outputs.iter().map(|o| quote_ident(o)).collect();
-        format!(
-            "SELECT {} FROM {internal} ORDER BY {} {}",
-            cols.join(", "),
-            self.keys(outputs),
-            self.clause
-        )
+    /// `internal` through its key index.
+    pub fn top(&self, internal: RelName, outputs: &[String]) -> ir::Query {
+        let name = |k: &Key| match k.column {
+            KeyColumn::Output(i) => Name::quoted(outputs[i].clone()),
+            KeyColumn::Hidden(i) => Name::quoted(format!("{KEY_PREFIX}{i}")),
+        };
+        let mut q = ir::Query::select(Select {
+            items: outputs
+                .iter()
+                .map(|o| Item::bare(ir::Expr::Col(None, Name::quoted(o.clone()))))
+                .collect(),
+            from: vec![From::Table(internal, None)],
+            ..Select::default()
+        });
+        q.order_by = self
+            .order
+            .iter()
+            .map(|k| Sort {
+                expr: ir::Expr::Col(None, name(k)),
+                descending: k.asc == Some(false),
+                nulls_first: k.nulls_first,
+            })
+            .collect();
+        q.limit = Some(self.limit.clone());
+        q
+    }
+
+    /// [`TopK::top`] as SQL.
+    pub fn top_sql(&self, internal: RelName, outputs: &[String]) -> String {
+        sql::query(&self.top(internal, outputs))
     }
 
     /// The index that makes [`TopK::top_sql`] read only the rows it returns.
@@ -259,9 +288,9 @@ impl TopK {
     /// The TopK line of the operator tree.
     pub fn explain(&self, outputs: &[String]) -> String {
         format!(
-            "TopK: ORDER BY {} {} (read through an index of the internal table below)",
+            "TopK: ORDER BY {}{} (read through an index of the internal table below)",
             self.keys(outputs),
-            self.clause
+            sql::limit(&self.limit)
         )
     }
 }
@@ -269,6 +298,10 @@ impl TopK {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn i() -> RelName {
+        RelName::Local(Name::internal("i"))
+    }
 
     fn outs(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
@@ -295,7 +328,7 @@ mod tests {
         assert_eq!(t.inner, "SELECT g, sum(v) AS total FROM t GROUP BY g");
         assert_eq!(t.hidden_keys, 0);
         assert_eq!(
-            t.top_sql("i", &outs(&["g", "total"])),
+            t.top_sql(i(), &outs(&["g", "total"])),
             "SELECT \"g\", \"total\" FROM i ORDER BY \"total\" DESC, \"g\" LIMIT 10 OFFSET 2"
         );
         assert_eq!(
@@ -316,7 +349,7 @@ mod tests {
         );
         assert_eq!(t.hidden_keys, 2);
         assert_eq!(
-            t.top_sql("i", &outs(&["a"])),
+            t.top_sql(i(), &outs(&["a"])),
             "SELECT \"a\" FROM i ORDER BY \"__pgt_k1\" NULLS FIRST, \"__pgt_k2\" DESC, \"__pgt_k1\" FETCH FIRST 3 ROWS WITH TIES"
         );
     }
@@ -334,7 +367,7 @@ mod tests {
             &["Big", "big"],
         );
         assert_eq!(
-            t.top_sql("i", &outs(&["Big", "big"])),
+            t.top_sql(i(), &outs(&["Big", "big"])),
             "SELECT \"Big\", \"big\" FROM i ORDER BY \"big\" LIMIT 1"
         );
     }
@@ -369,12 +402,12 @@ mod tests {
     fn offset_only_and_limit_all() {
         let t = ok("SELECT a FROM t ORDER BY a OFFSET 5", &["a"]);
         assert_eq!(
-            t.top_sql("i", &outs(&["a"])),
+            t.top_sql(i(), &outs(&["a"])),
             "SELECT \"a\" FROM i ORDER BY \"a\" OFFSET 5"
         );
         let t = ok("SELECT a FROM t ORDER BY a LIMIT NULL", &["a"]);
         assert_eq!(
-            t.top_sql("i", &outs(&["a"])),
+            t.top_sql(i(), &outs(&["a"])),
             "SELECT \"a\" FROM i ORDER BY \"a\" LIMIT NULL"
         );
     }

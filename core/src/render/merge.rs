@@ -13,6 +13,11 @@ use crate::ir::{
 /// 3rd, ... copy of a duplicate row, so that duplicates are counted, not collapsed, and identical
 /// contents always get identical ids. Columns: `__pgt_c<i>`, `__pgt_row_id`.
 pub fn full_rows(query: &str, cols: &[OutputColumn]) -> Query {
+    full_rows_of(Statement::User(query.to_string()), cols)
+}
+
+/// [`full_rows`] of a query given as a plan (its output columns named as `cols`).
+pub fn full_rows_of(query: Statement, cols: &[OutputColumn]) -> Query {
     let out = |i: usize| Name::quoted(format!("__pgt_c{i}"));
     let plain = || -> Vec<Item> {
         (1..=cols.len())
@@ -71,7 +76,7 @@ pub fn full_rows(query: &str, cols: &[OutputColumn]) -> Query {
             ..Select::default()
         }))
     };
-    let q = stage(hashed, Statement::User(query.to_string()), "__pgt_q");
+    let q = stage(hashed, query, "__pgt_q");
     let q = stage(numbered, q, "__pgt_q1");
     Query::select(Select {
         items: top,

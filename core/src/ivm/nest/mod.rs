@@ -1148,6 +1148,12 @@ pub fn nest(
     if left.0 {
         return None;
     }
+    // Checked like every pass (see super::passes): a rewrite that fails its check is not used
+    // (the query is then planned as written: FULL, or refused in DIFFERENTIAL).
+    let original = parse_query(sql)?;
+    if super::passes::validate(super::passes::Pass::Nest, &original, &q).is_err() {
+        return None;
+    }
     Some(Nested {
         query: q.to_string(),
         children: rw.children,
