@@ -50,8 +50,8 @@ extension_sql_file!(
     finalize
 );
 
-/// Schema `pgtrickle` holds the SQL API and the catalog. It is created by the catalog script (`sql/catalog.sql`)
-/// (so that it belongs to the extension and DROP EXTENSION removes it); this declaration lets the
+/// Schema `pgtrickle` holds the SQL API and the catalog. It is created by `sql/catalog.sql` (so
+/// that it belongs to the extension and DROP EXTENSION removes it); this declaration lets the
 /// functions name it.
 #[pg_schema]
 mod pgtrickle {}
