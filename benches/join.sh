@@ -2,7 +2,8 @@
 # Join benchmark (tier 4, on demand): a join and a join+aggregate over a fact table of N rows and
 # a 10,000-row dimension; DIFFERENTIAL vs FULL vs REFRESH MATERIALIZED VIEW after 1, 100, 0.1% and
 # 1% changed fact rows (plus one changed dimension row each time). Server-side times, steady-state
-# session (two warm-up refreshes first). Prints Markdown.
+# session (two warm-up refreshes first; the database's scheduler off, so only these refreshes run).
+# Prints Markdown.
 #
 #   benches/join.sh [FACT_ROWS] [inner|outer|multiway|scalar]      defaults: 1000000 inner
 #
@@ -19,7 +20,8 @@ kind=${2:-inner}
 PSQL=("$(pg_bin psql)" -X -q -At -v ON_ERROR_STOP=1 -d pgtrickle_bench)
 q() { "${PSQL[@]}" -c "$1"; }
 run() { "${PSQL[@]}" -c "$1" >/dev/null; }
-"$(pg_bin psql)" -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS pgtrickle_bench" -c "CREATE DATABASE pgtrickle_bench"
+"$(pg_bin psql)" -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS pgtrickle_bench" -c "CREATE DATABASE pgtrickle_bench" \
+  -c "ALTER DATABASE pgtrickle_bench SET pg_trickle.enabled = off"
 run "SET client_min_messages = warning; CREATE EXTENSION pg_trickle"
 run "CREATE FUNCTION ms(sql text) RETURNS numeric LANGUAGE plpgsql AS \$\$
    DECLARE t0 timestamptz; BEGIN t0 := clock_timestamp(); EXECUTE sql;

@@ -6,7 +6,8 @@
 #
 #   benches/refresh.sh [ROWS...]      default: 100000 1000000
 #
-# Uses the dev cluster (scripts/setup.sh) and a scratch database pgtrickle_bench. Prints Markdown.
+# Uses the dev cluster (scripts/setup.sh) and a scratch database pgtrickle_bench (its scheduler off:
+# only the benchmark's refreshes run; the WAL consumer still does). Prints Markdown.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
 PSQL=("$(pg_bin psql)" -X -q -At -v ON_ERROR_STOP=1 -d pgtrickle_bench)
@@ -16,7 +17,8 @@ q() { "${PSQL[@]}" -c "$1"; }
 # Statements whose output is not wanted.
 run() { "${PSQL[@]}" -c "$1" >/dev/null; }
 
-"$(pg_bin psql)" -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS pgtrickle_bench" -c "CREATE DATABASE pgtrickle_bench"
+"$(pg_bin psql)" -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS pgtrickle_bench" -c "CREATE DATABASE pgtrickle_bench" \
+  -c "ALTER DATABASE pgtrickle_bench SET pg_trickle.enabled = off"
 run "SET client_min_messages = warning; CREATE EXTENSION pg_trickle"
 run "CREATE FUNCTION ms(sql text, reps int DEFAULT 1) RETURNS numeric LANGUAGE plpgsql AS \$\$
    DECLARE t0 timestamptz; BEGIN t0 := clock_timestamp();

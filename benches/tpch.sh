@@ -43,8 +43,9 @@ run "CREATE TABLE bench (query text, what text, round int, ms numeric)"
 run "CREATE TABLE queries (name text PRIMARY KEY, sql text, mode text)"
 # The queries and Q15's view, from the harness (tests/src/tpch.rs).
 run "$("$tpch" view)"
-"$tpch" queries > "$PGT_ROOT/target/tpch_queries.tsv"
-"${PSQL[@]}" -c "\\copy queries (name, sql) FROM '$PGT_ROOT/target/tpch_queries.tsv'"
+tsv="${CARGO_TARGET_DIR:-$PGT_ROOT/target}/tpch_queries.tsv"
+"$tpch" queries > "$tsv"
+"${PSQL[@]}" -c "\\copy queries (name, sql) FROM '$tsv'"
 [ "$(q "SELECT count(*) FROM queries")" = 22 ] || { echo "expected 22 queries" >&2; exit 1; }
 
 for name in $(q "SELECT name FROM queries ORDER BY name"); do

@@ -270,7 +270,17 @@ fn record(
 /// do not), then loads the stream table under it (a concurrent refresh may have moved the
 /// frontier) and plans it again if the storage was renamed or another version of pg_trickle
 /// planned it ([`crate::plan::rerender`]). Returns the refresh's start time.
-fn lock_and_load(relid: Oid) -> (TimestampWithTimeZone, StreamTable) {
+fn lock_and_load(relid: Oid, differential: bool) -> (TimestampWithTimeZone, StreamTable) {
+    // Lock order: the WAL consumers' lock (which a refresh reading a WAL-captured source takes
+    // to catch up, until its transaction ends) before the storage's. Taken the other way round,
+    // a transaction refreshing two such stream tables (holding the consumers' lock from the
+    // first) and the scheduler refreshing the second (holding its storage, waiting for the
+    // consumers' lock) deadlocked.
+    // SAFETY: reads the transaction's isolation level.
+    let read_committed = unsafe { pg_sys::XactIsoLevel } < pg_sys::XACT_REPEATABLE_READ as i32;
+    if read_committed && reads_wal_below(relid, differential) {
+        crate::wal::lock();
+    }
     // SAFETY: the OID names a stream table's storage (checked by the caller); the lock is
     // released at the end of the transaction like any table lock.
     unsafe { pg_sys::LockRelationOid(relid, pg_sys::ExclusiveLock as pg_sys::LOCKMODE) };
@@ -287,7 +297,7 @@ fn lock_and_load(relid: Oid) -> (TimestampWithTimeZone, StreamTable) {
 
 /// Recomputes the stream table stored in `relid` from its defining query.
 pub fn full_refresh(relid: Oid, initiator: Initiator, reason: Option<&str>) {
-    let (started, st) = lock_and_load(relid);
+    let (started, st) = lock_and_load(relid, false);
     with_internal(&st, initiator, true, || {
         with_search_path(&st, || full_refresh_locked(&st, started, initiator, reason))
     });
@@ -304,6 +314,24 @@ thread_local! {
 /// The snapshot of the refresh in progress of a stream table with internal stream tables.
 fn tree_snapshot() -> Option<pg_sys::Snapshot> {
     TREE.get()
+}
+
+/// Whether the refresh of the stream table stored in `relid` will consume the WAL: when a
+/// source of it or of one of its internal stream tables (at any depth) is captured from the
+/// WAL, and it has internal stream tables (their refresh catches up first) or, for a
+/// `differential` refresh, it is not refreshed FULL.
+fn reads_wal_below(relid: Oid, differential: bool) -> bool {
+    spi::one_p::<bool>(
+        "WITH RECURSIVE t(pgt_id) AS (SELECT pgt_id FROM pgtrickle.pgt_stream_tables WHERE pgt_relid = $1 UNION ALL \
+             SELECT c.pgt_id FROM pgtrickle.pgt_stream_tables c JOIN t ON c.parent_pgt_id = t.pgt_id) \
+         SELECT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_sources s USING (source_relid) \
+                         WHERE d.pgt_id IN (SELECT pgt_id FROM t) AND s.capture_mode = 'WAL') \
+            AND EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables st \
+                         WHERE st.pgt_relid = $1 AND ($2 AND st.effective_mode <> 'FULL' OR EXISTS ( \
+                               SELECT 1 FROM pgtrickle.pgt_stream_tables c WHERE c.parent_pgt_id = st.pgt_id)))",
+        &[relid.into(), differential.into()],
+    )
+    .unwrap_or(false)
 }
 
 /// Whether `st` or one of its internal stream tables (at any depth) reads a source captured
@@ -683,7 +711,7 @@ pub fn refresh(relid: Oid, initiator: Initiator) {
 /// `clean`: the calling transaction wrote nothing before this refresh (see
 /// [`refuse_own_writes`]).
 fn refresh_as(relid: Oid, initiator: Initiator, clean: bool) {
-    let (started, st) = lock_and_load(relid);
+    let (started, st) = lock_and_load(relid, true);
     with_internal(&st, initiator, clean, || {
         with_search_path(&st, || refresh_loaded(&st, started, initiator, clean))
     });

@@ -217,14 +217,24 @@ pub(crate) fn in_transaction<R>(
             })
         })
         .execute();
-    // SAFETY: ends the transaction started above.
+    // SAFETY: ends the transaction started above; after the abort this backend holds no
+    // LWLock, so releasing its replication slot is allowed.
     unsafe {
         match result {
             Ok(_) => {
                 pg_sys::PopActiveSnapshot();
                 pg_sys::CommitTransactionCommand();
             }
-            Err(_) => pg_sys::AbortCurrentTransaction(),
+            Err(_) => {
+                pg_sys::AbortCurrentTransaction();
+                // As PostgresMain's error recovery does (a background worker has none): a
+                // replication slot that the failed statement acquired (a logical decoding call
+                // that raised) is released, or the next reader of the slot in any backend
+                // fails with "replication slot ... is active for PID" of this worker.
+                if !pg_sys::MyReplicationSlot.is_null() {
+                    pg_sys::ReplicationSlotRelease();
+                }
+            }
         }
     }
     result

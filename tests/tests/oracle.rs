@@ -4,6 +4,8 @@
 //! round. The DML covers NULL keys and values, updates that move rows between groups, deletes of
 //! a group's MIN/MAX, groups that empty and refill, insert+delete of one row in one transaction,
 //! primary-key updates, duplicate rows in a table without a primary key, and TRUNCATE.
+//! Seeds 1-3 run twice: on trigger capture, and with `cdc_mode => 'auto'` (WAL capture after the
+//! first refresh on the logical-level test cluster).
 
 use pg_trickle_tests::oracle_shapes::{SCHEMA, SHAPES};
 use pg_trickle_tests::TestDb;
@@ -158,8 +160,11 @@ fn random_round(db: &mut TestDb, rng: &mut Rng, next_id: &mut u64, round: usize)
     }
 }
 
-fn run(seed: u64) {
-    let mut db = TestDb::new(&format!("oracle_{seed}"));
+/// The oracle over every shape with `seed`'s DML; `cdc_mode` of the stream tables: `auto` (the
+/// test cluster is logical-level, so keyed sources move to WAL capture after their first
+/// refresh) or `trigger` (every change through the row triggers).
+fn run(seed: u64, cdc_mode: &str) {
+    let mut db = TestDb::new(&format!("oracle_{seed}_{cdc_mode}"));
     setup(&mut db);
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut next_id = 1;
@@ -170,7 +175,7 @@ fn run(seed: u64) {
     db.exec("INSERT INTO bag VALUES ('a', 1, 'n'), ('a', 1, 'n'), (NULL, 2, NULL)");
     for (i, q) in SHAPES.iter().enumerate() {
         db.exec(&format!(
-            "SELECT pgtrickle.create_stream_table('s{i}', $q${q}$q$, refresh_mode => 'DIFFERENTIAL')"
+            "SELECT pgtrickle.create_stream_table('s{i}', $q${q}$q$, refresh_mode => 'DIFFERENTIAL', cdc_mode => '{cdc_mode}')"
         ));
     }
     for round in 0..12 {
@@ -180,7 +185,7 @@ fn run(seed: u64) {
             assert_eq!(
                 db.oracle(&format!("s{i}"), q),
                 (0, 0),
-                "seed {seed}, round {round}: {q}"
+                "seed {seed}, {cdc_mode} capture, round {round}: {q}"
             );
         }
     }
@@ -207,17 +212,32 @@ fn run(seed: u64) {
 
 #[test]
 fn oracle_seed_1() {
-    run(1);
+    run(1, "auto");
 }
 
 #[test]
 fn oracle_seed_2() {
-    run(2);
+    run(2, "auto");
 }
 
 #[test]
 fn oracle_seed_3() {
-    run(3);
+    run(3, "auto");
+}
+
+#[test]
+fn oracle_seed_1_trigger_capture() {
+    run(1, "trigger");
+}
+
+#[test]
+fn oracle_seed_2_trigger_capture() {
+    run(2, "trigger");
+}
+
+#[test]
+fn oracle_seed_3_trigger_capture() {
+    run(3, "trigger");
 }
 
 /// More seeds, on demand (tier 4): `PGT_ORACLE_SEEDS=4-40 cargo test -p pg_trickle_tests --test oracle -- --ignored`.
@@ -227,6 +247,7 @@ fn oracle_more_seeds() {
     let range = std::env::var("PGT_ORACLE_SEEDS").unwrap_or_else(|_| "4-12".into());
     let (a, b) = range.split_once('-').expect("PGT_ORACLE_SEEDS=FROM-TO");
     for seed in a.parse::<u64>().unwrap()..=b.parse::<u64>().unwrap() {
-        run(seed);
+        run(seed, "auto");
+        run(seed, "trigger");
     }
 }
