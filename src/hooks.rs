@@ -51,21 +51,28 @@ fn stop_workers_of(name: &str) {
             |r| r.get::<i32>(1).spi_ok().unwrap_or(0),
         )
     };
-    for pid in pids(&[SCHEDULER_TYPE, WAL_CONSUMER_TYPE])
-        .into_iter()
-        .filter(|p| *p > 0)
-    {
-        // SAFETY: signalling a PostgreSQL background worker of this server (same OS user); a
-        // SIGTERM makes it leave its loop and exit.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-    }
+    // A worker registered just before (a scheduler starting the WAL consumer, the launcher's
+    // scan) may start after the first signal: every one seen is signalled, and the database
+    // counts as quiet only after 250 ms with no worker and no active slot.
+    let mut quiet = 0;
     for _ in 0..500 {
+        let running = pids(&[SCHEDULER_TYPE, WAL_CONSUMER_TYPE]);
+        for &pid in running.iter().filter(|p| **p > 0) {
+            // SAFETY: signalling a PostgreSQL background worker of this server (same OS
+            // user); a SIGTERM makes it leave its loop and exit.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
         let slot_active = spi::one::<bool>(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE database = $1 AND active)",
             &[name.to_string().into()],
         )
         .unwrap_or(false);
-        if !slot_active && pids(&[SCHEDULER_TYPE, WAL_CONSUMER_TYPE]).is_empty() {
+        quiet = if !slot_active && running.is_empty() {
+            quiet + 1
+        } else {
+            0
+        };
+        if quiet >= 25 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
