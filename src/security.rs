@@ -76,37 +76,39 @@ pub fn require_catalog_version() {
     if unsafe { pg_sys::creating_extension } {
         return;
     }
-    // Checked once per backend and installation of the extension: a catalog of this version
-    // stays so (there is no downgrade script); a dropped and re-created extension has another
-    // OID.
-    // SAFETY: a catalog lookup by name; `missing_ok` returns InvalidOid instead of raising.
-    let ext = unsafe { pg_sys::get_extension_oid(c"pg_trickle".as_ptr(), true) };
-    if CATALOG_CHECKED.get() == Some(ext) {
-        return;
-    }
     if let Some(catalog) = older_catalog() {
         crate::error::raise(pg_trickle_core::PgtError::CatalogVersion {
             library: crate::catalog::PLANNER.to_string(),
             catalog,
         });
     }
-    CATALOG_CHECKED.set(Some(ext));
 }
 
 thread_local! {
-    /// The extension (by OID) whose catalog [`require_catalog_version`] found to be this
-    /// library's version.
+    /// The extension (by OID) whose catalog [`older_catalog`] found to be this library's
+    /// version.
     static CATALOG_CHECKED: std::cell::Cell<Option<Oid>> = const { std::cell::Cell::new(None) };
 }
 
-/// The version of this database's pg_trickle catalog when it is not this library's.
+/// The version of this database's pg_trickle catalog when it is not this library's. Asked once
+/// per backend and installation of the extension: a catalog of this version stays so (there is
+/// no downgrade script); a dropped and re-created extension has another OID.
 pub fn older_catalog() -> Option<String> {
+    // SAFETY: a catalog lookup by name; `missing_ok` returns InvalidOid instead of raising.
+    let ext = unsafe { pg_sys::get_extension_oid(c"pg_trickle".as_ptr(), true) };
+    if CATALOG_CHECKED.get() == Some(ext) {
+        return None;
+    }
     let catalog = spi::one_p::<String>(
         "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle'",
         &[],
     )
     .unwrap_or_default();
-    (catalog != crate::catalog::PLANNER).then_some(catalog)
+    if catalog == crate::catalog::PLANNER {
+        CATALOG_CHECKED.set(Some(ext));
+        return None;
+    }
+    Some(catalog)
 }
 
 /// The role that called the API function now running (the current user outside of one).

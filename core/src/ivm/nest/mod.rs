@@ -1073,6 +1073,7 @@ pub fn nest(
     if !matches!(q.body.as_ref(), SetExpr::Select(_)) {
         return None;
     }
+    let original = q.clone();
     // A WITH clause below the top level would shadow names in its own scope: not modelled.
     struct NestedWith(usize, bool);
     impl Visitor for NestedWith {
@@ -1150,7 +1151,6 @@ pub fn nest(
     }
     // Checked like every pass (see super::passes): a rewrite that fails its check is not used
     // (the query is then planned as written: FULL, or refused in DIFFERENTIAL).
-    let original = parse_query(sql)?;
     if super::passes::validate(super::passes::Pass::Nest, &original, &q).is_err() {
         return None;
     }
