@@ -152,7 +152,14 @@ CREATE TABLE pgtrickle.pgt_wal_state (
     changes_per_sec  double precision NOT NULL DEFAULT 0,
     -- The most changes one source's queue held in the last batch.
     queue_peak       integer NOT NULL DEFAULT 0,
-    batches          bigint NOT NULL DEFAULT 0
+    batches          bigint NOT NULL DEFAULT 0,
+    -- The next transaction id read after consumed_lsn was fixed: a transaction with this id or a
+    -- later one wrote all its WAL after consumed_lsn. With it, a stretch of WAL whose commits are
+    -- all of such transactions and touch no source needs no decoding (NULL: decode).
+    consumed_next_xid xid8,
+    -- The transaction that recorded consumed_lsn, when it had written no WAL before it: its own
+    -- commit, after consumed_lsn, is not that of an older transaction.
+    consumed_own_xid  xid8
 );
 
 SELECT pg_catalog.pg_extension_config_dump('pgtrickle.pgt_stream_tables', '');

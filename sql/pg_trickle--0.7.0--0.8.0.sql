@@ -8,11 +8,6 @@
 -- becomes DIFFERENTIAL when this version can maintain it.
 ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN planned_by text NOT NULL DEFAULT '';
 
--- Library functions that read the catalog run last, in the newest upgrade script: the library
--- installed is this version's and expects the complete catalog (a chained upgrade runs the
--- earlier steps' scripts against an earlier catalog). Move this call to the next version's
--- upgrade script when there is one.
---
--- Stream tables made by 0.6.0 and earlier: their analyzed queries and column dependencies (those
--- made by 0.7.0 get the same again).
-SELECT pgtrickle._record_query_trees();
+-- Stream tables made by 0.6.0 and earlier get their analyzed queries and column dependencies
+-- from pgtrickle._record_query_trees(), called by the newest upgrade script (0.8.0 -> 0.9.0):
+-- library functions read the catalog as the installed library expects it.

@@ -20,6 +20,7 @@ mod security;
 mod spi;
 mod topk;
 mod wal;
+mod wal_gap;
 mod window;
 
 ::pgrx::pg_module_magic!(name, version);

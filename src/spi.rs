@@ -3,20 +3,39 @@
 use crate::error::SpiOk;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
-use pgrx::spi::SpiError;
+
+/// Runs `sql` once (prepared, not kept) read-write: every statement of pg_trickle's sees what
+/// committed before it started (a fresh snapshot per statement in READ COMMITTED), and none makes
+/// the transaction take a transaction id before it writes. (pgrx's `Spi::run` and
+/// `SpiClient::update` assign one first, and its `select` of a query string runs read-only,
+/// in the calling statement's snapshot, while the transaction has none.)
+fn run_once<R>(
+    sql: &str,
+    args: &[DatumWithOid],
+    f: impl FnOnce(pgrx::spi::SpiTupleTable) -> R,
+) -> R {
+    Spi::connect_mut(|client| {
+        let oids: Vec<pgrx::PgOid> = args.iter().map(|a| pgrx::PgOid::from(a.oid())).collect();
+        let stmt = client.prepare_mut(sql, &oids).spi_ok();
+        let t = client.select(&stmt, None, args).spi_ok();
+        f(t)
+    })
+}
 
 /// Runs a statement.
 pub fn exec(sql: &str, args: &[DatumWithOid]) {
-    Spi::run_with_args(sql, args).spi_ok()
+    run_once(sql, args, |_| ())
 }
 
 /// The first column of the first row, `None` for no row or NULL.
 pub fn one<T: FromDatum + IntoDatum>(sql: &str, args: &[DatumWithOid]) -> Option<T> {
-    match Spi::get_one_with_args::<T>(sql, args) {
-        Ok(v) => v,
-        Err(SpiError::InvalidPosition) => None,
-        Err(e) => Err(e).spi_ok(),
-    }
+    run_once(sql, args, |t| {
+        if t.is_empty() {
+            None
+        } else {
+            t.first().get_one::<T>().spi_ok()
+        }
+    })
 }
 
 /// All rows, each mapped by `f`.
@@ -25,10 +44,7 @@ pub fn rows<R>(
     args: &[DatumWithOid],
     mut f: impl FnMut(&pgrx::spi::SpiHeapTupleData) -> R,
 ) -> Vec<R> {
-    Spi::connect(|client| {
-        let table = client.select(sql, None, args).spi_ok();
-        table.map(|row| f(&row)).collect()
-    })
+    run_once(sql, args, |t| t.map(|row| f(&row)).collect())
 }
 
 /// The non-NULL OIDs in the first column of every row.
@@ -91,7 +107,13 @@ pub fn with_prepared<R>(
                 s
             }
         };
-        let t = client.update(&*stmt, None, args).spi_ok();
+        // Prepared as mutating, the statement runs read-write (a fresh snapshot per statement in
+        // READ COMMITTED) either way; `select` does not make pgrx assign a transaction id first
+        // (`update` does): a transaction gets one only when it writes, so a transaction of
+        // pg_trickle's that reads and writes nothing leaves no commit record in the WAL (see
+        // pg_trickle_core::gap, which treats every commit of a transaction older than its
+        // position as one to decode).
+        let t = client.select(&*stmt, None, args).spi_ok();
         f(t)
     })
 }

@@ -31,6 +31,7 @@ use crate::capture;
 use crate::error::SpiOk;
 use crate::guc;
 use crate::spi;
+use crate::wal_gap::{readable_end, SourceStorage};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use pg_trickle_core::compact::Change;
 use pg_trickle_core::render::{self, SourceColumn};
@@ -175,60 +176,121 @@ fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
     crate::security::as_role(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID), f)
 }
 
+/// How a consuming pass treats a stretch of WAL with nothing to decode in it
+/// ([`crate::wal_gap::is_clean`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// A refresh, the scheduler, a hand-back: record the new position in the caller's
+    /// transaction (one more row it writes) and decode only what is not clean.
+    Caller,
+    /// The worker: decode only what is not clean, and record a clean stretch only when it is long
+    /// or the last record is old (an idle database then writes nothing most steps). `decode`:
+    /// decode even a clean stretch (so the slot's restart point moves on), logging a
+    /// running-transactions record first.
+    Worker { decode: bool },
+}
+
+/// The consumer's progress: the consumed position, when it was recorded, and its horizon (the
+/// next transaction id read after that position was fixed; NULL until a pass records one).
+struct Progress {
+    consumed: u64,
+    horizon: Option<u64>,
+    own: Option<u64>,
+    recorded_ms_ago: f64,
+}
+
+fn progress(slot: &str) -> Option<Progress> {
+    spi::rows_p(
+        "SELECT pg_catalog.pg_wal_lsn_diff(consumed_lsn, '0/0')::int8, consumed_next_xid::text::int8, \
+                consumed_own_xid::text::int8, \
+                coalesce(extract(epoch FROM clock_timestamp() - consumed_at) * 1000, 1e9)::float8 \
+           FROM pgtrickle.pgt_wal_state WHERE slot_name = $1",
+        &[slot.into()],
+        |r| Progress {
+            consumed: r.get::<i64>(1).spi_ok().unwrap_or(0) as u64,
+            horizon: r.get::<i64>(2).spi_ok().map(|h| h as u64),
+            own: r.get::<i64>(3).spi_ok().map(|h| h as u64),
+            recorded_ms_ago: r.get::<f64>(4).spi_ok().unwrap_or(1e9),
+        },
+    )
+    .pop()
+}
+
+/// A clean stretch the worker still records: this long, or this long after the last record.
+const RECORD_CLEAN_BYTES: u64 = 1 << 20;
+const RECORD_CLEAN_MS: f64 = 1000.0;
+
 /// Consumes every transaction that committed at or before `upto` and is not in the buffers
-/// yet. The caller holds [`lock`]. Errors (no slot, a decoding failure, a transaction larger
-/// than the consumer may hold: `54000`, the worker then falls back) are raised.
-pub fn consume_to(upto: u64) -> Consumed {
-    try_consume_to(upto).unwrap_or_else(|TooLarge(reason)| {
+/// yet. The caller holds [`lock`] and read `storage` before fixing `upto`. Errors (no slot, a
+/// decoding failure, a transaction larger than the consumer may hold: `54000`, the worker then
+/// falls back) are raised.
+pub fn consume_to(upto: u64, storage: &SourceStorage) -> Consumed {
+    try_consume_to(upto, storage, Pass::Caller).unwrap_or_else(|TooLarge(reason)| {
         crate::error::raise(pg_trickle_core::PgtError::WalTransactionTooLarge(reason))
     })
 }
 
 /// [`consume_to`], with a transaction too large to hold returned rather than raised.
-fn try_consume_to(upto: u64) -> Result<Consumed, TooLarge> {
+fn try_consume_to(upto: u64, storage: &SourceStorage, pass: Pass) -> Result<Consumed, TooLarge> {
     // As superuser, with a search_path nobody else controls (the caller's may be a stream
     // table owner's).
     spi::with_settings(&[("search_path", "pg_catalog, pg_temp")], || {
-        as_superuser(|| consume_to_inner(upto))
+        as_superuser(|| consume_to_inner(upto, storage, pass))
     })
 }
 
-fn consume_to_inner(upto: u64) -> Result<Consumed, TooLarge> {
+fn consume_to_inner(upto: u64, storage: &SourceStorage, pass: Pass) -> Result<Consumed, TooLarge> {
     let slot = slot_name();
-    let Some(consumed) = spi::one_p::<i64>(
-        "SELECT pg_catalog.pg_wal_lsn_diff(consumed_lsn, '0/0')::int8 FROM pgtrickle.pgt_wal_state WHERE slot_name = $1",
-        &[slot.clone().into()],
-    ) else {
+    let own = own_xid_without_wal();
+    let Some(Progress {
+        consumed,
+        horizon,
+        own: recorder,
+        recorded_ms_ago,
+    }) = progress(&slot)
+    else {
         pgrx::error!("pg_trickle: the WAL consumer's slot \"{slot}\" is not set up");
     };
-    let consumed = consumed as u64;
     if upto <= consumed {
         return Ok(Consumed::default());
     }
     let sources = wal_sources();
     if sources.is_empty() {
         // Nothing is captured from the WAL: there is nothing to decode up to here.
-        spi::exec_p(
-            "UPDATE pgtrickle.pgt_wal_state SET consumed_lsn = '0/0'::pg_lsn + $2::int8::numeric, \
-                 consumed_at = clock_timestamp() WHERE slot_name = $1",
-            &[slot_name().into(), (upto as i64).into()],
-        );
+        record_clean(upto, own);
         return Ok(Consumed::default());
     }
-    // Logical decoding reads only flushed WAL, and with synchronous_commit off a visible commit
-    // may not be flushed yet. An insert position just past a page header (the previous record
-    // ended on the page boundary) is beyond anything written: flush to the boundary then.
-    let in_page = upto % u64::from(pg_sys::XLOG_BLCKSZ);
-    // SAFETY: reads the server's WAL segment size, set at startup.
-    let segment = u64::try_from(unsafe { pg_sys::wal_segment_size }).unwrap_or(u64::MAX);
-    let header = if upto % segment == in_page { 40 } else { 24 };
-    let flush_to = if in_page == header {
-        upto - in_page
+    let decode_anyway = matches!(pass, Pass::Worker { decode: true });
+    if !decode_anyway && crate::wal_gap::is_clean(consumed, upto, horizon, recorder, storage) {
+        let record = match pass {
+            Pass::Caller => true,
+            Pass::Worker { .. } => {
+                upto - consumed >= RECORD_CLEAN_BYTES || recorded_ms_ago >= RECORD_CLEAN_MS
+            }
+        };
+        if record {
+            record_clean(upto, own);
+        }
+        return Ok(Consumed::default());
+    }
+    let upto = if matches!(pass, Pass::Worker { .. })
+        && insert_lsn().saturating_sub(consumed) > SNAPSHOT_AFTER_BYTES
+    {
+        // A running-transactions record inside what this pass reads: decoding it gives the slot
+        // a new restart point, which confirming this pass's position (advance_slot) applies, so
+        // the next read starts about here instead of at an older record (re-decoding everything
+        // since). The bgwriter logs one every 15 s only.
+        // SAFETY: logs the running transactions, as pg_log_standby_snapshot() does (the
+        // consumer runs on a primary with wal_level = logical).
+        unsafe { pg_sys::LogStandbySnapshot() };
+        upto.max(insert_lsn().min(consumed + MAX_STEP_BYTES))
     } else {
         upto
     };
+    // Logical decoding reads only flushed WAL, and with synchronous_commit off a visible commit
+    // may not be flushed yet.
     // SAFETY: flushes the WAL up to a position already inserted.
-    unsafe { pg_sys::XLogFlush(flush_to) };
+    unsafe { pg_sys::XLogFlush(readable_end(upto)) };
     let relations: Vec<String> = sources.iter().map(|s| s.relid.to_string()).collect();
     let by_relid: HashMap<u32, &WalSource> = sources.iter().map(|s| (s.relid, s)).collect();
     let limit = u64::try_from(guc::WAL_TRANSACTION_MEMORY_KB.get()).unwrap_or(0) << 10;
@@ -297,7 +359,7 @@ fn consume_to_inner(upto: u64) -> Result<Consumed, TooLarge> {
     }
     spi::exec_p(
         "UPDATE pgtrickle.pgt_wal_state SET consumed_lsn = '0/0'::pg_lsn + $2::int8::numeric, \
-             consumed_at = clock_timestamp(), \
+             consumed_next_xid = $6::text::xid8, consumed_own_xid = $7::text::xid8, consumed_at = clock_timestamp(), \
              last_commit_time = coalesce('2000-01-01 00:00:00+00'::timestamptz + $3::int8 * interval '1 microsecond', last_commit_time), \
              changes_total = changes_total + $4, queue_peak = CASE WHEN $4 > 0 THEN $5 ELSE queue_peak END, batches = batches + 1, \
              changes_per_sec = CASE WHEN consumed_at IS NULL THEN 0 \
@@ -310,9 +372,44 @@ fn consume_to_inner(upto: u64) -> Result<Consumed, TooLarge> {
             last_commit.into(),
             out.changes.into(),
             (peak as i32).into(),
+            next_full.to_string().into(),
+            own.map(|o| o.to_string()).into(),
         ],
     );
     Ok(out)
+}
+
+/// This transaction's id when it has one and has written no WAL yet (checked before anything
+/// here writes): all its records will follow the position it records.
+fn own_xid_without_wal() -> Option<u64> {
+    // SAFETY: reads this backend's end of WAL written in the current transaction (0 until it
+    // writes) and its top-level transaction id, if assigned.
+    let (written, xid) = unsafe {
+        (
+            pg_sys::XactLastRecEnd,
+            pg_sys::GetTopFullTransactionIdIfAny().value,
+        )
+    };
+    (written == 0 && xid != 0).then_some(xid)
+}
+
+/// Records `upto` as consumed with nothing decoded: nothing to capture committed before it since
+/// the last position. Its horizon is read now, after `upto` was fixed.
+/// `own`: [`own_xid_without_wal`], read before anything was written.
+fn record_clean(upto: u64, own: Option<u64>) {
+    // SAFETY: reads the next full transaction id from shared memory.
+    let next_full = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
+    spi::exec_p(
+        "UPDATE pgtrickle.pgt_wal_state SET consumed_lsn = '0/0'::pg_lsn + $2::int8::numeric, \
+             consumed_next_xid = $3::text::xid8, consumed_own_xid = $4::text::xid8, \
+             consumed_at = clock_timestamp() WHERE slot_name = $1",
+        &[
+            slot_name().into(),
+            (upto as i64).into(),
+            next_full.to_string().into(),
+            own.map(|o| o.to_string()).into(),
+        ],
+    );
 }
 
 /// Messages fetched from the slot per round trip (see [`Messages`]).
@@ -447,26 +544,33 @@ impl RefreshSnapshot {
 /// it. The delta must run in the returned snapshot.
 pub fn refresh_snapshot() -> RefreshSnapshot {
     lock();
+    let storage = SourceStorage::read();
     // SAFETY: takes a fresh MVCC snapshot and registers it with the transaction's resource
     // owner (a copy: GetLatestSnapshot's own storage is reused by the next call).
     let snapshot = unsafe { pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot()) };
-    consume_to(insert_lsn());
+    consume_to(insert_lsn(), &storage);
     RefreshSnapshot(snapshot)
 }
 
-/// Consumes everything committed so far (the scheduler, before it probes).
+/// Consumes everything committed so far (the scheduler, before it probes; a source handed back
+/// to its trigger).
 pub fn catch_up_now() -> Consumed {
     lock();
-    consume_to(insert_lsn())
+    let storage = SourceStorage::read();
+    consume_to(insert_lsn(), &storage)
 }
 
 /// WAL one step of the worker consumes at most: bounds the decoded changes it holds in memory
 /// (all but those of one transaction larger than this).
 const MAX_STEP_BYTES: u64 = 64 << 20;
 
-/// WAL written since what is consumed past which a step logs a running-transactions record
-/// (below it, an idle database would log one per step for nothing).
+/// WAL written since what is consumed past which a decoding pass of the worker logs a
+/// running-transactions record (below it, an idle database would log one per step for nothing).
 const SNAPSHOT_AFTER_BYTES: u64 = 4096;
+
+/// WAL past the slot's restart point after which the worker decodes even a stretch with nothing
+/// to capture in it: only decoding moves the restart point, and the slot holds the WAL after it.
+const RESTART_LAG_BYTES: u64 = 16 << 20;
 
 /// What one step of the worker found.
 pub enum Step {
@@ -487,43 +591,42 @@ pub fn catch_up_step(max_lag: u64) -> Step {
     // Where the WAL that matters starts: what is consumed, or the earliest cut-over when that is
     // later (while no source was on the WAL nothing moved `consumed_lsn`, and that WAL is not
     // lag).
-    let Some((consumed, start)) = spi::rows_p(
+    let Some((consumed, start, restart)) = spi::rows_p(
         "SELECT pg_catalog.pg_wal_lsn_diff(w.consumed_lsn, '0/0')::int8, \
                 pg_catalog.pg_wal_lsn_diff(greatest(w.consumed_lsn, \
-                    (SELECT min(s.wal_from_lsn) FROM pgtrickle.pgt_sources s WHERE s.capture_mode = 'WAL')), '0/0')::int8 \
-           FROM pgtrickle.pgt_wal_state w WHERE w.slot_name = $1",
+                    (SELECT min(s.wal_from_lsn) FROM pgtrickle.pgt_sources s WHERE s.capture_mode = 'WAL')), '0/0')::int8, \
+                pg_catalog.pg_wal_lsn_diff(r.restart_lsn, '0/0')::int8 \
+           FROM pgtrickle.pgt_wal_state w LEFT JOIN pg_catalog.pg_replication_slots r USING (slot_name) \
+          WHERE w.slot_name = $1",
         &[slot_name().into()],
         |r| {
             (
                 r.get::<i64>(1).spi_ok().unwrap_or(0) as u64,
                 r.get::<i64>(2).spi_ok().unwrap_or(0) as u64,
+                r.get::<i64>(3).spi_ok().map(|l| l as u64),
             )
         },
     )
     .pop() else {
         pgrx::error!("pg_trickle: the WAL consumer's slot \"{}\" is not set up", slot_name());
     };
-    if insert_lsn().saturating_sub(consumed) > SNAPSHOT_AFTER_BYTES {
-        // A running-transactions record inside what this step reads: decoding it gives the slot
-        // a new restart point, which confirming this step's position (advance_slot) applies,
-        // so the next read starts about here instead of at an older record (re-decoding
-        // everything since). The bgwriter logs one every 15 s only.
-        // SAFETY: logs the running transactions, as pg_log_standby_snapshot() does (the
-        // consumer runs on a primary with wal_level = logical).
-        unsafe { pg_sys::LogStandbySnapshot() };
-    }
+    let storage = SourceStorage::read();
     let upto = insert_lsn();
     let lag = upto.saturating_sub(start);
     if max_lag > 0 && lag > max_lag {
         return Step::Behind { lag };
     }
-    let lag = upto.saturating_sub(consumed);
-    let more = lag > MAX_STEP_BYTES;
-    match try_consume_to(if more {
-        consumed + MAX_STEP_BYTES
-    } else {
-        upto
-    }) {
+    let more = upto.saturating_sub(consumed) > MAX_STEP_BYTES;
+    let decode = restart.is_some_and(|r| upto.saturating_sub(r) > RESTART_LAG_BYTES);
+    match try_consume_to(
+        if more {
+            consumed + MAX_STEP_BYTES
+        } else {
+            upto
+        },
+        &storage,
+        Pass::Worker { decode },
+    ) {
         Ok(_) => Step::Consumed { more },
         Err(TooLarge(reason)) => Step::TooLarge { reason },
     }

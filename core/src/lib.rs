@@ -25,7 +25,7 @@ pub mod mode;
 pub mod render;
 pub mod scheduling;
 
-pub use capture::{compact, wal_batch, wal_format};
+pub use capture::{compact, gap, wal_batch, wal_format};
 pub use scheduling::{cron, dag, schedule, tick};
 
 pub use error::{PgtError, Result, SqlState};
