@@ -273,8 +273,9 @@ fn consume_to_inner(upto: u64, storage: &SourceStorage, pass: Pass) -> Result<Co
         }
         return Ok(Consumed::default());
     }
-    let upto = if matches!(pass, Pass::Worker { .. })
-        && insert_lsn().saturating_sub(consumed) > SNAPSHOT_AFTER_BYTES
+    let upto = if decode_anyway
+        || matches!(pass, Pass::Worker { .. })
+            && insert_lsn().saturating_sub(consumed) > SNAPSHOT_AFTER_BYTES
     {
         // A running-transactions record inside what this pass reads: decoding it gives the slot
         // a new restart point, which confirming this pass's position (advance_slot) applies, so
@@ -614,7 +615,14 @@ pub fn catch_up_step(max_lag: u64) -> Step {
     let upto = insert_lsn();
     let lag = upto.saturating_sub(start);
     if max_lag > 0 && lag > max_lag {
-        return Step::Behind { lag };
+        // WAL with nothing to capture in it is not lag (the worker records such a stretch only
+        // every RECORD_CLEAN_BYTES or RECORD_CLEAN_MS); the pass below records it.
+        let clean = progress(&slot_name()).is_some_and(|p| {
+            crate::wal_gap::is_clean(p.consumed, upto, p.horizon, p.own, &storage)
+        });
+        if !clean {
+            return Step::Behind { lag };
+        }
     }
     let more = upto.saturating_sub(consumed) > MAX_STEP_BYTES;
     let decode = restart.is_some_and(|r| upto.saturating_sub(r) > RESTART_LAG_BYTES);

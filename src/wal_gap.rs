@@ -31,9 +31,12 @@ unsafe extern "C-unwind" {
 const MAX_SCAN_BYTES: u64 = 16 << 20;
 
 /// The storage (tablespace, relfilenode) of every source captured from the WAL, as the catalog
-/// says now. Read it *before* fixing the end of the stretch to check: a rewrite that gives a
-/// source new storage after that end leaves the stretch's records naming the storage read here,
-/// and one that commits inside the stretch is a catalog change, which the check refuses anyway.
+/// says now. Read it *before* fixing the end of the stretch to check; [`is_clean`] adds what the
+/// catalog says once the end is fixed. A rewrite that gives a source new storage and commits
+/// after the end leaves the stretch's records naming the storage read first; one that commits
+/// inside the stretch is a catalog change, which the check refuses anyway; one whose commit
+/// record precedes the stretch but became visible only later (a commit waiting for a
+/// synchronous standby) is visible to the second read before any writer could use its storage.
 pub struct SourceStorage(HashSet<(u32, u32)>);
 
 impl SourceStorage {
@@ -99,6 +102,9 @@ pub fn is_clean(
     if to - from > MAX_SCAN_BYTES {
         return false;
     }
+    let mut storage_now = SourceStorage::read();
+    storage_now.0.extend(storage.0.iter().copied());
+    let storage = &storage_now;
     // SAFETY: flushes the WAL up to a position already inserted (the reader reads flushed WAL).
     unsafe { pg_sys::XLogFlush(to) };
     let mut routine = pg_sys::XLogReaderRoutine {
@@ -106,25 +112,30 @@ pub fn is_clean(
         segment_open: Some(wal_segment_open),
         segment_close: Some(wal_segment_close),
     };
+    // The no-wait page reader marks the end of flushed WAL here instead of waiting for more.
+    let mut end_of_wal = Box::new(pg_sys::ReadLocalXLogPageNoWaitPrivate { end_of_wal: false });
     // SAFETY: allocates a WAL reader in the current memory context (the routine is copied into
-    // it); freed below, also on an error.
+    // it; `end_of_wal` outlives it); freed below, also on an error.
     let reader = unsafe {
         pg_sys::XLogReaderAllocate(
             pg_sys::wal_segment_size,
             std::ptr::null(),
             &mut routine,
-            std::ptr::null_mut(),
+            std::ptr::addr_of_mut!(*end_of_wal).cast(),
         )
     };
     if reader.is_null() {
         return false;
     }
-    pgrx::PgTryBuilder::new(|| scan(reader, from, to, GapCheck::new(horizon, own), storage))
-        .finally(|| {
-            // SAFETY: allocated above and used by nothing else.
-            unsafe { pg_sys::XLogReaderFree(reader) }
-        })
-        .execute()
+    let clean =
+        pgrx::PgTryBuilder::new(|| scan(reader, from, to, GapCheck::new(horizon, own), storage))
+            .finally(|| {
+                // SAFETY: allocated above and used by nothing else.
+                unsafe { pg_sys::XLogReaderFree(reader) }
+            })
+            .execute();
+    drop(end_of_wal);
+    clean
 }
 
 fn scan(
@@ -140,7 +151,8 @@ fn scan(
     // SAFETY: the database this backend is connected to.
     let database = unsafe { pg_sys::MyDatabaseId }.to_u32();
     // SAFETY: positions the reader at the first record starting at or after `from` (reading
-    // flushed WAL only: the no-wait page reader fails instead of waiting).
+    // flushed WAL only: at its end the no-wait page reader sets the private end_of_wal flag and
+    // fails instead of waiting, and the read returns no record).
     let first = unsafe { pg_sys::XLogFindNextRecord(reader, from) };
     if first == 0 {
         pgrx::debug1!("pg_trickle: WAL from {from:X} to {to:X} is decoded: no record found");
@@ -215,8 +227,8 @@ unsafe fn classify(
         } else {
             Vec::new()
         };
-        // The commit names the transaction's database when it carries invalidation messages
-        // or drops relations (dbId 0 otherwise).
+        // The commit names the transaction's database (always with wal_level = logical; else
+        // when it carries invalidation messages or drops relations, and dbId is 0 otherwise).
         let named = parsed.dbId.to_u32();
         return Record::Commit {
             xid: full_xid(xid.into_inner(), next_full),
