@@ -349,7 +349,8 @@ fn tree_reads_wal(st: &StreamTable) -> bool {
 
 /// Runs `f`, the refresh of `st`, after refreshing its internal stream tables (each after its
 /// own), all in one snapshot: taken here when this is the outermost such refresh (after
-/// consuming the WAL up to it when a source anywhere below is captured from the WAL), except
+/// consuming the WAL up to it when a source anywhere below is captured from the WAL, unless the
+/// stream table is being created or redefined: then every refresh of the tree is FULL), except
 /// under REPEATABLE READ or SERIALIZABLE, where every statement reads the transaction's.
 fn with_internal<R>(
     st: &StreamTable,
@@ -375,8 +376,15 @@ fn with_internal<R>(
             }
         }
     }
+    // Creating or redefining a stream table recomputes its whole tree (FULL). A FULL refresh
+    // needs no WAL consumed first: a transaction its snapshot sees is outside every later window
+    // whenever its changes reach the buffers. And that transaction created relations: reading the
+    // slot in it rebuilds their cache entries under the decoder's historic snapshot, which does
+    // not see them (a create failed once in tests with "pg_attribute catalog is missing 7
+    // attribute(s)" for such a relation).
+    let recompute = matches!(initiator, Initiator::Create | Initiator::Alter);
     let _outermost = if TREE.get().is_none() && read_committed {
-        let snap = if tree_reads_wal(st) {
+        let snap = if tree_reads_wal(st) && !recompute {
             crate::wal::refresh_snapshot().0
         } else {
             // SAFETY: a fresh MVCC snapshot registered with the transaction's resource owner.
@@ -395,12 +403,17 @@ fn with_internal<R>(
             FULL_BELOW.set(self.0);
         }
     }
-    let full = FULL_BELOW.get() || st.consecutive_errors > 0;
+    let retry = FULL_BELOW.get() || st.consecutive_errors > 0;
+    let full = recompute || retry;
     let _restore = Full(FULL_BELOW.replace(full));
     for child in children {
         let refresh_child = || {
             if full {
-                full_refresh(child, initiator, Some("retry after a failed refresh"));
+                full_refresh(
+                    child,
+                    initiator,
+                    (retry && !recompute).then_some("retry after a failed refresh"),
+                );
             } else {
                 refresh_as(child, initiator, clean);
             }
