@@ -655,6 +655,12 @@ pub extern "C-unwind" fn pg_trickle_wal_consumer_main(arg: pg_sys::Datum) {
                     sleep_ms = 0;
                 }
             }
+            Ok(wal::Step::OlderCatalog) => {
+                // The scheduler warns about it; look again in a second.
+                failures = 0;
+                sleep_ms = sleep_ms.max(1000);
+                continue;
+            }
             Ok(wal::Step::TooLarge { reason }) => {
                 let _ = logged("fallback", in_transaction(|| fall_back(&reason)));
                 let _ = logged("dropping the slot", in_transaction(drop_slot));

@@ -583,11 +583,19 @@ pub enum Step {
     /// A transaction holds more of the sources' changes than the consumer may hold in memory
     /// (nothing was consumed).
     TooLarge { reason: String },
+    /// The database's pg_trickle catalog is older than this library (new binaries, ALTER
+    /// EXTENSION pg_trickle UPDATE not run yet): nothing was consumed; the changes wait in the
+    /// slot.
+    OlderCatalog,
 }
 
 /// The worker's step: consumes what committed so far, at most [`MAX_STEP_BYTES`] of WAL past
 /// what is consumed, unless more than `max_lag` bytes (0: no limit) are waiting.
 pub fn catch_up_step(max_lag: u64) -> Step {
+    // This library's statements read the catalog as this version made it.
+    if crate::security::older_catalog().is_some() {
+        return Step::OlderCatalog;
+    }
     lock();
     // Where the WAL that matters starts: what is consumed, or the earliest cut-over when that is
     // later (while no source was on the WAL nothing moved `consumed_lsn`, and that WAL is not
