@@ -249,7 +249,7 @@ fn create_slot() {
     spi::exec(
         "INSERT INTO pgtrickle.pgt_wal_state (slot_name, consumed_lsn) VALUES ($1, $2::pg_lsn) \
          ON CONFLICT (slot_name) DO UPDATE SET consumed_lsn = EXCLUDED.consumed_lsn, consumed_next_xid = NULL, \
-             consumed_at = NULL, changes_per_sec = 0, queue_peak = 0",
+             consumed_own_xid = NULL, consumed_at = NULL, changes_per_sec = 0, queue_peak = 0",
         &[slot.into(), lsn.into()],
     );
 }
@@ -422,8 +422,7 @@ fn hand_back(relid: Oid, note: &str) {
         return;
     };
     if wal::slot_ready() {
-        let storage = crate::wal_gap::SourceStorage::read();
-        wal::consume_to(wal::insert_lsn(), &storage);
+        wal::catch_up_now();
     }
     restore_trigger_capture(relid, &quoted, note);
 }

@@ -224,7 +224,7 @@ const RECORD_CLEAN_MS: f64 = 1000.0;
 /// yet. The caller holds [`lock`] and read `storage` before fixing `upto`. Errors (no slot, a
 /// decoding failure, a transaction larger than the consumer may hold: `54000`, the worker then
 /// falls back) are raised.
-pub fn consume_to(upto: u64, storage: &SourceStorage) -> Consumed {
+fn consume_to(upto: u64, storage: &SourceStorage) -> Consumed {
     try_consume_to(upto, storage, Pass::Caller).unwrap_or_else(|TooLarge(reason)| {
         crate::error::raise(pg_trickle_core::PgtError::WalTransactionTooLarge(reason))
     })
