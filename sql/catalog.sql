@@ -78,7 +78,12 @@ CREATE TABLE pgtrickle.pgt_stream_tables (
     -- it again from defining_query (and recomputes it) first: after an upgrade, every stream
     -- table runs SQL this version rendered, and one an earlier version refreshed FULL becomes
     -- DIFFERENTIAL when this version can maintain it.
-    planned_by         text NOT NULL DEFAULT ''
+    planned_by         text NOT NULL DEFAULT '',
+    -- Each plan source's change window (its buffer's rows in the window as weighted row images,
+    -- UPDATEs that left every column the query can see as it was left out), as the delta reads
+    -- it, in parameter order: a large window is copied to a temporary table and the delta reads
+    -- that instead. NULL for FULL plans.
+    window_sql         text[]
 );
 CREATE INDEX ON pgtrickle.pgt_stream_tables (parent_pgt_id);
 

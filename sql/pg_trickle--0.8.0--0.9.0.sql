@@ -8,12 +8,3 @@
 ALTER TABLE pgtrickle.pgt_wal_state ADD COLUMN consumed_next_xid xid8;
 -- The transaction that recorded consumed_lsn, when it had written no WAL before it.
 ALTER TABLE pgtrickle.pgt_wal_state ADD COLUMN consumed_own_xid xid8;
-
--- Library functions that read the catalog run last, in the newest upgrade script: the library
--- installed is this version's and expects the complete catalog (a chained upgrade runs the
--- earlier steps' scripts against an earlier catalog). Move this call to the next version's
--- upgrade script when there is one.
---
--- Stream tables made by 0.6.0 and earlier: their analyzed queries and column dependencies (those
--- made by 0.7.0 and 0.8.0 get the same again).
-SELECT pgtrickle._record_query_trees();

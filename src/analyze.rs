@@ -32,6 +32,72 @@ pub struct Analyzed {
     pub tree: String,
     /// The query as PostgreSQL prints the tree back (`*` expanded, names as they are now).
     pub deparsed: String,
+    /// For each table the query reads, the columns it reads (the parser's own record, kept for
+    /// column privilege checks: `selectedCols`), at every level; `None` when it reads a whole row
+    /// (`t.*`, `row_to_json(t)`) or a system column.
+    pub columns_read: Vec<(pg_sys::Oid, Option<Vec<i16>>)>,
+}
+
+/// Collects `selectedCols` of every range table permission entry of a query and its subqueries
+/// (FROM, WITH, sublinks).
+#[derive(Default)]
+struct ReadColumns(Vec<(pg_sys::Oid, Option<Vec<i16>>)>);
+
+impl ReadColumns {
+    /// # Safety
+    /// `q` must point to a valid analyzed `Query`.
+    unsafe fn add_query(&mut self, q: *mut pg_sys::Query) {
+        for info in ptr_list::<pg_sys::RTEPermissionInfo>((*q).rteperminfos) {
+            let mut cols: Option<Vec<i16>> = Some(Vec::new());
+            let mut bit = -1;
+            loop {
+                bit = pg_sys::bms_next_member((*info).selectedCols, bit);
+                if bit < 0 {
+                    break;
+                }
+                let attnum = bit + pg_sys::FirstLowInvalidHeapAttributeNumber;
+                if attnum <= 0 {
+                    cols = None;
+                } else if let Some(c) = cols.as_mut() {
+                    c.push(attnum as i16);
+                }
+            }
+            let relid = (*info).relid;
+            match self.0.iter_mut().find(|(r, _)| *r == relid) {
+                Some((_, known)) => {
+                    *known = match (known.take(), cols) {
+                        (Some(mut a), Some(b)) => {
+                            a.extend(b);
+                            a.sort_unstable();
+                            a.dedup();
+                            Some(a)
+                        }
+                        _ => None,
+                    }
+                }
+                None => self.0.push((relid, cols)),
+            }
+        }
+    }
+}
+
+/// The tree walker behind [`ReadColumns`].
+///
+/// # Safety
+/// `node` is NULL or a valid node of an analyzed query; `context` points to a `ReadColumns`.
+unsafe extern "C-unwind" fn read_columns_walker(
+    node: *mut pg_sys::Node,
+    context: *mut std::ffi::c_void,
+) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    if (*node).type_ == pg_sys::NodeTag::T_Query {
+        let q = node as *mut pg_sys::Query;
+        (*(context as *mut ReadColumns)).add_query(q);
+        return pg_sys::query_tree_walker_impl(q, Some(read_columns_walker), context, 0);
+    }
+    pg_sys::expression_tree_walker_impl(node, Some(read_columns_walker), context)
 }
 
 /// Whether a query below `q` (in its range table or WITH list) has a set-returning function in
@@ -117,7 +183,7 @@ pub fn analyze_internal(query: &str) -> Analyzed {
 fn analyze_as(query: &str, internal: bool) -> Analyzed {
     let cquery = CString::new(query)
         .unwrap_or_else(|_| raise(PgtError::NotASelect("the query contains a NUL byte".into())));
-    let (raw, relations, volatile, srf_below, tree, deparsed) = Spi::connect(|_client| {
+    let (raw, relations, volatile, srf_below, tree, deparsed, columns_read) = Spi::connect(|_client| {
         // SAFETY: we are connected to SPI; SPI_prepare either returns a plan or raises an ERROR
         // (which unwinds through pgrx's guard). The plan and everything it points to live in
         // SPI's procedure memory until the connection closes, and we copy what we need into Rust
@@ -135,6 +201,13 @@ fn analyze_as(query: &str, internal: bool) -> Analyzed {
                 .iter()
                 .any(|&q| pg_sys::contain_volatile_functions(q as *mut pg_sys::Node));
             let srf = queries.iter().any(|&q| srf_below(q));
+            let mut read = ReadColumns::default();
+            for &q in &queries {
+                read_columns_walker(
+                    q as *mut pg_sys::Node,
+                    &mut read as *mut ReadColumns as *mut std::ffi::c_void,
+                );
+            }
             for &q in &queries {
                 if (*q).commandType != pg_sys::CmdType::CMD_SELECT || !(*q).utilityStmt.is_null() {
                     let tag = c_string(pg_sys::GetCommandTagName((*ps).commandTag));
@@ -203,7 +276,7 @@ fn analyze_as(query: &str, internal: bool) -> Analyzed {
                     relations.push(oid);
                 }
             }
-            (raw, relations, volatile, srf, tree, deparsed)
+            (raw, relations, volatile, srf, tree, deparsed, read.0)
         }
     });
     let columns = describe_columns(raw, internal);
@@ -214,6 +287,7 @@ fn analyze_as(query: &str, internal: bool) -> Analyzed {
         srf_below,
         tree,
         deparsed,
+        columns_read,
     }
 }
 

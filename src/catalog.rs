@@ -34,6 +34,8 @@ pub struct StreamTable {
     /// Sources of the delta statement, in parameter order, and the window probe.
     pub plan_sources: Vec<Oid>,
     pub probe_sql: Option<String>,
+    /// Each plan source's window as the delta reads it, in parameter order (empty: FULL).
+    pub window_sql: Vec<String>,
     pub plan_reason: Option<String>,
     pub is_populated: bool,
     /// The last refresh's snapshot (text form) and transaction id (text form).
@@ -97,7 +99,7 @@ const SELECT_ST: &str = "SELECT st.pgt_id, st.pgt_relid, n.nspname::text AS sche
     st.defining_query, st.schedule, st.refresh_mode, st.column_names, st.column_types, st.column_collations, \
     st.plan_kind, st.hidden_columns, st.full_merge_sql, st.delta_merge_sql, st.explain_text, st.plan_reason, \
     st.is_populated, st.frontier::text AS frontier, st.frontier_xid::text AS frontier_xid, st.planned_for, \
-    st.plan_sources, st.probe_sql, st.consecutive_errors, st.search_path, st.topk_sql, st.parent_pgt_id, \
+    st.plan_sources, st.probe_sql, st.window_sql, st.consecutive_errors, st.search_path, st.topk_sql, st.parent_pgt_id, \
     (SELECT p.pgt_relid FROM pgtrickle.pgt_stream_tables p WHERE p.pgt_id = st.parent_pgt_id) AS parent_relid, \
     c.relowner AS owner, st.query_tree, st.query_printed, st.planned_by \
     FROM pgtrickle.pgt_stream_tables st \
@@ -162,6 +164,7 @@ fn load_where(cond: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<StreamTable
                 planned_for: req(r, "planned_for"),
                 plan_sources: col(r, "plan_sources").unwrap_or_default(),
                 probe_sql: col(r, "probe_sql"),
+                window_sql: col(r, "window_sql").unwrap_or_default(),
                 consecutive_errors: req(r, "consecutive_errors"),
                 search_path: col(r, "search_path"),
                 topk_sql: col(r, "topk_sql"),
@@ -455,7 +458,8 @@ pub fn store_plan(pgt_id: i64, storage: &str, built: &crate::plan::Built) {
         "UPDATE pgtrickle.pgt_stream_tables SET plan_kind = $2, plan_reason = $3, hidden_columns = $4, \
              full_merge_sql = $5, delta_merge_sql = $6, explain_text = $7, effective_mode = $8, planned_for = $9, \
              plan_sources = $10, probe_sql = $11, topk_sql = $12, \
-             search_path = pg_catalog.current_setting('search_path'), planned_by = $13, updated_at = now() \
+             search_path = pg_catalog.current_setting('search_path'), planned_by = $13, window_sql = $14, \
+             updated_at = now() \
          WHERE pgt_id = $1",
         &[
             pgt_id.into(),
@@ -471,6 +475,12 @@ pub fn store_plan(pgt_id: i64, storage: &str, built: &crate::plan::Built) {
             built.window.as_ref().map(|w| w.probe_sql.clone()).into(),
             built.topk.as_ref().map(|t| t.merge_sql.clone()).into(),
             PLANNER.into(),
+            built
+                .window
+                .as_ref()
+                .filter(|w| !w.events.is_empty())
+                .map(|w| w.events.clone())
+                .into(),
         ],
     );
 }

@@ -96,6 +96,7 @@ pub fn source_table(relid: Oid) -> Result<SourceTable, String> {
             None
         },
         own_param: 3,
+        relevant: None,
     })
 }
 
@@ -103,6 +104,9 @@ pub fn source_table(relid: Oid) -> Result<SourceTable, String> {
 pub struct Window {
     pub sources: Vec<Oid>,
     pub probe_sql: String,
+    /// Each source's window as the delta reads it (`scan::events`), in parameter order; empty
+    /// for a FULL plan's window.
+    pub events: Vec<String>,
 }
 
 fn differential(
@@ -152,6 +156,17 @@ fn differential(
         };
         let mut src = source_table(oid)?;
         src.own_param = 3 + param;
+        let read = analyzed.columns_read.iter().find(|(r, _)| *r == oid);
+        if let Some((_, None)) = read {
+            // The window's rows carry a weight column: a whole row of one is not the table's.
+            return Err(Unsupported::new(format!(
+                "a whole-row or system-column reference to table {} ({}.* or the table's name as a value, ctid, xmin, ...)",
+                t.name, t.alias
+            ))
+            .hint("Name the columns instead: row_to_json(t) as json_build_object('a', t.a, ...), t.* as t.a, t.b, ..."));
+        }
+        src.relevant =
+            pg_trickle_core::ivm::relevant::attnums(&src, read.and_then(|(_, c)| c.as_deref()));
         from_sources.push(src);
     }
     let tables = sources
@@ -171,6 +186,10 @@ fn differential(
         plan,
         Window {
             probe_sql: pg_trickle_core::ivm::scan::probe_sql(&probe_sources),
+            events: probe_sources
+                .iter()
+                .map(|s| pg_trickle_core::ivm::scan::events_sql(s))
+                .collect(),
             sources: distinct,
         },
     ))
@@ -210,6 +229,7 @@ fn change_window(query: &str, sources: &[Source]) -> Option<Window> {
     Some(Window {
         probe_sql: pg_trickle_core::ivm::scan::probe_sql(&refs),
         sources: sources.iter().map(|s| s.relid).collect(),
+        events: Vec::new(),
     })
 }
 

@@ -124,7 +124,7 @@ fn apply_delta(
             .then(|| unsafe { pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot()) });
         let snap = snapshot.or(own).expect("a snapshot");
         let done = security::as_owner(st, || {
-            crate::window::materialize(&st.plan_sources, sql, args, snap).map(
+            crate::window::materialize(&st.plan_sources, &st.window_sql, sql, args, snap).map(
                 |(rewritten, tables)| {
                     let applied = apply_now(st, &rewritten, args, Some(snap));
                     tables.drop_tables();

@@ -26,11 +26,13 @@ impl Materialized {
     }
 }
 
-/// Copies the window of each of `sources` (the plan's sources, in parameter order) that `delta`
-/// reads into a temporary table, in `snapshot`, and returns `delta` reading those tables
-/// instead. `None` (run `delta` as it is) when a source's columns changed since it was planned.
+/// Copies the window of each of `sources` (the plan's sources, in parameter order; `windows`:
+/// each one's window SQL as the plan renders it) that `delta` reads into a temporary table, in
+/// `snapshot`, and returns `delta` reading those tables instead. `None` (run `delta` as it is)
+/// when a source's columns changed since it was planned.
 pub fn materialize(
     sources: &[Oid],
+    windows: &[String],
     delta: &str,
     args: &[DatumWithOid],
     snapshot: pg_sys::Snapshot,
@@ -43,7 +45,13 @@ pub fn materialize(
             return None;
         };
         src.own_param = 3 + i;
-        let events = format!("({})", pg_trickle_core::ivm::scan::events_sql(&src));
+        let events = format!(
+            "({})",
+            windows
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| pg_trickle_core::ivm::scan::events_sql(&src))
+        );
         if !rewritten.contains(&events) {
             continue;
         }

@@ -340,6 +340,7 @@ impl Entry<'_> {
                 None
             },
             own_param,
+            relevant: None,
         }
     }
 

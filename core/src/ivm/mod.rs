@@ -17,6 +17,7 @@ pub mod parse;
 pub mod passes;
 pub mod project;
 pub mod recursive;
+pub mod relevant;
 pub mod scalar;
 pub mod scan;
 pub mod setop;
@@ -59,6 +60,9 @@ pub struct SourceTable {
     pub primary_key: Option<Vec<String>>,
     /// The refresh parameter (`$n`) carrying the last own change consumed from this buffer.
     pub own_param: usize,
+    /// The attnums of the columns the query can see, when it cannot see them all (see
+    /// [`relevant`]): an UPDATE leaving them all as they were is not part of the window.
+    pub relevant: Option<Vec<i16>>,
 }
 
 /// How a stream table is maintained.
@@ -373,6 +377,7 @@ mod tests {
             ],
             primary_key: pk.then(|| vec!["id".into()]),
             own_param: 3,
+            relevant: None,
         }
     }
 

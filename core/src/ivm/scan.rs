@@ -93,16 +93,40 @@ fn buffer(src: &SourceTable) -> From {
     From::table(RelName::Catalog(src.buffer.clone()), BUF)
 }
 
-/// `__pgt_c.action IN (...)`, and the window.
+/// `__pgt_c.action IN (...)`, and the window; with the source's relevant columns known (see
+/// [`super::relevant`]), not an UPDATE that left them all binary-identical.
 fn changes(src: &SourceTable, actions: [&str; 2]) -> Expr {
-    Expr::and(vec![
+    let mut conds = vec![
         Expr::InList(
             Box::new(buf_col("action")),
             actions.iter().map(|a| Expr::str(a)).collect(),
             false,
         ),
         window(src.own_param),
-    ])
+    ];
+    if let Some(relevant) = &src.relevant {
+        let image = |prefix: &str| {
+            Expr::Row(
+                relevant
+                    .iter()
+                    .map(|a| {
+                        Expr::Col(
+                            Some(Name::internal(BUF)),
+                            Name::quoted(format!("{prefix}_{a}")),
+                        )
+                    })
+                    .collect(),
+            )
+        };
+        conds.push(Expr::negated(Expr::and(vec![
+            Expr::bin(Op::Eq, buf_col("action"), Expr::str("U")),
+            Expr::call(
+                "pg_catalog.record_image_eq",
+                vec![image("old"), image("new")],
+            ),
+        ])));
+    }
+    Expr::and(conds)
 }
 
 /// The weighted row images of the window, shaped like the source table (same column names) plus
@@ -236,6 +260,7 @@ mod tests {
             columns: vec![(1, "id".into()), (3, "v".into())],
             primary_key: Some(vec!["id".into()]),
             own_param: 3,
+            relevant: None,
         };
         let sql = events_sql(&src);
         assert!(sql.contains(
@@ -245,5 +270,21 @@ mod tests {
             "SELECT __pgt_c.\"new_1\" AS \"id\", __pgt_c.\"new_3\" AS \"v\", 1 AS __pgt_w"
         ));
         assert!(sql.contains("action IN ('U', 'D')") && sql.contains("action IN ('I', 'U')"));
+        assert!(!sql.contains("record_image_eq"));
+    }
+
+    #[test]
+    fn updates_leaving_the_relevant_columns_alone_are_not_in_the_window() {
+        let src = SourceTable {
+            quoted: "\"public\".\"t\"".into(),
+            buffer: "\"pgtrickle_changes\".\"changes_1\"".into(),
+            columns: vec![(1, "id".into()), (2, "note".into()), (3, "v".into())],
+            primary_key: Some(vec!["id".into()]),
+            own_param: 3,
+            relevant: Some(vec![1, 3]),
+        };
+        let sql = events_sql(&src);
+        let filter = "NOT (__pgt_c.action = 'U' AND pg_catalog.record_image_eq(ROW(__pgt_c.\"old_1\", __pgt_c.\"old_3\"), ROW(__pgt_c.\"new_1\", __pgt_c.\"new_3\")))";
+        assert_eq!(sql.matches(filter).count(), 2, "{sql}");
     }
 }
