@@ -183,102 +183,108 @@ pub fn analyze_internal(query: &str) -> Analyzed {
 fn analyze_as(query: &str, internal: bool) -> Analyzed {
     let cquery = CString::new(query)
         .unwrap_or_else(|_| raise(PgtError::NotASelect("the query contains a NUL byte".into())));
-    let (raw, relations, volatile, srf_below, tree, deparsed, columns_read) = Spi::connect(|_client| {
-        // SAFETY: we are connected to SPI; SPI_prepare either returns a plan or raises an ERROR
-        // (which unwinds through pgrx's guard). The plan and everything it points to live in
-        // SPI's procedure memory until the connection closes, and we copy what we need into Rust
-        // values before that.
-        unsafe {
-            let sources = prepare_sources(&cquery);
-            match sources.len() {
-                0 => raise(PgtError::NotASelect("the query is empty".into())),
-                1 => {}
-                n => raise(PgtError::NotASelect(format!("found {n} statements"))),
-            }
-            let ps = sources[0];
-            let queries: Vec<*mut pg_sys::Query> = ptr_list((*ps).query_list);
-            let volatile = queries
-                .iter()
-                .any(|&q| pg_sys::contain_volatile_functions(q as *mut pg_sys::Node));
-            let srf = queries.iter().any(|&q| srf_below(q));
-            let mut read = ReadColumns::default();
-            for &q in &queries {
-                read_columns_walker(
-                    q as *mut pg_sys::Node,
-                    &mut read as *mut ReadColumns as *mut std::ffi::c_void,
+    let (raw, relations, volatile, srf_below, tree, deparsed, columns_read) =
+        Spi::connect(|_client| {
+            // SAFETY: we are connected to SPI; SPI_prepare either returns a plan or raises an ERROR
+            // (which unwinds through pgrx's guard). The plan and everything it points to live in
+            // SPI's procedure memory until the connection closes, and we copy what we need into Rust
+            // values before that.
+            unsafe {
+                let sources = prepare_sources(&cquery);
+                match sources.len() {
+                    0 => raise(PgtError::NotASelect("the query is empty".into())),
+                    1 => {}
+                    n => raise(PgtError::NotASelect(format!("found {n} statements"))),
+                }
+                let ps = sources[0];
+                let queries: Vec<*mut pg_sys::Query> = ptr_list((*ps).query_list);
+                let volatile = queries
+                    .iter()
+                    .any(|&q| pg_sys::contain_volatile_functions(q as *mut pg_sys::Node));
+                let srf = queries.iter().any(|&q| srf_below(q));
+                let mut read = ReadColumns::default();
+                for &q in &queries {
+                    read_columns_walker(
+                        q as *mut pg_sys::Node,
+                        &mut read as *mut ReadColumns as *mut std::ffi::c_void,
+                    );
+                }
+                for &q in &queries {
+                    if (*q).commandType != pg_sys::CmdType::CMD_SELECT
+                        || !(*q).utilityStmt.is_null()
+                    {
+                        let tag = c_string(pg_sys::GetCommandTagName((*ps).commandTag));
+                        raise(PgtError::NotASelect(format!("found {tag}")));
+                    }
+                    if (*q).hasModifyingCTE {
+                        raise(PgtError::NotASelect(
+                            "found a data-modifying WITH clause".into(),
+                        ));
+                    }
+                    if !(*q).rowMarks.is_null() {
+                        raise(PgtError::NotASelect("found FOR UPDATE/SHARE".into()));
+                    }
+                }
+                // The tree before rewriting (views as relations, as a view's own rule keeps it).
+                let tree = pg_sys::parse_analyze_fixedparams(
+                    (*ps).raw_parse_tree,
+                    cquery.as_ptr(),
+                    std::ptr::null(),
+                    0,
+                    std::ptr::null_mut(),
                 );
-            }
-            for &q in &queries {
-                if (*q).commandType != pg_sys::CmdType::CMD_SELECT || !(*q).utilityStmt.is_null() {
-                    let tag = c_string(pg_sys::GetCommandTagName((*ps).commandTag));
-                    raise(PgtError::NotASelect(format!("found {tag}")));
-                }
-                if (*q).hasModifyingCTE {
-                    raise(PgtError::NotASelect(
-                        "found a data-modifying WITH clause".into(),
-                    ));
-                }
-                if !(*q).rowMarks.is_null() {
-                    raise(PgtError::NotASelect("found FOR UPDATE/SHARE".into()));
-                }
-            }
-            // The tree before rewriting (views as relations, as a view's own rule keeps it).
-            let tree = pg_sys::parse_analyze_fixedparams(
-                (*ps).raw_parse_tree,
-                cquery.as_ptr(),
-                std::ptr::null(),
-                0,
-                std::ptr::null_mut(),
-            );
-            let deparsed = print_query(tree);
-            let tree = c_string(pg_sys::nodeToString(tree as *const std::ffi::c_void));
-            let desc = (*ps).resultDesc;
-            let mut raw = Vec::new();
-            if !desc.is_null() {
-                let tupdesc = pgrx::PgTupleDesc::from_pg_unchecked(desc);
-                for att in tupdesc.iter().filter(|a| !a.attisdropped) {
-                    let name = att.name().to_string();
-                    if pg_sys::get_typtype(att.atttypid) as u8 == pg_sys::TYPTYPE_PSEUDO {
-                        raise(PgtError::UnstorableColumnType {
-                            column: name,
-                            type_name: c_string(pg_sys::format_type_with_typemod(att.atttypid, -1)),
+                let deparsed = print_query(tree);
+                let tree = c_string(pg_sys::nodeToString(tree as *const std::ffi::c_void));
+                let desc = (*ps).resultDesc;
+                let mut raw = Vec::new();
+                if !desc.is_null() {
+                    let tupdesc = pgrx::PgTupleDesc::from_pg_unchecked(desc);
+                    for att in tupdesc.iter().filter(|a| !a.attisdropped) {
+                        let name = att.name().to_string();
+                        if pg_sys::get_typtype(att.atttypid) as u8 == pg_sys::TYPTYPE_PSEUDO {
+                            raise(PgtError::UnstorableColumnType {
+                                column: name,
+                                type_name: c_string(pg_sys::format_type_with_typemod(
+                                    att.atttypid,
+                                    -1,
+                                )),
+                            });
+                        }
+                        let collation = if att.attcollation != pg_sys::InvalidOid
+                            && att.attcollation != pg_sys::get_typcollation(att.atttypid)
+                        {
+                            att.attcollation
+                        } else {
+                            pg_sys::InvalidOid
+                        };
+                        raw.push(RawColumn {
+                            type_sql: c_string(pg_sys::format_type_with_typemod(
+                                att.atttypid,
+                                att.atttypmod,
+                            )),
+                            collation,
+                            name,
                         });
                     }
-                    let collation = if att.attcollation != pg_sys::InvalidOid
-                        && att.attcollation != pg_sys::get_typcollation(att.atttypid)
-                    {
-                        att.attcollation
-                    } else {
-                        pg_sys::InvalidOid
-                    };
-                    raw.push(RawColumn {
-                        type_sql: c_string(pg_sys::format_type_with_typemod(
-                            att.atttypid,
-                            att.atttypmod,
-                        )),
-                        collation,
-                        name,
-                    });
                 }
-            }
-            let mut rel_list: *mut pg_sys::List = std::ptr::null_mut();
-            let mut inval: *mut pg_sys::List = std::ptr::null_mut();
-            let mut rls = false;
-            pg_sys::extract_query_dependencies(
-                (*ps).query_list as *mut pg_sys::Node,
-                &mut rel_list,
-                &mut inval,
-                &mut rls,
-            );
-            let mut relations: Vec<pg_sys::Oid> = Vec::new();
-            for oid in oid_list(rel_list) {
-                if !relations.contains(&oid) {
-                    relations.push(oid);
+                let mut rel_list: *mut pg_sys::List = std::ptr::null_mut();
+                let mut inval: *mut pg_sys::List = std::ptr::null_mut();
+                let mut rls = false;
+                pg_sys::extract_query_dependencies(
+                    (*ps).query_list as *mut pg_sys::Node,
+                    &mut rel_list,
+                    &mut inval,
+                    &mut rls,
+                );
+                let mut relations: Vec<pg_sys::Oid> = Vec::new();
+                for oid in oid_list(rel_list) {
+                    if !relations.contains(&oid) {
+                        relations.push(oid);
+                    }
                 }
+                (raw, relations, volatile, srf, tree, deparsed, read.0)
             }
-            (raw, relations, volatile, srf, tree, deparsed, read.0)
-        }
-    });
+        });
     let columns = describe_columns(raw, internal);
     Analyzed {
         columns,
