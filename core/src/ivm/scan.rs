@@ -23,6 +23,14 @@ fn buf_col(column: &str) -> Expr {
     Expr::hidden(Some(BUF), column)
 }
 
+/// Column `attnum` of a buffer row's `old` or `new` image.
+fn image_col(prefix: &str, attnum: i16) -> Expr {
+    Expr::Col(
+        Some(Name::internal(BUF)),
+        Name::quoted(format!("{prefix}_{attnum}")),
+    )
+}
+
 /// The window predicate over buffer alias `__pgt_c`, the source's own-change parameter being
 /// `$own`. Its first conjunct is one range on `xid` (the buffer's index) below which nothing can
 /// be in the window, so consumed rows and the dead tuples of trimmed ones are not read. A row is
@@ -105,19 +113,8 @@ fn changes(src: &SourceTable, actions: [&str; 2]) -> Expr {
         window(src.own_param),
     ];
     if let Some(relevant) = &src.relevant {
-        let image = |prefix: &str| {
-            Expr::Row(
-                relevant
-                    .iter()
-                    .map(|a| {
-                        Expr::Col(
-                            Some(Name::internal(BUF)),
-                            Name::quoted(format!("{prefix}_{a}")),
-                        )
-                    })
-                    .collect(),
-            )
-        };
+        let image =
+            |prefix: &str| Expr::Row(relevant.iter().map(|a| image_col(prefix, *a)).collect());
         conds.push(Expr::negated(Expr::and(vec![
             Expr::bin(Op::Eq, buf_col("action"), Expr::str("U")),
             Expr::call(
@@ -136,15 +133,7 @@ pub fn events(src: &SourceTable) -> Query {
         let mut items: Vec<Item> = src
             .columns
             .iter()
-            .map(|(attnum, name)| {
-                Item::new(
-                    Expr::Col(
-                        Some(Name::internal(BUF)),
-                        Name::quoted(format!("{prefix}_{attnum}")),
-                    ),
-                    Name::quoted(name.clone()),
-                )
-            })
+            .map(|(attnum, name)| Item::new(image_col(prefix, *attnum), Name::quoted(name.clone())))
             .collect();
         items.push(Item::new(Expr::int(weight), Name::internal("__pgt_w")));
         items
